@@ -1,0 +1,65 @@
+"""Train the tiny baseline detector from yaml with ultralytics, on the CPU, offline.
+
+Pure in the sense the flow needs: (params, dataset) → best checkpoint + a metrics report; MLflow
+registration happens in the registry layer.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeslim.config import BaselineParams, EvaluateParams
+from edgeslim.models.arch import write_arch_yaml
+from edgeslim.ultra import YOLO
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    weights: Path
+    arch_yaml: Path
+    map50_95: float
+    map50: float
+    epochs_run: int
+
+
+def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: int, out_dir: Path) -> TrainResult:
+    """Train from scratch and return the best checkpoint (copied to ``out_dir/baseline.pt``)."""
+    out_dir = Path(out_dir).resolve()
+    arch_yaml = write_arch_yaml(p, nc, out_dir)
+    model = YOLO(str(arch_yaml), task="detect")
+    model.train(
+        data=str(data_yaml),
+        epochs=p.epochs,
+        imgsz=p.imgsz,
+        batch=p.batch,
+        lr0=p.lr0,
+        patience=p.patience,
+        seed=p.seed,
+        deterministic=True,
+        workers=p.workers,
+        device="cpu",
+        amp=False,
+        plots=False,
+        project=str(out_dir),
+        name="train",
+        exist_ok=True,
+        pretrained=False,
+        verbose=False,
+        conf=ev.conf,
+        iou=ev.iou,
+    )
+    trainer = model.trainer
+    best = Path(trainer.best)
+    if not best.exists():
+        raise RuntimeError(f"training finished without a checkpoint at {best}")
+    weights = out_dir / "baseline.pt"
+    shutil.copy2(best, weights)
+    metrics = trainer.metrics or {}
+    return TrainResult(
+        weights=weights,
+        arch_yaml=arch_yaml,
+        map50_95=float(metrics.get("metrics/mAP50-95(B)", 0.0)),
+        map50=float(metrics.get("metrics/mAP50(B)", 0.0)),
+        epochs_run=int(trainer.epoch) + 1,
+    )

@@ -1,0 +1,156 @@
+"""``edgeslim`` command line: demo, dataset, baseline, compress, server.
+
+Every command takes ``--params FILE`` and repeated ``-S section.key=value`` overrides (the syntax of
+``dvc exp run -S``). Expected failures (bad params, unknown model or alias, unreachable server,
+corrupt checkpoint, failed gate) end with one ``edgeslim: error: ...`` line and a non-zero exit:
+2 for bad input or environment, 3 for a failed quality gate.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from edgeslim.config import DEFAULT_PARAMS, Params, load_params
+from edgeslim.errors import EdgeslimError
+
+EPILOG = """examples:
+  edgeslim demo                                   # whole job on the embedded default
+  edgeslim compress --model pcb-detector@champion
+  edgeslim compress --model pcb-detector:3 -S gates.min_map_ratio=0.97
+  edgeslim baseline -S baseline.epochs=10 --force
+environment:
+  MLFLOW_TRACKING_URI   use this tracking server instead of starting a local one
+  PREFECT_API_URL       use this Prefect server instead of an ephemeral one
+"""
+
+
+def _tracking_uri(p: Params) -> str:
+    """The configured server, or this workspace's local ``mlflow server`` (started if needed)."""
+    from edgeslim import workspace
+    from edgeslim.registry.server import ensure_server
+
+    uri = workspace.tracking_uri(p)
+    if uri:
+        return uri
+    server = ensure_server(workspace.mlflow_root(p), p.mlflow.host, p.mlflow.port, p.mlflow.startup_timeout_s)
+    print(f"MLflow UI: {server.url}  (local server, pid {server.pid}; stop with `edgeslim server stop`)", file=sys.stderr)
+    return server.url
+
+
+def _run_flow(flow: Callable, **kwargs: object) -> dict:
+    """Run a Prefect flow; re-raise its expected failure as itself so main() prints one line."""
+    from edgeslim.prefect_logging import quiet_expected_failures
+
+    quiet_expected_failures()
+    state = flow(return_state=True, **kwargs)
+    if state.is_failed():
+        exc = state.result(raise_on_failure=False)
+        if isinstance(exc, BaseException):
+            raise exc
+        raise EdgeslimError(state.message or "flow failed")
+    return state.result()
+
+
+def cmd_dataset(args: argparse.Namespace, p: Params) -> int:
+    from edgeslim import workspace
+
+    info = workspace.dataset(p)
+    print(f"{info.data_yaml}  sha256 {info.sha256}")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace, p: Params) -> int:
+    from flows.baseline import baseline_flow
+
+    out = _run_flow(baseline_flow, tracking_uri=_tracking_uri(p), params_file=str(args.params), overrides=args.set, force=args.force)
+    print(f"{out['model']} version {out['version']} @ {p.mlflow.source_alias} ({'reused' if out['reused'] else 'trained'})")
+    return 0
+
+
+def cmd_compress(args: argparse.Namespace, p: Params) -> int:
+    from flows.compress import compress_flow
+
+    model = args.model or f"{p.model_name}@{p.mlflow.source_alias}"
+    out = _run_flow(compress_flow, model=model, tracking_uri=_tracking_uri(p), params_file=str(args.params), overrides=args.set)
+    print(out["report"])
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, p: Params) -> int:
+    from flows.baseline import baseline_flow
+    from flows.compress import compress_flow
+
+    uri = _tracking_uri(p)
+    _run_flow(baseline_flow, tracking_uri=uri, params_file=str(args.params), overrides=args.set)
+    out = _run_flow(compress_flow, model=f"{p.model_name}@{p.mlflow.source_alias}", tracking_uri=uri, params_file=str(args.params), overrides=args.set)
+    print(f"MLflow UI: {uri}  ({out['published']['model']}@{out['published']['alias']})", file=sys.stderr)
+    print(out["report"])
+    return 0
+
+
+def cmd_server(args: argparse.Namespace, p: Params) -> int:
+    from edgeslim import workspace
+    from edgeslim.registry.server import running_server, stop_server
+
+    root = workspace.mlflow_root(p)
+    if args.action == "start":
+        print(_tracking_uri(p))
+    elif args.action == "stop":
+        print("stopped" if stop_server(root) else "no local server running")
+    else:
+        server = running_server(root)
+        print(f"running at {server.url} (pid {server.pid})" if server else "not running")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
+    common.add_argument(
+        "-S", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override one param, e.g. -S gates.min_map_ratio=0.97 (repeatable; values parsed as YAML)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="edgeslim",
+        description="Compress a YOLO detector from the MLflow registry (fuse, quantize, gate) and publish the edge version.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable, help_text: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        cmd.set_defaults(func=func)
+        return cmd
+
+    add("demo", cmd_demo, "run the whole job on the embedded default: dataset, baseline (reused when unchanged), compress; prints report.json's path last")
+    add("dataset", cmd_dataset, "generate (once) the embedded synthetic dataset, or check dataset.data_yaml; prints data.yaml and its sha256")
+    base = add("baseline", cmd_baseline, "make the dataset, train the tiny baseline and register it as <model_name>@champion (reused when data and params are unchanged)")
+    base.add_argument("--force", action="store_true", help="train and register a new version even if an identical champion exists")
+    comp = add("compress", cmd_compress, "run the compress flow on a registered model and publish <model_name>-edge@candidate if every gate passes")
+    comp.add_argument("--model", metavar="NAME[@ALIAS|:VERSION]", help="source model (default: <model_name>@<mlflow.source_alias> from params)")
+    srv = add("server", cmd_server, "start, stop or show this workspace's local MLflow server")
+    srv.add_argument("action", choices=["start", "stop", "status"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        params = load_params(args.params, args.set)
+        from edgeslim import workspace
+
+        workspace.configure_prefect_home(params)
+        return args.func(args, params)
+    except EdgeslimError as exc:
+        print(f"edgeslim: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgeslim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Typed, validated view of params.yaml — the one home of every knob.
+
+Why pydantic with ``extra="forbid"``: a typo in params.yaml (``min_map_ratoi``) must fail loudly
+instead of silently falling back to a default and publishing a model under the wrong gate.
+Overrides use the ``section.key=value`` syntax of ``dvc exp run -S`` so the same strings work in
+both tools; values are parsed as YAML, so ``-S quantize.op_types=[Conv,MatMul]`` works.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edgeslim.errors import EdgeslimError
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ConfigError(EdgeslimError):
+    """params.yaml or an override is wrong; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _ordered_pair(name: str, pair: tuple[float, float]) -> None:
+    if pair[0] > pair[1]:
+        raise ValueError(f"{name} must be [low, high], got {list(pair)}")
+
+
+class DatasetSplits(_Section):
+    train: PositiveInt
+    val: PositiveInt
+    calib_pool: PositiveInt
+
+
+class DatasetParams(_Section):
+    data_yaml: Path | None  # your own ultralytics data.yaml; None = the embedded synthetic set
+    seed: int
+    image_size: Annotated[int, Field(ge=64, le=2048)]
+    classes: Annotated[list[str], Field(min_length=1)]
+    splits: DatasetSplits
+    dense_fraction: Fraction
+    sparse_objects: tuple[PositiveInt, PositiveInt]
+    dense_objects: tuple[PositiveInt, PositiveInt]
+    object_size: tuple[PositiveInt, PositiveInt]
+    brightness: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]]
+    blur_fraction: Fraction
+    occlusion_fraction: Fraction
+    noise_sigma: Annotated[float, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "DatasetParams":
+        for name in ("sparse_objects", "dense_objects", "object_size", "brightness"):
+            _ordered_pair(name, getattr(self, name))
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes must be unique")
+        if self.object_size[1] * 2 > self.image_size:
+            raise ValueError("object_size upper bound must be at most half of image_size")
+        return self
+
+
+class BaselineParams(_Section):
+    arch: str
+    scale: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)], PositiveInt]
+    imgsz: Annotated[int, Field(ge=32, multiple_of=32)]
+    epochs: PositiveInt
+    batch: PositiveInt
+    lr0: Annotated[float, Field(gt=0)]
+    patience: PositiveInt
+    seed: int
+    workers: Annotated[int, Field(ge=0)]
+
+
+class MlflowParams(_Section):
+    tracking_uri: str | None
+    host: str
+    port: Annotated[int, Field(ge=0, le=65535)]
+    experiment: str
+    source_alias: str
+    edge_suffix: Annotated[str, Field(min_length=1)]
+    edge_alias: str
+    startup_timeout_s: Annotated[float, Field(gt=0)]
+
+
+class FuseParams(_Section):
+    equivalence_images: PositiveInt
+    max_rel_l2: Annotated[float, Field(ge=0)]
+    max_rel_abs: Annotated[float, Field(ge=0)]
+
+
+class ExportParams(_Section):
+    opset: Annotated[int, Field(ge=11)]
+
+
+class CalibrationParams(_Section):
+    num_images: PositiveInt
+    seed: int
+
+
+class QuantizeParams(_Section):
+    format: Literal["qdq"]
+    per_channel: bool
+    method: Literal["minmax", "entropy", "percentile"]
+    activation_type: Literal["quint8", "qint8"]
+    weight_type: Literal["quint8", "qint8"]
+    reduce_range: bool
+    op_types: Annotated[list[str], Field(min_length=1)]
+    keep_head_float: bool
+
+
+class EvaluateParams(_Section):
+    batch: PositiveInt
+    conf: Annotated[float, Field(gt=0, lt=1)]
+    iou: Annotated[float, Field(gt=0, lt=1)]
+    latency_runs: PositiveInt
+    latency_warmup: Annotated[int, Field(ge=0)]
+    threads: PositiveInt
+
+
+class GateParams(_Section):
+    min_map_ratio: Annotated[float, Field(gt=0)]
+
+
+class Params(_Section):
+    workspace: Path
+    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    dataset: DatasetParams
+    baseline: BaselineParams
+    mlflow: MlflowParams
+    fuse: FuseParams
+    export: ExportParams
+    calibration: CalibrationParams
+    quantize: QuantizeParams
+    evaluate: EvaluateParams
+    gates: GateParams
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable short hash of the named sections (all when none): keys runs and cache reuse."""
+        data = self.model_dump(mode="json")
+        picked = {s: data[s] for s in sections} if sections else data
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+def _apply_override(data: dict[str, Any], override: str) -> None:
+    key, sep, raw = override.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {override!r} is not of the form section.key=value")
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {override!r}: {part!r} is not a section of params")
+        node = child
+    if parts[-1] not in node:
+        raise ConfigError(f"override {override!r}: unknown key {key!r}")
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS, overrides: list[str] | tuple[str, ...] = ()) -> Params:
+    """Read params.yaml, apply ``section.key=value`` overrides, validate, and return typed params."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"params file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"params file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"params file {path} must hold a mapping of sections")
+    for override in overrides:
+        _apply_override(data, override)
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid params in {path}: {problems}") from None

@@ -1,0 +1,42 @@
+"""Image loading shared by every stage that feeds a model outside ultralytics' validator.
+
+One preprocessing for all (equivalence check, calibration, latency): ultralytics' own LetterBox,
+BGR→RGB, /255, NCHW float32 — so calibration statistics and equivalence inputs match what the
+validator and the edge runtime see.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeslim.errors import DataError
+import edgeslim.ultra  # noqa: F401
+from ultralytics.data.augment import LetterBox
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Sorted image files of a folder; a missing or empty folder is a DataError."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"image folder {folder} does not exist")
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise DataError(f"image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return images
+
+
+def preprocess(path: Path, imgsz: int) -> np.ndarray:
+    """One image as a 1x3xHxW float32 RGB array in [0, 1], letterboxed to imgsz."""
+    img = cv2.imread(str(path))
+    if img is None:
+        raise DataError(f"image {path} cannot be read")
+    boxed = LetterBox((imgsz, imgsz), auto=False, stride=32)(image=img)
+    return np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+
+
+def preprocess_batch(paths: list[Path], imgsz: int) -> np.ndarray:
+    return np.concatenate([preprocess(p, imgsz) for p in paths], axis=0)

@@ -1,0 +1,39 @@
+"""mAP of any artifact (.pt, .onnx) through one validator: ultralytics' DetectionValidator.
+
+One validator for every format means a mAP difference between stages is the model's, never a
+difference in matching or NMS code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeslim.config import EvaluateParams
+from edgeslim.ultra import YOLO
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    map50_95: float
+    map50: float
+
+
+def evaluate_map(artifact: Path, data_yaml: Path, imgsz: int, ev: EvaluateParams, work_dir: Path, split: str = "val") -> Accuracy:
+    """Score ``artifact`` on ``split`` of ``data_yaml``; ONNX artifacts run at batch 1 (static export)."""
+    batch = 1 if Path(artifact).suffix == ".onnx" else ev.batch
+    metrics = YOLO(str(artifact), task="detect").val(
+        data=str(data_yaml),
+        split=split,
+        imgsz=imgsz,
+        batch=batch,
+        conf=ev.conf,
+        iou=ev.iou,
+        device="cpu",
+        plots=False,
+        verbose=False,
+        project=str(work_dir),
+        name=f"val-{Path(artifact).stem}",
+        exist_ok=True,
+        workers=0,
+    )
+    return Accuracy(map50_95=float(metrics.box.map), map50=float(metrics.box.map50))

@@ -1,0 +1,54 @@
+"""CPU latency at batch 1: ONNX Runtime for .onnx, eager PyTorch for .pt.
+
+Median of ``runs`` after ``warmup``, with a fixed thread count so stages are comparable within
+one run. These are report figures, never assertions (speed is benchmarked in benchmarks/).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from edgeslim.config import EvaluateParams
+from edgeslim.models.checkpoint import load_checkpoint
+
+
+def _median_ms(fn: Callable[[], object], runs: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+def onnx_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> float:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = ev.threads
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: sample}
+    return _median_ms(lambda: session.run(None, feed), ev.latency_runs, ev.latency_warmup)
+
+
+def torch_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> float:
+    _, model = load_checkpoint(path)
+    x = torch.from_numpy(sample)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(ev.threads)
+    try:
+        with torch.inference_mode():
+            return _median_ms(lambda: model(x), ev.latency_runs, ev.latency_warmup)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> float:
+    return onnx_latency_ms(path, sample, ev) if Path(path).suffix == ".onnx" else torch_latency_ms(path, sample, ev)

@@ -1,0 +1,48 @@
+"""Load and save ultralytics checkpoints with errors a user can act on.
+
+Why not ``YOLO(path)`` everywhere: a corrupt or foreign file then fails deep inside ultralytics
+with a traceback; here it fails with the file name and what was wrong. Saved checkpoints keep
+ultralytics' layout (``{"model": ..., "train_args": ...}``) so ``YOLO(path)``, export and val
+accept them as they are.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgeslim.errors import CheckpointError
+import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics unpickles its classes)
+from ultralytics.nn.tasks import DetectionModel
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, Any], DetectionModel]:
+    """Return the raw checkpoint dict and its detection model in float32 eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for truncated/foreign files
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch file: {exc}") from None
+    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+    if not isinstance(model, DetectionModel):
+        raise CheckpointError(f"checkpoint {path} holds no ultralytics detection model")
+    return ckpt, model.float().eval()
+
+
+def save_checkpoint(model: nn.Module, template: dict[str, Any], path: Path) -> Path:
+    """Save ``model`` with the metadata of ``template`` (train args, version), minus optimizer state."""
+    ckpt = {k: v for k, v in template.items() if k not in ("ema", "optimizer", "updates", "model")}
+    ckpt["model"] = copy.deepcopy(model).float().eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, path)
+    return path
+
+
+def class_names(model: DetectionModel) -> list[str]:
+    names = model.names
+    return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)

@@ -1,0 +1,149 @@
+"""MLflow registry edge: resolve references, pull versions, log runs and register versions.
+
+Everything here talks to a tracking server; the flow's library steps never do. Errors become
+RegistryError with the name/alias/version that failed and, for aliases, the ones that exist.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from edgeslim.errors import RegistryError
+from edgeslim.registry.pyfunc_model import WEIGHTS_KEY, YoloDetector
+from edgeslim.registry.server import is_healthy
+
+_REF = re.compile(r"^(?P<name>[^@:/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|:(?P<version>\d+))?$")
+# Fail fast on a dead server instead of MLflow's minutes of default retries.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """``name@alias`` or ``name:version`` (bare ``name`` takes the default alias)."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, default_alias: str) -> "ModelRef":
+        match = _REF.match(text.strip())
+        if not match:
+            raise RegistryError(f"model reference {text!r} is not NAME, NAME@ALIAS or NAME:VERSION")
+        alias, version = match["alias"], match["version"]
+        return cls(match["name"], alias if alias or version else default_alias, version)
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.alias}" if self.alias else f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class PulledModel:
+    name: str
+    version: str
+    run_id: str | None
+    weights: Path
+    tags: dict[str, str]
+
+
+def connect(tracking_uri: str) -> MlflowClient:
+    """Point MLflow at ``tracking_uri``; an HTTP server that does not answer is a clear error."""
+    if tracking_uri.startswith(("http://", "https://")) and not is_healthy(tracking_uri, timeout=5.0):
+        raise RegistryError(f"MLflow tracking server {tracking_uri} is unreachable (no answer on /health)")
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _not_found(exc: MlflowException) -> bool:
+    return exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc).lower()
+
+
+def resolve(client: MlflowClient, ref: ModelRef) -> ModelVersion:
+    """The registered version ``ref`` points at."""
+    try:
+        registered = client.get_registered_model(ref.name)
+    except MlflowException as exc:
+        if _not_found(exc):
+            raise RegistryError(f"registered model {ref.name!r} does not exist on {mlflow.get_tracking_uri()}") from None
+        raise RegistryError(f"registry lookup of {ref.name!r} failed: {exc.message}") from None
+    try:
+        if ref.alias:
+            return client.get_model_version_by_alias(ref.name, ref.alias)
+        return client.get_model_version(ref.name, ref.version)
+    except MlflowException as exc:
+        if not _not_found(exc):
+            raise RegistryError(f"registry lookup of {ref} failed: {exc.message}") from None
+        if ref.alias:
+            known = ", ".join(sorted(registered.aliases)) or "none"
+            raise RegistryError(f"model {ref.name!r} has no alias {ref.alias!r} (aliases: {known})") from None
+        raise RegistryError(f"model {ref.name!r} has no version {ref.version}") from None
+
+
+def pull(client: MlflowClient, ref: ModelRef, dest: Path) -> PulledModel:
+    """Download the version's weights artifact into ``dest``."""
+    mv = resolve(client, ref)
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{mv.name}/{mv.version}", dst_path=str(dest)))
+    except MlflowException as exc:
+        raise RegistryError(f"download of {mv.name} version {mv.version} failed: {exc.message}") from None
+    weights = sorted(p for p in (local / "artifacts").glob("*") if p.suffix in (".pt", ".onnx"))
+    if not weights:
+        raise RegistryError(f"{mv.name} version {mv.version} holds no .pt/.onnx weights artifact")
+    return PulledModel(mv.name, str(mv.version), mv.run_id, weights[0], dict(mv.tags))
+
+
+def log_weights_model(weights: Path) -> str:
+    """Log ``weights`` as a pyfunc model in the active run; returns the model URI."""
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=YoloDetector(),
+        artifacts={WEIGHTS_KEY: str(weights)},
+        pip_requirements=["edgeslim", "ultralytics", "onnxruntime"],
+    )
+    return info.model_uri
+
+
+def register(client: MlflowClient, model_uri: str, name: str, tags: dict[str, str], alias: str | None) -> ModelVersion:
+    """Create a version of ``name`` from ``model_uri`` with ``tags``; move ``alias`` to it last.
+
+    The alias moves only after the version and all its tags exist, so a reader following the alias
+    never sees a half-described version.
+    """
+    try:
+        mv = mlflow.register_model(model_uri, name, tags=tags)
+        if alias:
+            client.set_registered_model_alias(name, alias, mv.version)
+        return client.get_model_version(name, mv.version)
+    except MlflowException as exc:
+        raise RegistryError(f"registering {name} failed: {exc.message}") from None
+
+
+def versions_with_tag(client: MlflowClient, name: str, key: str, value: str) -> Iterator[ModelVersion]:
+    try:
+        yield from client.search_model_versions(f"name = '{name}' and tags.`{key}` = '{value}'")
+    except MlflowException as exc:
+        if not _not_found(exc):
+            raise RegistryError(f"searching versions of {name} failed: {exc.message}") from None
+
+
+def flat_params(data: dict, prefix: str = "") -> dict[str, str]:
+    """Nested params → MLflow's flat ``section.key`` params (values as strings, 6000-char cap)."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flat_params(value, f"{full}."))
+        else:
+            out[full] = str(value)[:6000]
+    return out

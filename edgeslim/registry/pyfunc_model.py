@@ -1,0 +1,27 @@
+"""MLflow pyfunc wrapper so registered versions load with ``mlflow.pyfunc.load_model``.
+
+The artifact itself (``weights``: a .pt or .onnx) is what edgeslim pulls and ships; the wrapper
+makes the version usable from any MLflow client: input a DataFrame with an ``image`` column of
+file paths, output one row per detection.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import mlflow.pyfunc
+
+WEIGHTS_KEY = "weights"
+
+
+class YoloDetector(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:  # noqa: ANN001 (mlflow's context type)
+        from edgeslim.ultra import YOLO
+
+        self._model = YOLO(context.artifacts[WEIGHTS_KEY], task="detect")
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
+        rows = []
+        for path in model_input["image"]:
+            result = self._model.predict(str(path), verbose=False, device="cpu")[0]
+            for (x0, y0, x1, y1), conf, cls in zip(result.boxes.xyxy.tolist(), result.boxes.conf.tolist(), result.boxes.cls.tolist()):
+                rows.append({"image": path, "class": result.names[int(cls)], "conf": conf, "x0": x0, "y0": y0, "x1": x1, "y1": y1})
+        return pd.DataFrame(rows, columns=["image", "class", "conf", "x0", "y0", "x1", "y1"])

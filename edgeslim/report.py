@@ -1,0 +1,70 @@
+"""The run report: one table people read (stage · mAP · % of baseline · size · latency · gate)
+and one report.json machines read, built from the same data."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edgeslim.gates import Gate
+
+
+@dataclass
+class StageResult:
+    name: str
+    artifact: str
+    map50_95: float | None = None
+    map50: float | None = None
+    map_ratio: float | None = None
+    size_bytes: int | None = None
+    latency_ms: float | None = None
+    gate: str | None = None  # name of the gate this stage's figure feeds
+
+
+@dataclass
+class Report:
+    model: str
+    source_version: str
+    stages: list[StageResult] = field(default_factory=list)
+    gates: dict[str, Gate] = field(default_factory=dict)
+    published: dict | None = None
+    details: dict = field(default_factory=dict)  # per-stage reports (fusion list, quantization...)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.gates) and all(g.passed for g in self.gates.values())
+
+    def failed_gates(self) -> list[Gate]:
+        return [g for g in self.gates.values() if not g.passed]
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "source_version": self.source_version,
+            "stages": [asdict(s) for s in self.stages],
+            "gates": {k: {"passed": g.passed, "value": g.value, "threshold": g.threshold, "detail": g.detail} for k, g in self.gates.items()},
+            "published": self.published,
+            "details": self.details,
+        }
+
+    def write_json(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    def markdown(self) -> str:
+        def fmt(v: float | None, spec: str) -> str:
+            return "—" if v is None else format(v, spec)
+
+        rows = ["| stage | mAP50-95 | mAP50 | % of baseline | size | CPU latency ms | gate |", "|---|---|---|---|---|---|---|"]
+        for s in self.stages:
+            gate = self.gates.get(s.gate) if s.gate else None
+            verdict = "—" if gate is None else ("pass" if gate.passed else "**FAIL**")
+            size = "—" if s.size_bytes is None else f"{s.size_bytes / 1024:.0f} KiB"
+            pct = "—" if s.map_ratio is None else f"{100 * s.map_ratio:.1f}%"
+            rows.append(f"| {s.name} | {fmt(s.map50_95, '.4f')} | {fmt(s.map50, '.4f')} | {pct} | {size} | {fmt(s.latency_ms, '.2f')} | {verdict} |")
+        lines = [f"### edgeslim compress: `{self.model}` version {self.source_version}", "", *rows, "", "**Gates**", ""]
+        lines += [f"- {'PASS' if g.passed else 'FAIL'} `{g.name}`: {g.detail}" for g in self.gates.values()]
+        pub = self.published
+        lines += ["", f"**Published**: `{pub['model']}` version {pub['version']} @ `{pub['alias']}`" if pub else "**Published**: nothing (registry unchanged)"]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,31 @@
+"""The one door to ultralytics: offline settings first, then the import.
+
+Why a module of its own: ultralytics reads its settings and environment at import time, tries to
+download fonts and weights, and auto-logs to MLflow when mlflow is installed. edgeslim runs where
+nothing can be downloaded and logs to MLflow itself (one parent run, nested stage runs), so every
+import of ultralytics in the project goes through here, after these settings are in place.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_CONFIG_DIR = Path(os.environ.get("YOLO_CONFIG_DIR", Path.home() / ".config" / "edgeslim-ultralytics"))
+os.environ.setdefault("YOLO_CONFIG_DIR", str(_CONFIG_DIR))
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+os.environ.setdefault("YOLO_VERBOSE", "False")
+_CONFIG_DIR.mkdir(parents=True, exist_ok=True)
+
+import ultralytics  # noqa: E402
+from ultralytics import YOLO  # noqa: E402
+from ultralytics.utils import SETTINGS  # noqa: E402
+
+# edgeslim owns MLflow logging; ultralytics' own callback would open stray runs in the same server.
+for _key in ("mlflow", "sync", "hub", "wandb", "tensorboard", "clearml", "comet", "dvc", "neptune", "raytune"):
+    if SETTINGS.get(_key):
+        SETTINGS.update({_key: False})
+
+CFG_MODELS = Path(ultralytics.__file__).parent / "cfg" / "models"
+
+__all__ = ["YOLO", "CFG_MODELS"]

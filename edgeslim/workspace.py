@@ -1,0 +1,75 @@
+"""Where things live for one params set: datasets, runs, the local MLflow store, Prefect's home.
+
+Resolution rules in one place: the tracking URI (params → MLFLOW_TRACKING_URI → a local server
+this workspace starts) and the dataset (a user's data.yaml or the embedded synthetic set, kept in a
+folder named by the hash of its params so a changed knob never reuses stale images).
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from edgeslim.config import Params
+from edgeslim.data.synthetic import DatasetInfo, dataset_sha256, generate_dataset
+from edgeslim.errors import DataError
+
+CALIB_FALLBACK_SPLIT = "train"
+
+
+def root(p: Params) -> Path:
+    path = Path(p.workspace).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def configure_prefect_home(p: Params) -> None:
+    """Keep Prefect's ephemeral database inside the workspace unless the user set PREFECT_HOME."""
+    os.environ.setdefault("PREFECT_HOME", str(root(p) / "prefect"))
+
+
+def mlflow_root(p: Params) -> Path:
+    return root(p) / "mlflow"
+
+
+def new_run_dir(p: Params, kind: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = root(p) / "runs" / f"{kind}-{stamp}-{uuid.uuid4().hex[:6]}"
+    path.mkdir(parents=True)
+    return path
+
+
+def tracking_uri(p: Params) -> str | None:
+    """The configured tracking URI, or None when a local server should be used."""
+    return p.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
+def dataset(p: Params, progress: bool = True) -> DatasetInfo:
+    """The dataset the params name: the user's data.yaml, or the synthetic set (generated once)."""
+    if p.dataset.data_yaml is not None:
+        data_yaml = Path(p.dataset.data_yaml).resolve()
+        if not data_yaml.is_file():
+            raise DataError(f"dataset.data_yaml {data_yaml} does not exist")
+        cfg = yaml.safe_load(data_yaml.read_text()) or {}
+        names = cfg.get("names")
+        names = tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else tuple(names or ())
+        if not names:
+            raise DataError(f"{data_yaml} has no 'names' list of classes")
+        return DatasetInfo(data_yaml.parent, data_yaml, dataset_sha256(data_yaml.parent), names)
+    folder = root(p) / "datasets" / f"synthetic-{p.section_hash('dataset')}"
+    return generate_dataset(p.dataset, folder, progress=progress)
+
+
+def split_dir(info: DatasetInfo, split: str) -> Path:
+    """Image folder of ``split`` in a data.yaml (``calib_pool`` falls back to ``train``)."""
+    cfg = yaml.safe_load(info.data_yaml.read_text()) or {}
+    base = Path(cfg.get("path") or info.data_yaml.parent)
+    if not base.is_absolute():
+        base = info.data_yaml.parent / base
+    rel = cfg.get(split) or (cfg.get(CALIB_FALLBACK_SPLIT) if split == "calib_pool" else None)
+    if not rel or not isinstance(rel, str):
+        raise DataError(f"{info.data_yaml} names no '{split}' split folder")
+    return (base / rel).resolve()

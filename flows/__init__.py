@@ -1,0 +1,1 @@
+"""Prefect flows: the DAGs that chain the tasks/ steps."""

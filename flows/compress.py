@@ -1,0 +1,74 @@
+"""The compress flow: pull → fuse → equivalence gate → ONNX → calibrate → INT8 → evaluate → gates → publish.
+
+Seams for later stages (pruning + finetuning between fusion and export, curated calibration,
+TensorRT, fleet paging after publish) are the task calls below; each takes and returns paths.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from edgeslim import workspace
+from edgeslim.config import load_params
+from edgeslim.data.images import list_images, preprocess
+from edgeslim.errors import GateFailed
+from edgeslim.gates import equivalence_gate, map_gate
+from edgeslim.report import Report
+from tasks.data import dataset_task
+from tasks.evaluate import evaluate_task
+from tasks.publish import lineage_tags, publish_task
+from tasks.pull import pull_task
+from tasks.quantize import calibration_task, export_task, quantize_task
+from tasks.reparam import equivalence_task, fuse_task
+
+REPORT_ARTIFACT_KEY = "edgeslim-compress-report"
+
+
+def _finish(report: Report, run_dir: Path, tracking_uri: str, p, edge: Path | None, lineage: dict[str, str]) -> dict:
+    publish_task(tracking_uri, p, report, run_dir, edge, lineage)
+    report.write_json(run_dir / "report.json")
+    create_markdown_artifact(key=REPORT_ARTIFACT_KEY, markdown=report.markdown(), description=f"report.json: {run_dir / 'report.json'}")
+    print(report.markdown())
+    if not report.passed:
+        failed = "; ".join(f"gate {g.name} failed: {g.detail}" for g in report.failed_gates())
+        raise GateFailed(f"{failed}. Nothing published; report: {run_dir / 'report.json'}")
+    return {"report": str(run_dir / "report.json"), **report.to_dict()}
+
+
+@flow(name="edgeslim-compress", log_prints=True)
+def compress_flow(model: str, tracking_uri: str, params_file: str = "params.yaml", overrides: list[str] | None = None) -> dict:
+    """Compress ``model`` (NAME, NAME@ALIAS or NAME:VERSION) and publish it if every gate passes."""
+    p = load_params(params_file, overrides or [])
+    run_dir = workspace.new_run_dir(p, "compress")
+    imgsz = p.baseline.imgsz
+    data = dataset_task(p)
+    val_dir = workspace.split_dir(data, "val")
+    source = pull_task(tracking_uri, model, p.mlflow.source_alias, data.names, run_dir / "source")
+    report = Report(model=source.name, source_version=source.version)
+
+    fused = fuse_task(source.weights, run_dir)
+    eq = equivalence_task(source.weights, fused.weights, val_dir, p.fuse.equivalence_images, imgsz)
+    report.gates["equivalence"] = equivalence_gate(eq, p.fuse)
+    report.details.update(fusion=fused.report.as_dict(), equivalence=eq.as_dict())
+    lineage = lineage_tags(p, source, data.sha256, None)
+    if not report.passed:
+        return _finish(report, run_dir, tracking_uri, p, None, lineage)
+
+    fp32 = export_task(fused.weights, imgsz, p.export.opset, run_dir / "model-fp32.onnx")
+    calib_images, calib_sha = calibration_task(workspace.split_dir(data, "calib_pool"), p.calibration, run_dir / "calibration_manifest.json")
+    int8 = run_dir / "model-int8.onnx"
+    quant = quantize_task(fp32, calib_images, imgsz, p.quantize, int8)
+    report.details["quantization"] = quant.as_dict()
+    lineage = lineage_tags(p, source, data.sha256, calib_sha)
+
+    sample = preprocess(list_images(val_dir)[0], imgsz)
+    artifacts = [("baseline", source.weights, None), ("fused", fused.weights, "equivalence"), ("onnx-fp32", fp32, None), ("onnx-int8", int8, "map_ratio")]
+    for name, path, gate in artifacts:
+        report.stages.append(evaluate_task(name, path, data.data_yaml, imgsz, p.evaluate, sample, run_dir / "val", gate))
+    base_map = report.stages[0].map50_95 or 0.0
+    for stage in report.stages:
+        stage.map_ratio = stage.map50_95 / base_map if base_map > 0 else None
+    report.gates["map_ratio"] = map_gate(report.stages[-1].map50_95 or 0.0, base_map, p.gates.min_map_ratio)
+    return _finish(report, run_dir, tracking_uri, p, int8, lineage)
