@@ -29,6 +29,10 @@ def root(p: Params) -> Path:
 def configure_prefect_home(p: Params) -> None:
     """Keep Prefect's ephemeral database inside the workspace unless the user set PREFECT_HOME."""
     os.environ.setdefault("PREFECT_HOME", str(root(p) / "prefect"))
+    # Nothing may phone home where only package registries are reachable.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
 def mlflow_root(p: Params) -> Path:

@@ -29,6 +29,7 @@ REPORT_ARTIFACT_KEY = "edgeslim-compress-report"
 def _finish(report: Report, run_dir: Path, tracking_uri: str, p, edge: Path | None, lineage: dict[str, str]) -> dict:
     publish_task(tracking_uri, p, report, run_dir, edge, lineage)
     report.write_json(run_dir / "report.json")
+    report.write_json(workspace.root(p) / "latest" / "report.json")  # fixed path for DVC metrics
     create_markdown_artifact(key=REPORT_ARTIFACT_KEY, markdown=report.markdown(), description=f"report.json: {run_dir / 'report.json'}")
     print(report.markdown())
     if not report.passed:

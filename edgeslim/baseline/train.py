@@ -23,11 +23,22 @@ class TrainResult:
     epochs_run: int
 
 
+def _print_epoch(trainer) -> None:  # noqa: ANN001 (ultralytics trainer)
+    """One line per epoch: ultralytics' own bars are off (YOLO_VERBOSE=False keeps logs readable)."""
+    m = trainer.metrics or {}
+    print(
+        f"epoch {trainer.epoch + 1}/{trainer.epochs}: loss {float(trainer.tloss.sum()):.3f} "
+        f"mAP50-95 {m.get('metrics/mAP50-95(B)', 0.0):.4f} mAP50 {m.get('metrics/mAP50(B)', 0.0):.4f}",
+        flush=True,
+    )
+
+
 def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: int, out_dir: Path) -> TrainResult:
     """Train from scratch and return the best checkpoint (copied to ``out_dir/baseline.pt``)."""
     out_dir = Path(out_dir).resolve()
     arch_yaml = write_arch_yaml(p, nc, out_dir)
     model = YOLO(str(arch_yaml), task="detect")
+    model.add_callback("on_fit_epoch_end", _print_epoch)
     model.train(
         data=str(data_yaml),
         epochs=p.epochs,

@@ -1,0 +1,84 @@
+"""Shared fixtures: tiny params, a real `mlflow server` on a free loopback port, a trained tiny baseline.
+
+Nothing here is mocked: the server is MLflow's own process with a sqlite store, flows run on
+Prefect's ephemeral server, and the baseline is really trained (tiny settings so CI stays fast).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small enough to train on 2 CPU cores in about a minute, large enough to reach a non-zero mAP.
+TINY = {
+    "dataset": {"image_size": 160, "splits": {"train": 160, "val": 40, "calib_pool": 48}, "object_size": [20, 56]},
+    "baseline": {"imgsz": 128, "epochs": 12, "batch": 16},
+    "calibration": {"num_images": 24},
+    "evaluate": {"latency_runs": 5, "latency_warmup": 1},
+}
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(base[key], value) if isinstance(value, dict) else value
+    return out
+
+
+def write_params(path: Path, workspace: Path, extra: dict | None = None) -> Path:
+    data = yaml.safe_load((REPO / "params.yaml").read_text())
+    data = _merge(data, {**TINY, "workspace": str(workspace)})
+    if extra:
+        data = _merge(data, extra)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_env(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("yolo-config")))
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("workspace")
+
+
+@pytest.fixture(scope="session")
+def params_file(workspace: Path) -> Path:
+    return write_params(workspace / "params.yaml", workspace)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` (sqlite + local artifacts) on a free port; stopped at teardown."""
+    from edgeslim.registry.server import start_server
+
+    server = start_server(tmp_path_factory.mktemp("mlflow"), "127.0.0.1", 0, timeout_s=120, detach=True)
+    yield server.url
+    os.killpg(server.pid, signal.SIGTERM)
+
+
+def run_cli(*args: str, env_extra: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the real ``edgeslim`` console script in a subprocess (its own Prefect ephemeral server)."""
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "edgeslim.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def champion(mlflow_server: str, params_file: Path) -> str:
+    """Train and register the tiny baseline once per session via the real CLI; returns the server URL."""
+    result = run_cli("baseline", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": mlflow_server})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return mlflow_server

@@ -1,0 +1,100 @@
+"""End to end through the real CLI: real `mlflow server` (sqlite), Prefect ephemeral server, real
+training, fusion, ONNX Runtime INT8, ultralytics validation. Tiny settings keep it to minutes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import onnxruntime as ort
+from mlflow import MlflowClient
+
+from conftest import run_cli
+
+MODEL = "pcb-detector"
+EDGE = "pcb-detector-edge"
+
+
+def registry_snapshot(client: MlflowClient) -> dict:
+    """Every version and alias of the source and edge models (what a failed run must not change)."""
+    snap = {}
+    for name in (MODEL, EDGE):
+        try:
+            rm = client.get_registered_model(name)
+        except mlflow.exceptions.MlflowException:
+            snap[name] = None
+            continue
+        versions = sorted((v.version, v.run_id) for v in client.search_model_versions(f"name = '{name}'"))
+        snap[name] = {"aliases": dict(rm.aliases), "versions": versions}
+    return snap
+
+
+def _cli(server: str, params: Path, *args: str):
+    return run_cli(*args, "--params", str(params), env_extra={"MLFLOW_TRACKING_URI": server})
+
+
+def test_demo_reuses_baseline_and_publishes_candidate(champion: str, params_file: Path, tmp_path: Path):
+    client = MlflowClient(champion)
+    champion_before = client.get_model_version_by_alias(MODEL, "champion").version
+
+    result = _cli(champion, params_file, "demo")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "reusing" in result.stderr, "an unchanged dataset+params must reuse the registered champion"
+    assert client.get_model_version_by_alias(MODEL, "champion").version == champion_before
+
+    report_path = Path(result.stdout.strip().splitlines()[-1])
+    report = json.loads(report_path.read_text())
+    names = [s["name"] for s in report["stages"]]
+    assert names == ["baseline", "fused", "onnx-fp32", "onnx-int8"]
+    for stage in report["stages"]:
+        assert stage["map50_95"] > 0 and stage["size_bytes"] > 0 and stage["latency_ms"] > 0
+    baseline, fused, fp32, int8 = report["stages"]
+    assert abs(fused["map50_95"] - baseline["map50_95"]) < 0.01, "fusion must not change accuracy"
+    assert abs(fp32["map50_95"] - fused["map50_95"]) < 0.01, "ONNX FP32 must match the fused model"
+    assert report["gates"]["equivalence"]["passed"] and report["gates"]["map_ratio"]["passed"]
+    assert report["gates"]["map_ratio"]["value"] == int8["map50_95"] / baseline["map50_95"]
+    assert int8["size_bytes"] < fp32["size_bytes"]
+
+    published = report["published"]
+    assert published["model"] == EDGE and published["alias"] == "candidate"
+    mv = client.get_model_version_by_alias(EDGE, "candidate")
+    assert mv.version == published["version"]
+    assert mv.tags["edgeslim.source_model"] == MODEL and mv.tags["edgeslim.source_version"] == champion_before
+    assert mv.tags["edgeslim.gate.map_ratio.passed"] == "True"
+    assert len(mv.tags["edgeslim.dataset_sha256"]) == 64 and len(mv.tags["edgeslim.calibration_sha256"]) == 64
+
+    # The registered artifact is the INT8 model and runs in ONNX Runtime straight from the registry.
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{EDGE}/{mv.version}", dst_path=str(tmp_path), tracking_uri=champion))
+    onnx_file = next((local / "artifacts").glob("*.onnx"))
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    shape = session.get_inputs()[0].shape
+    out = session.run(None, {session.get_inputs()[0].name: np.zeros(shape, np.float32)})[0]
+    assert np.isfinite(out).all()
+    run = client.get_run(mv.tags["edgeslim.run_id"])
+    assert run.data.metrics["onnx-int8.map50_95"] == int8["map50_95"]
+
+
+def test_failed_map_gate_publishes_nothing(champion: str, params_file: Path):
+    client = MlflowClient(champion)
+    before = registry_snapshot(client)
+    result = _cli(champion, params_file, "compress", "-S", "gates.min_map_ratio=10")
+    assert result.returncode == 3, result.stderr[-4000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("edgeslim: error: gate map_ratio failed") and "needs >= 10" in last
+    assert "Traceback" not in result.stderr
+    assert registry_snapshot(client) == before
+
+
+def test_failed_equivalence_gate_stops_before_quantization(champion: str, params_file: Path):
+    client = MlflowClient(champion)
+    before = registry_snapshot(client)
+    result = _cli(champion, params_file, "compress", "-S", "fuse.max_rel_l2=0")
+    assert result.returncode == 3
+    assert "gate equivalence failed" in result.stderr.strip().splitlines()[-1]
+    report_path = result.stderr.strip().rsplit("report: ", 1)[1].strip()
+    report = json.loads(Path(report_path).read_text())
+    assert report["stages"] == [] and report["published"] is None
+    assert report["gates"]["equivalence"]["value"] > 0
+    assert not Path(report_path).with_name("model-int8.onnx").exists()
+    assert registry_snapshot(client) == before
