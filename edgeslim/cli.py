@@ -29,10 +29,13 @@ environment:
 def _tracking_uri(p: Params) -> str:
     """The configured server, or this workspace's local ``mlflow server`` (started if needed)."""
     from edgeslim import workspace
-    from edgeslim.registry.server import ensure_server
+    from edgeslim.errors import RegistryError
+    from edgeslim.registry.server import ensure_server, is_healthy
 
     uri = workspace.tracking_uri(p)
     if uri:
+        if uri.startswith(("http://", "https://")) and not is_healthy(uri, timeout=5.0):
+            raise RegistryError(f"MLflow tracking server {uri} is unreachable (no answer on /health)")
         return uri
     server = ensure_server(workspace.mlflow_root(p), p.mlflow.host, p.mlflow.port, p.mlflow.startup_timeout_s)
     print(f"MLflow UI: {server.url}  (local server, pid {server.pid}; stop with `edgeslim server stop`)", file=sys.stderr)

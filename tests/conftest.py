@@ -76,6 +76,14 @@ def run_cli(*args: str, env_extra: dict[str, str] | None = None, timeout: float 
     )
 
 
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one ``edgeslim: error:`` line (Prefect may log its shutdown after it); no traceback wall."""
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("edgeslim: error:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    return errors[0]
+
+
 @pytest.fixture(scope="session")
 def champion(mlflow_server: str, params_file: Path) -> str:
     """Train and register the tiny baseline once per session via the real CLI; returns the server URL."""

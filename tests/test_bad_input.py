@@ -5,14 +5,9 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from conftest import run_cli
+from conftest import error_line, run_cli
 from edgeslim.registry.server import free_port
 from test_e2e import registry_snapshot
-
-
-def _last_line(result) -> str:
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    return result.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize(
@@ -28,7 +23,7 @@ def test_unknown_model_alias_or_version(champion, params_file, model, message):
     before = registry_snapshot(MlflowClient(champion))
     result = run_cli("compress", "--model", model, "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
     assert result.returncode == 2
-    assert message in _last_line(result)
+    assert message in error_line(result)
     assert registry_snapshot(MlflowClient(champion)) == before
 
 
@@ -36,7 +31,7 @@ def test_unreachable_tracking_server(params_file):
     url = f"http://127.0.0.1:{free_port()}"
     result = run_cli("compress", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": url})
     assert result.returncode == 2
-    assert f"MLflow tracking server {url} is unreachable" in _last_line(result)
+    assert f"MLflow tracking server {url} is unreachable" in error_line(result)
 
 
 def test_corrupt_checkpoint_in_registry(champion, params_file, tmp_path):
@@ -50,7 +45,7 @@ def test_corrupt_checkpoint_in_registry(champion, params_file, tmp_path):
         version = mlflow.register_model(log_weights_model(garbage), "broken-detector").version
     result = run_cli("compress", "--model", f"broken-detector:{version}", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
     assert result.returncode == 2
-    assert "is corrupt or not a PyTorch file" in _last_line(result)
+    assert "is corrupt or not a PyTorch file" in error_line(result)
 
 
 def test_class_count_mismatch(champion, params_file):
@@ -59,10 +54,10 @@ def test_class_count_mismatch(champion, params_file):
         env_extra={"MLFLOW_TRACKING_URI": champion},
     )
     assert result.returncode == 2
-    assert "predicts 5 classes" in _last_line(result) and "the dataset has 4" in _last_line(result)
+    assert "predicts 5 classes" in error_line(result) and "the dataset has 4" in error_line(result)
 
 
 def test_bad_params_fail_before_any_work(params_file):
     result = run_cli("compress", "--params", str(params_file), "-S", "gates.min_map_ratoi=0.9")
     assert result.returncode == 2
-    assert "unknown key 'gates.min_map_ratoi'" in _last_line(result)
+    assert "unknown key 'gates.min_map_ratoi'" in error_line(result)

@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 from mlflow import MlflowClient
 
-from conftest import run_cli
+from conftest import error_line, run_cli
 
 MODEL = "pcb-detector"
 EDGE = "pcb-detector-edge"
@@ -80,9 +80,8 @@ def test_failed_map_gate_publishes_nothing(champion: str, params_file: Path):
     before = registry_snapshot(client)
     result = _cli(champion, params_file, "compress", "-S", "gates.min_map_ratio=10")
     assert result.returncode == 3, result.stderr[-4000:]
-    last = result.stderr.strip().splitlines()[-1]
+    last = error_line(result)
     assert last.startswith("edgeslim: error: gate map_ratio failed") and "needs >= 10" in last
-    assert "Traceback" not in result.stderr
     assert registry_snapshot(client) == before
 
 
@@ -91,8 +90,9 @@ def test_failed_equivalence_gate_stops_before_quantization(champion: str, params
     before = registry_snapshot(client)
     result = _cli(champion, params_file, "compress", "-S", "fuse.max_rel_l2=0")
     assert result.returncode == 3
-    assert "gate equivalence failed" in result.stderr.strip().splitlines()[-1]
-    report_path = result.stderr.strip().rsplit("report: ", 1)[1].strip()
+    last = error_line(result)
+    assert "gate equivalence failed" in last
+    report_path = last.rsplit("report: ", 1)[1].strip()
     report = json.loads(Path(report_path).read_text())
     assert report["stages"] == [] and report["published"] is None
     assert report["gates"]["equivalence"]["value"] > 0

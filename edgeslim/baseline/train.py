@@ -26,8 +26,10 @@ class TrainResult:
 def _print_epoch(trainer) -> None:  # noqa: ANN001 (ultralytics trainer)
     """One line per epoch: ultralytics' own bars are off (YOLO_VERBOSE=False keeps logs readable)."""
     m = trainer.metrics or {}
+    loss = trainer.tloss
+    total = float(sum(loss.values()) if isinstance(loss, dict) else loss.sum())
     print(
-        f"epoch {trainer.epoch + 1}/{trainer.epochs}: loss {float(trainer.tloss.sum()):.3f} "
+        f"epoch {trainer.epoch + 1}/{trainer.epochs}: loss {total:.3f} "
         f"mAP50-95 {m.get('metrics/mAP50-95(B)', 0.0):.4f} mAP50 {m.get('metrics/mAP50(B)', 0.0):.4f}",
         flush=True,
     )

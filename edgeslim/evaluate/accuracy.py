@@ -26,6 +26,7 @@ def evaluate_map(artifact: Path, data_yaml: Path, imgsz: int, ev: EvaluateParams
         split=split,
         imgsz=imgsz,
         batch=batch,
+        rect=False,  # Model.val defaults to rect batches (pads 160 → 192 px); ONNX can't: score all at imgsz
         conf=ev.conf,
         iou=ev.iou,
         device="cpu",

@@ -17,7 +17,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from edgeslim.errors import RegistryError
-from edgeslim.registry.pyfunc_model import WEIGHTS_KEY, YoloDetector
+from edgeslim.registry.pyfunc_model import SIGNATURE, WEIGHTS_KEY, YoloDetector
 from edgeslim.registry.server import is_healthy
 
 _REF = re.compile(r"^(?P<name>[^@:/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|:(?P<version>\d+))?$")
@@ -109,6 +109,7 @@ def log_weights_model(weights: Path) -> str:
         name="model",
         python_model=YoloDetector(),
         artifacts={WEIGHTS_KEY: str(weights)},
+        signature=SIGNATURE,
         pip_requirements=["edgeslim", "ultralytics", "onnxruntime"],
     )
     return info.model_uri

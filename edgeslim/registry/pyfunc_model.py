@@ -6,10 +6,17 @@ file paths, output one row per detection.
 """
 from __future__ import annotations
 
-import pandas as pd
 import mlflow.pyfunc
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
 
 WEIGHTS_KEY = "weights"
+OUTPUT_COLUMNS = (("image", "string"), ("class", "string"), ("conf", "double"), ("x0", "double"), ("y0", "double"), ("x1", "double"), ("y1", "double"))
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec("string", "image")]),
+    outputs=Schema([ColSpec(kind, name) for name, kind in OUTPUT_COLUMNS]),
+)
 
 
 class YoloDetector(mlflow.pyfunc.PythonModel):
@@ -24,4 +31,4 @@ class YoloDetector(mlflow.pyfunc.PythonModel):
             result = self._model.predict(str(path), verbose=False, device="cpu")[0]
             for (x0, y0, x1, y1), conf, cls in zip(result.boxes.xyxy.tolist(), result.boxes.conf.tolist(), result.boxes.cls.tolist()):
                 rows.append({"image": path, "class": result.names[int(cls)], "conf": conf, "x0": x0, "y0": y0, "x1": x1, "y1": y1})
-        return pd.DataFrame(rows, columns=["image", "class", "conf", "x0", "y0", "x1", "y1"])
+        return pd.DataFrame(rows, columns=[name for name, _ in OUTPUT_COLUMNS])
