@@ -11,7 +11,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from edgeslim import workspace
-from edgeslim.config import load_params
+from edgeslim.config import Params, load_params
 from edgeslim.data.images import list_images, preprocess
 from edgeslim.errors import GateFailed
 from edgeslim.gates import equivalence_gate, map_gate
@@ -26,7 +26,8 @@ from tasks.reparam import equivalence_task, fuse_task
 REPORT_ARTIFACT_KEY = "edgeslim-compress-report"
 
 
-def _finish(report: Report, run_dir: Path, tracking_uri: str, p, edge: Path | None, lineage: dict[str, str]) -> dict:
+def _finish(report: Report, run_dir: Path, tracking_uri: str, p: Params, edge: Path | None, lineage: dict[str, str]) -> dict:
+    """Record the run, publish when every gate passed, write report.json; a failed gate raises."""
     publish_task(tracking_uri, p, report, run_dir, edge, lineage)
     report.write_json(run_dir / "report.json")
     report.write_json(workspace.root(p) / "latest" / "report.json")  # fixed path for DVC metrics

@@ -16,10 +16,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Small enough to train on 2 CPU cores in about a minute, large enough to reach a non-zero mAP.
+# Small enough to train on 2 CPU cores in about two minutes, large enough for a mAP that a broken
+# quantization would visibly lose (measured: mAP50-95 ≈ 0.13, mAP50 ≈ 0.24 after 30 epochs, 113 s).
 TINY = {
-    "dataset": {"image_size": 160, "splits": {"train": 160, "val": 40, "calib_pool": 48}, "object_size": [20, 56]},
-    "baseline": {"imgsz": 128, "epochs": 12, "batch": 16},
+    "dataset": {"image_size": 160, "splits": {"train": 256, "val": 40, "calib_pool": 48}, "object_size": [24, 64]},
+    "baseline": {"imgsz": 128, "epochs": 30, "batch": 16},
     "calibration": {"num_images": 24},
     "evaluate": {"latency_runs": 5, "latency_warmup": 1},
 }

@@ -25,6 +25,8 @@ class TrainResult:
 
 def _print_epoch(trainer) -> None:  # noqa: ANN001 (ultralytics trainer)
     """One line per epoch: ultralytics' own bars are off (YOLO_VERBOSE=False keeps logs readable)."""
+    if trainer.epoch >= trainer.epochs:  # ultralytics fires once more for the final best.pt validation
+        return
     m = trainer.metrics or {}
     loss = trainer.tloss
     total = float(sum(loss.values()) if isinstance(loss, dict) else loss.sum())
