@@ -3,8 +3,11 @@ and one report.json machines read, built from the same data."""
 from __future__ import annotations
 
 import json
+import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from edgeslim.gates import Gate
 
@@ -29,6 +32,15 @@ class Report:
     gates: dict[str, Gate] = field(default_factory=dict)
     published: dict | None = None
     details: dict = field(default_factory=dict)  # per-stage reports (fusion list, quantization...)
+    timings: dict[str, float] = field(default_factory=dict)  # step → wall seconds, task overhead included
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - start
 
     @property
     def passed(self) -> bool:
@@ -45,6 +57,7 @@ class Report:
             "gates": {k: {"passed": g.passed, "value": g.value, "threshold": g.threshold, "detail": g.detail} for k, g in self.gates.items()},
             "published": self.published,
             "details": self.details,
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
     def write_json(self, path: Path) -> Path:

@@ -28,7 +28,8 @@ REPORT_ARTIFACT_KEY = "edgeslim-compress-report"
 
 def _finish(report: Report, run_dir: Path, tracking_uri: str, p: Params, edge: Path | None, lineage: dict[str, str]) -> dict:
     """Record the run, publish when every gate passed, write report.json; a failed gate raises."""
-    publish_task(tracking_uri, p, report, run_dir, edge, lineage)
+    with report.timed("publish"):
+        publish_task(tracking_uri, p, report, run_dir, edge, lineage)
     report.write_json(run_dir / "report.json")
     report.write_json(workspace.root(p) / "latest" / "report.json")  # fixed path for DVC metrics
     create_markdown_artifact(key=REPORT_ARTIFACT_KEY, markdown=report.markdown(), description=f"report.json: {run_dir / 'report.json'}")
@@ -45,30 +46,39 @@ def compress_flow(model: str, tracking_uri: str, params_file: str = "params.yaml
     p = load_params(params_file, overrides or [])
     run_dir = workspace.new_run_dir(p, "compress")
     imgsz = p.baseline.imgsz
-    data = dataset_task(p)
+    report = Report(model=model, source_version="?")
+    with report.timed("dataset"):
+        data = dataset_task(p)
     val_dir = workspace.split_dir(data, "val")
-    source = pull_task(tracking_uri, model, p.mlflow.source_alias, data.names, run_dir / "source")
-    report = Report(model=source.name, source_version=source.version)
+    with report.timed("pull"):
+        source = pull_task(tracking_uri, model, p.mlflow.source_alias, data.names, run_dir / "source")
+    report.model, report.source_version = source.name, source.version
 
-    fused = fuse_task(source.weights, run_dir)
-    eq = equivalence_task(source.weights, fused.weights, val_dir, p.fuse.equivalence_images, imgsz)
+    with report.timed("fuse"):
+        fused = fuse_task(source.weights, run_dir)
+    with report.timed("equivalence"):
+        eq = equivalence_task(source.weights, fused.weights, val_dir, p.fuse.equivalence_images, imgsz)
     report.gates["equivalence"] = equivalence_gate(eq, p.fuse)
     report.details.update(fusion=fused.report.as_dict(), equivalence=eq.as_dict())
     lineage = lineage_tags(p, source, data.sha256, None)
     if not report.passed:
         return _finish(report, run_dir, tracking_uri, p, None, lineage)
 
-    fp32 = export_task(fused.weights, imgsz, p.export.opset, run_dir / "model-fp32.onnx")
-    calib_images, calib_sha = calibration_task(workspace.split_dir(data, "calib_pool"), p.calibration, run_dir / "calibration_manifest.json")
+    with report.timed("export"):
+        fp32 = export_task(fused.weights, imgsz, p.export.opset, run_dir / "model-fp32.onnx")
+    with report.timed("calibration"):
+        calib_images, calib_sha = calibration_task(workspace.split_dir(data, "calib_pool"), p.calibration, run_dir / "calibration_manifest.json")
     int8 = run_dir / "model-int8.onnx"
-    quant = quantize_task(fp32, calib_images, imgsz, p.quantize, int8)
+    with report.timed("quantize"):
+        quant = quantize_task(fp32, calib_images, imgsz, p.quantize, int8)
     report.details["quantization"] = quant.as_dict()
     lineage = lineage_tags(p, source, data.sha256, calib_sha)
 
     sample = preprocess(list_images(val_dir)[0], imgsz)
     artifacts = [("baseline", source.weights, None), ("fused", fused.weights, "equivalence"), ("onnx-fp32", fp32, None), ("onnx-int8", int8, "map_ratio")]
     for name, path, gate in artifacts:
-        report.stages.append(evaluate_task(name, path, data.data_yaml, imgsz, p.evaluate, sample, run_dir / "val", gate))
+        with report.timed("evaluate"):
+            report.stages.append(evaluate_task(name, path, data.data_yaml, imgsz, p.evaluate, sample, run_dir / "val", gate))
     base_map = report.stages[0].map50_95 or 0.0
     for stage in report.stages:
         stage.map_ratio = stage.map50_95 / base_map if base_map > 0 else None
