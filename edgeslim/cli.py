@@ -37,7 +37,7 @@ def _tracking_uri(p: Params) -> str:
         if uri.startswith(("http://", "https://")) and not is_healthy(uri, timeout=5.0):
             raise RegistryError(f"MLflow tracking server {uri} is unreachable (no answer on /health)")
         return uri
-    server = ensure_server(workspace.mlflow_root(p), p.mlflow.host, p.mlflow.port, p.mlflow.startup_timeout_s)
+    server = ensure_server(workspace.mlflow_root(p), p.mlflow.host, p.mlflow.port, p.mlflow.startup_timeout_s, p.mlflow.artifacts_destination)
     print(f"MLflow UI: {server.url}  (local server, pid {server.pid}; stop with `edgeslim server stop`)", file=sys.stderr)
     return server.url
 
@@ -76,7 +76,7 @@ def cmd_compress(args: argparse.Namespace, p: Params) -> int:
     from flows.compress import compress_flow
 
     model = args.model or f"{p.model_name}@{p.mlflow.source_alias}"
-    out = _run_flow(compress_flow, model=model, tracking_uri=_tracking_uri(p), params_file=str(args.params), overrides=args.set)
+    out = _run_flow(compress_flow, model=model, tracking_uri=_tracking_uri(p), params_file=str(args.params), overrides=args.set, force=args.force)
     print(out["report"])
     return 0
 
@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--force", action="store_true", help="train and register a new version even if an identical champion exists")
     comp = add("compress", cmd_compress, "run the compress flow on a registered model and publish <model_name>-edge@candidate if every gate passes")
     comp.add_argument("--model", metavar="NAME[@ALIAS|:VERSION]", help="source model (default: <model_name>@<mlflow.source_alias> from params)")
+    comp.add_argument("--force", action="store_true", help="compress and publish again even if this source version was already published with the same params and data")
     srv = add("server", cmd_server, "start, stop or show this workspace's local MLflow server")
     srv.add_argument("action", choices=["start", "stop", "status"])
     return parser
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params, args.set)
         from edgeslim import workspace
 
-        workspace.configure_prefect_home(params)
+        workspace.configure_environment(params)
         return args.func(args, params)
     except EdgeslimError as exc:
         print(f"edgeslim: error: {exc}", file=sys.stderr)

@@ -87,6 +87,12 @@ class MlflowParams(_Section):
     edge_suffix: Annotated[str, Field(min_length=1)]
     edge_alias: str
     startup_timeout_s: Annotated[float, Field(gt=0)]
+    artifacts_destination: str | None
+    lock_ttl_s: Annotated[float, Field(gt=0)]
+    lock_timeout_s: Annotated[float, Field(gt=0)]
+    lock_poll_s: Annotated[float, Field(gt=0)]
+    http_retries: Annotated[int, Field(ge=0)]
+    http_backoff_factor: Annotated[float, Field(ge=0)]
 
 
 class FuseParams(_Section):

@@ -26,9 +26,16 @@ def root(p: Params) -> Path:
     return path
 
 
-def configure_prefect_home(p: Params) -> None:
-    """Keep Prefect's ephemeral database inside the workspace unless the user set PREFECT_HOME."""
+def configure_environment(p: Params) -> None:
+    """Process settings the params decide, before Prefect or MLflow read them.
+
+    Prefect's ephemeral database lives in the workspace unless the user set PREFECT_HOME; MLflow's
+    client retries transient HTTP errors with exponential backoff as params say (its default of
+    minutes of retries would hide a dead server).
+    """
     os.environ.setdefault("PREFECT_HOME", str(root(p) / "prefect"))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(p.mlflow.http_retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", str(p.mlflow.http_backoff_factor))
     # Nothing may phone home where only package registries are reachable.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

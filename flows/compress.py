@@ -5,8 +5,11 @@ TensorRT, fleet paging after publish) are the task calls below; each takes and r
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
+from mlflow import MlflowClient
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
@@ -15,24 +18,62 @@ from edgeslim.config import Params, load_params
 from edgeslim.data.images import list_images, preprocess
 from edgeslim.errors import GateFailed
 from edgeslim.gates import equivalence_gate, map_gate
+from edgeslim.registry.mlflow_registry import download_run_file, flat_params
+from edgeslim.registry.tracking import StepRecord
 from edgeslim.report import Report
 from tasks.data import dataset_task
 from tasks.evaluate import evaluate_task
-from tasks.publish import lineage_tags, publish_task
+from tasks.publish import RUN_ID_TAG, find_published_task, lineage_tags, publish_task
 from tasks.pull import pull_task
 from tasks.quantize import calibration_task, export_task, quantize_task
 from tasks.reparam import equivalence_task, fuse_task
 
 REPORT_ARTIFACT_KEY = "edgeslim-compress-report"
+# Which params section each step reads, and the file it leaves in the run folder: what its nested
+# MLflow run records.
+STEP_SECTIONS = {
+    "dataset": "dataset", "fuse": "fuse", "equivalence": "fuse", "export": "export",
+    "calibration": "calibration", "quantize": "quantize", "evaluate": "evaluate",
+}
+STEP_FILES = {"fuse": "fused.pt", "export": "model-fp32.onnx", "calibration": "calibration_manifest.json", "quantize": "model-int8.onnx"}
+STEP_DETAILS = {"fuse": "fusion", "equivalence": "equivalence", "quantize": "quantization"}
+# What makes two runs produce the same edge model: everything but where things are served.
+PUBLISH_KEY_SECTIONS = ("fuse", "export", "calibration", "quantize", "evaluate", "gates")
 
 
-def _finish(report: Report, run_dir: Path, tracking_uri: str, p: Params, edge: Path | None, lineage: dict[str, str]) -> dict:
+def publish_key(p: Params, source_name: str, source_version: str, dataset_sha: str) -> str:
+    facts = f"{source_name}:{source_version}:{dataset_sha}:{p.baseline.imgsz}:{p.section_hash(*PUBLISH_KEY_SECTIONS)}"
+    return hashlib.sha256(facts.encode()).hexdigest()[:24]
+
+
+def step_records(p: Params, report: Report, run_dir: Path) -> list[StepRecord]:
+    """One record per step that ran: its params section, numeric details, files and wall time."""
+    params = p.model_dump(mode="json")
+    records = []
+    for name, seconds in report.timings.items():
+        section = STEP_SECTIONS.get(name)
+        detail = report.details.get(STEP_DETAILS.get(name, ""), {})
+        metrics = {k: float(v) for k, v in detail.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if name == "evaluate":
+            metrics.update({f"{s.name}.map50_95": s.map50_95 for s in report.stages if s.map50_95 is not None})
+            metrics.update({f"{s.name}.latency_ms": s.latency_ms for s in report.stages if s.latency_ms is not None})
+        files = [run_dir / STEP_FILES[name]] if name in STEP_FILES else []
+        records.append(StepRecord(name, flat_params({section: params[section]}) if section else {}, metrics, files, seconds))
+    return records
+
+
+def _finish(
+    report: Report, run_dir: Path, tracking_uri: str, p: Params, edge: Path | None, lineage: dict[str, str], key: str, force: bool
+) -> dict:
     """Record the run, publish when every gate passed, write report.json; a failed gate raises."""
     with report.timed("publish"):
-        publish_task(tracking_uri, p, report, run_dir, edge, lineage)
+        publish_task(tracking_uri, p, report, run_dir, edge, lineage, step_records(p, report, run_dir), key, force)
     report.write_json(run_dir / "report.json")
     report.write_json(workspace.root(p) / "latest" / "report.json")  # fixed path for DVC metrics
-    create_markdown_artifact(key=REPORT_ARTIFACT_KEY, markdown=report.markdown(), description=f"report.json: {run_dir / 'report.json'}")
+    markdown = report.markdown()
+    if "pareto_png" in report.details:
+        markdown += f"\n![accuracy vs latency]({report.details['pareto_png']})\n\nMLflow run: {report.details['mlflow_run_url']}\n"
+    create_markdown_artifact(key=REPORT_ARTIFACT_KEY, markdown=markdown, description=f"report.json: {run_dir / 'report.json'}")
     print(report.markdown())
     if not report.passed:
         failed = "; ".join(f"gate {g.name} failed: {g.detail}" for g in report.failed_gates())
@@ -41,8 +82,15 @@ def _finish(report: Report, run_dir: Path, tracking_uri: str, p: Params, edge: P
 
 
 @flow(name="edgeslim-compress", log_prints=True)
-def compress_flow(model: str, tracking_uri: str, params_file: str = "params.yaml", overrides: list[str] | None = None) -> dict:
-    """Compress ``model`` (NAME, NAME@ALIAS or NAME:VERSION) and publish it if every gate passes."""
+def compress_flow(
+    model: str, tracking_uri: str, params_file: str = "params.yaml", overrides: list[str] | None = None, force: bool = False
+) -> dict:
+    """Compress ``model`` (NAME, NAME@ALIAS or NAME:VERSION) and publish it if every gate passes.
+
+    Idempotent: when the same source version was already compressed and published with the same
+    params and data, the existing edge version is reported and nothing is recomputed (``force``
+    publishes again).
+    """
     p = load_params(params_file, overrides or [])
     run_dir = workspace.new_run_dir(p, "compress")
     imgsz = p.baseline.imgsz
@@ -53,6 +101,11 @@ def compress_flow(model: str, tracking_uri: str, params_file: str = "params.yaml
     with report.timed("pull"):
         source = pull_task(tracking_uri, model, p.mlflow.source_alias, data.names, run_dir / "source")
     report.model, report.source_version = source.name, source.version
+    key = publish_key(p, source.name, source.version, data.sha256)
+    if not force:
+        existing = find_published_task(tracking_uri, p, key)
+        if existing:
+            return _already_published(existing, run_dir, p)
 
     with report.timed("fuse"):
         fused = fuse_task(source.weights, run_dir)
@@ -62,7 +115,7 @@ def compress_flow(model: str, tracking_uri: str, params_file: str = "params.yaml
     report.details.update(fusion=fused.report.as_dict(), equivalence=eq.as_dict())
     lineage = lineage_tags(p, source, data.sha256, None)
     if not report.passed:
-        return _finish(report, run_dir, tracking_uri, p, None, lineage)
+        return _finish(report, run_dir, tracking_uri, p, None, lineage, key, force)
 
     with report.timed("export"):
         fp32 = export_task(fused.weights, imgsz, p.export.opset, run_dir / "model-fp32.onnx")
@@ -83,4 +136,20 @@ def compress_flow(model: str, tracking_uri: str, params_file: str = "params.yaml
     for stage in report.stages:
         stage.map_ratio = stage.map50_95 / base_map if base_map > 0 else None
     report.gates["map_ratio"] = map_gate(report.stages[-1].map50_95 or 0.0, base_map, p.gates.min_map_ratio)
-    return _finish(report, run_dir, tracking_uri, p, int8, lineage)
+    return _finish(report, run_dir, tracking_uri, p, int8, lineage, key, force)
+
+
+def _already_published(existing: dict, run_dir: Path, p: Params) -> dict:
+    """Report the version an identical earlier run published, with that run's report."""
+    print(
+        f"{existing['model']} version {existing['version']} was already published from this source version "
+        f"with the same params and data; nothing to do (use --force to publish again)"
+    )
+    path = run_dir / "report.json"
+    version = MlflowClient().get_model_version(existing["model"], existing["version"])
+    earlier = json.loads(download_run_file(version.tags[RUN_ID_TAG], "report.json", run_dir / "earlier").read_text())
+    earlier["published"] = {**earlier["published"], "reused": True}
+    for target in (path, workspace.root(p) / "latest" / "report.json"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(earlier, indent=2) + "\n")
+    return {"report": str(path), **earlier}

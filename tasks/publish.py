@@ -1,56 +1,137 @@
-"""Record every run in MLflow; register the edge version only when every gate passed."""
+"""Record the flow run in MLflow (parent + nested step runs, Pareto plot, report) and, when every
+gate passed, register the edge version under the model's publish lock."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
+from prefect.artifacts import create_link_artifact
+from prefect.runtime import flow_run
 
 from edgeslim.config import Params
 from edgeslim.lineage import gate_tags, git_sha, tags
+from edgeslim.plots import Point, pareto_plot
 from edgeslim.registry import mlflow_registry as reg
+from edgeslim.registry.lock import registry_lock
+from edgeslim.registry.tracking import StepRecord, experiment_id, log_batch, log_step, run_url
 from edgeslim.report import Report
 from tasks.step import step
 
+PUBLISH_KEY_TAG = "edgeslim.publish_key"
+RUN_ID_TAG = "edgeslim.run_id"
+EDGE_STAGE = "onnx-int8"  # the artifact that is published and compared with the previous candidate
 
-def _log_report(report: Report, run_dir: Path) -> None:
-    report.write_json(run_dir / "report.json")
-    (run_dir / "report.md").write_text(report.markdown())
-    mlflow.log_artifact(str(run_dir / "report.json"))
-    mlflow.log_artifact(str(run_dir / "report.md"))
+
+def edge_model_name(p: Params) -> str:
+    return f"{p.model_name}{p.mlflow.edge_suffix}"
+
+
+@step("find-published", retries=2)
+def find_published_task(tracking_uri: str, p: Params, publish_key: str) -> dict | None:
+    """The edge version already published from the same source version, params and data, if any."""
+    client = reg.connect(tracking_uri)
+    return reg.published_with_key(client, edge_model_name(p), PUBLISH_KEY_TAG, publish_key)
+
+
+def _previous_candidate(client: mlflow.MlflowClient, p: Params) -> Point | None:
+    """The current candidate's INT8 figures, read from the run that published it."""
+    try:
+        mv = client.get_model_version_by_alias(edge_model_name(p), p.mlflow.edge_alias)
+        metrics = client.get_run(mv.tags[RUN_ID_TAG]).data.metrics
+        return Point(
+            f"previous {p.mlflow.edge_alias} v{mv.version}",
+            metrics[f"{EDGE_STAGE}.map50_95"], metrics[f"{EDGE_STAGE}.latency_ms"], int(metrics[f"{EDGE_STAGE}.size_bytes"]),
+        )
+    except (mlflow.exceptions.MlflowException, KeyError):
+        return None
+
+
+def _plot(report: Report, previous: Point | None, out: Path) -> Path | None:
+    points = [Point(s.name, s.map50_95, s.latency_ms, s.size_bytes) for s in report.stages if None not in (s.map50_95, s.latency_ms, s.size_bytes)]
+    if not points:
+        return None
+    title = f"{report.model} v{report.source_version}: accuracy vs latency (marker area = file size)"
+    return pareto_plot(points + ([previous] if previous else []), title, out)
 
 
 @step("record-and-publish")
 def publish_task(
-    tracking_uri: str, p: Params, report: Report, run_dir: Path, edge_artifact: Path | None, lineage: dict[str, str]
+    tracking_uri: str,
+    p: Params,
+    report: Report,
+    run_dir: Path,
+    edge_artifact: Path | None,
+    lineage: dict[str, str],
+    steps: list[StepRecord],
+    publish_key: str,
+    force: bool,
 ) -> dict | None:
-    """Log the run (params, per-stage metrics, report); when gates passed, register and alias.
+    """Log the parent run and one nested run per step; when gates passed, register and move the alias.
 
-    Returns the published ``{"model", "version", "alias"}`` or None. A failed gate never reaches
-    the registry: the run is still recorded (status FAILED) so the failure is visible in the UI.
+    A failed gate never reaches the registry: the run is still recorded (status FAILED) so the
+    failure is visible in the UI. Registration happens under the model's publish lock, where the
+    publish key is checked again, so concurrent runs neither duplicate a version nor interleave
+    their alias moves. The alias moves last, after the version and all its tags exist.
     """
     client = reg.connect(tracking_uri)
-    mlflow.set_experiment(p.mlflow.experiment)
-    with mlflow.start_run(run_name=f"compress {report.model} v{report.source_version}") as run:
-        mlflow.set_tags({**lineage, "edgeslim.kind": "compress"})
-        mlflow.log_params(reg.flat_params(p.model_dump(mode="json")))
-        for s in report.stages:
-            metrics = {"map50_95": s.map50_95, "map50": s.map50, "map_ratio": s.map_ratio, "size_bytes": s.size_bytes, "latency_ms": s.latency_ms}
-            mlflow.log_metrics({f"{s.name}.{k}": float(v) for k, v in metrics.items() if v is not None})
-        mlflow.log_metrics({f"gate.{k}": g.value for k, g in report.gates.items()})
-        for extra in ("calibration_manifest.json",):
-            if (run_dir / extra).exists():
-                mlflow.log_artifact(str(run_dir / extra))
-        if report.passed and edge_artifact is not None:
-            model_uri = reg.log_weights_model(edge_artifact)
-            edge_name = f"{p.model_name}{p.mlflow.edge_suffix}"
-            version_tags = {**lineage, **gate_tags(report.gates), **tags(run_id=run.info.run_id)}
-            mv = reg.register(client, model_uri, edge_name, version_tags, p.mlflow.edge_alias)
-            report.published = {"model": edge_name, "version": str(mv.version), "alias": p.mlflow.edge_alias}
-            print(f"published {edge_name} version {mv.version} @ {p.mlflow.edge_alias}")
-        _log_report(report, run_dir)
-    if not report.passed:
-        client.set_terminated(run.info.run_id, status="FAILED")
+    exp_id = experiment_id(client, p.mlflow.experiment)
+    prefect_tags = {"prefect.flow_run_id": flow_run.id, "prefect.flow_run_url": flow_run.ui_url}
+    parent = client.create_run(
+        exp_id, run_name=f"compress {report.model} v{report.source_version}",
+        tags={**lineage, **{k: v for k, v in prefect_tags.items() if v}, "edgeslim.kind": "compress", PUBLISH_KEY_TAG: publish_key},
+    )
+    run_id = parent.info.run_id
+    url = run_url(tracking_uri, exp_id, run_id)
+    stage_metrics = {
+        f"{s.name}.{k}": float(v)
+        for s in report.stages
+        for k, v in {"map50_95": s.map50_95, "map50": s.map50, "map_ratio": s.map_ratio, "size_bytes": s.size_bytes, "latency_ms": s.latency_ms}.items()
+        if v is not None
+    }
+    gate_metrics = {f"gate.{k}": g.value for k, g in report.gates.items()}
+    log_batch(client, run_id, reg.flat_params(p.model_dump(mode="json")), {**stage_metrics, **gate_metrics})
+    for record in steps:
+        log_step(client, exp_id, run_id, record)
+    plot = _plot(report, _previous_candidate(client, p), run_dir / "pareto.png")
+    if plot:
+        client.log_artifact(run_id, str(plot))
+        report.details["pareto_png"] = f"{tracking_uri.rstrip('/')}/get-artifact?path=pareto.png&run_uuid={run_id}"
+
+    if report.passed and edge_artifact is not None:
+        edge = edge_model_name(p)
+        with registry_lock(client, edge, flow_run.id or run_id, p.mlflow.lock_ttl_s, p.mlflow.lock_timeout_s, p.mlflow.lock_poll_s):
+            existing = None if force else reg.published_with_key(client, edge, PUBLISH_KEY_TAG, publish_key)
+            if existing:  # an identical run published while this one computed
+                alias = p.mlflow.edge_alias if p.mlflow.edge_alias in existing["aliases"] else None
+                report.published = {"model": edge, "version": existing["version"], "alias": alias, "reused": True}
+            else:
+                with mlflow.start_run(run_id=run_id):
+                    model_uri = reg.log_weights_model(edge_artifact, example_image=_example_image(steps))
+                version_tags = {**lineage, **gate_tags(report.gates), **tags(run_id=run_id), PUBLISH_KEY_TAG: publish_key}
+                mv = reg.register(client, model_uri, edge, version_tags, p.mlflow.edge_alias)
+                report.published = {"model": edge, "version": str(mv.version), "alias": p.mlflow.edge_alias}
+        verb = "found already published" if report.published.get("reused") else "published"
+        print(f"{verb}: {report.published['model']} version {report.published['version']} @ {report.published['alias']}")
+
+    report.details["mlflow_run_url"] = url
+    report.write_json(run_dir / "report.json")
+    (run_dir / "report.md").write_text(report.markdown())
+    for name in ("report.json", "report.md"):
+        client.log_artifact(run_id, str(run_dir / name))
+    client.set_terminated(run_id, "FINISHED" if report.passed else "FAILED")
+    create_link_artifact(link=url, link_text=f"MLflow run of {report.model} v{report.source_version}", key="mlflow-run")
     return report.published
+
+
+def _example_image(steps: list[StepRecord]) -> Path | None:
+    """A real calibration image from the manifest, used as the logged model's input example."""
+    for record in steps:
+        for path in record.artifacts:
+            if Path(path).name == "calibration_manifest.json" and Path(path).exists():
+                images = json.loads(Path(path).read_text())["images"]
+                return Path(images[0]["path"]) if images else None
+    return None
 
 
 def lineage_tags(p: Params, source: reg.PulledModel, dataset_sha: str, calibration_sha: str | None) -> dict[str, str]:

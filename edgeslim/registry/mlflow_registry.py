@@ -5,13 +5,12 @@ RegistryError with the name/alias/version that failed and, for aliases, the ones
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -21,9 +20,6 @@ from edgeslim.registry.pyfunc_model import SIGNATURE, WEIGHTS_KEY, YoloDetector
 from edgeslim.registry.server import is_healthy
 
 _REF = re.compile(r"^(?P<name>[^@:/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|:(?P<version>\d+))?$")
-# Fail fast on a dead server instead of MLflow's minutes of default retries.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
 
 
 @dataclass(frozen=True)
@@ -103,13 +99,19 @@ def pull(client: MlflowClient, ref: ModelRef, dest: Path) -> PulledModel:
     return PulledModel(mv.name, str(mv.version), mv.run_id, weights[0], dict(mv.tags))
 
 
-def log_weights_model(weights: Path) -> str:
-    """Log ``weights`` as a pyfunc model in the active run; returns the model URI."""
+def log_weights_model(weights: Path, example_image: Path | None = None) -> str:
+    """Log ``weights`` as a pyfunc model in the active run; returns the model URI.
+
+    With ``example_image`` the model also carries an input example (MLflow then checks that the
+    logged model loads and predicts on it before the version can exist).
+    """
+    example = pd.DataFrame({"image": [str(example_image)]}) if example_image else None
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=YoloDetector(),
         artifacts={WEIGHTS_KEY: str(weights)},
         signature=SIGNATURE,
+        input_example=example,
         pip_requirements=["edgeslim", "ultralytics", "onnxruntime"],
     )
     return info.model_uri
@@ -130,12 +132,26 @@ def register(client: MlflowClient, model_uri: str, name: str, tags: dict[str, st
         raise RegistryError(f"registering {name} failed: {exc.message}") from None
 
 
-def versions_with_tag(client: MlflowClient, name: str, key: str, value: str) -> Iterator[ModelVersion]:
+def published_with_key(client: MlflowClient, name: str, tag: str, key: str) -> dict | None:
+    """The newest version of ``name`` whose ``tag`` equals ``key``, as ``{model, version, aliases}``."""
     try:
-        yield from client.search_model_versions(f"name = '{name}' and tags.`{key}` = '{value}'")
+        found = client.search_model_versions(f"name = '{name}' and tags.`{tag}` = '{key}'")
     except MlflowException as exc:
-        if not _not_found(exc):
-            raise RegistryError(f"searching versions of {name} failed: {exc.message}") from None
+        if _not_found(exc):
+            return None
+        raise RegistryError(f"searching versions of {name} failed: {exc.message}") from None
+    if not found:
+        return None
+    newest = max(found, key=lambda v: int(v.version))
+    return {"model": name, "version": str(newest.version), "aliases": list(newest.aliases)}
+
+
+def download_run_file(run_id: str, name: str, dest: Path) -> Path:
+    """One artifact file of a run (``report.json``, ``report.md``...)."""
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=str(dest)))
+    except MlflowException as exc:
+        raise RegistryError(f"run {run_id} has no artifact {name}: {exc.message}") from None
 
 
 def flat_params(data: dict, prefix: str = "") -> dict[str, str]:

@@ -43,8 +43,15 @@ def is_healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def start_server(root: Path, host: str, port: int, timeout_s: float, detach: bool = False) -> LocalServer:
-    """Start ``mlflow server`` with its store under ``root``; wait until /health answers."""
+def start_server(
+    root: Path, host: str, port: int, timeout_s: float, detach: bool = False, artifacts_destination: str | None = None
+) -> LocalServer:
+    """Start ``mlflow server`` with its store under ``root``; wait until /health answers.
+
+    Artifacts go to ``artifacts_destination`` (e.g. ``s3://bucket/prefix``, any S3 endpoint via
+    MLFLOW_S3_ENDPOINT_URL and AWS_* in the environment) or to ``root/artifacts``; clients reach
+    them through the server's proxy either way, so they need no S3 credentials themselves.
+    """
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
@@ -53,7 +60,7 @@ def start_server(root: Path, host: str, port: int, timeout_s: float, detach: boo
     cmd = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
+        "--artifacts-destination", artifacts_destination or str(root / "artifacts"),
         "--host", host, "--port", str(port), "--workers", "1",
     ]
     with log.open("ab") as out:
@@ -79,7 +86,7 @@ def running_server(root: Path) -> LocalServer | None:
     return LocalServer(url=url, pid=int(pid_text), log=Path(root) / "server.log") if is_healthy(url) else None
 
 
-def ensure_server(root: Path, host: str, port: int, timeout_s: float) -> LocalServer:
+def ensure_server(root: Path, host: str, port: int, timeout_s: float, artifacts_destination: str | None = None) -> LocalServer:
     """Reuse this workspace's running server or start a detached one that outlives the command."""
     existing = running_server(root)
     if existing:
@@ -89,7 +96,7 @@ def ensure_server(root: Path, host: str, port: int, timeout_s: float) -> LocalSe
             f"port {port} on {host} already serves another MLflow; set MLFLOW_TRACKING_URI to use it "
             f"or -S mlflow.port=<free port>"
         )
-    return start_server(root, host, port, timeout_s, detach=True)
+    return start_server(root, host, port, timeout_s, detach=True, artifacts_destination=artifacts_destination)
 
 
 def stop_server(root: Path) -> bool:

@@ -1,0 +1,52 @@
+"""Plots people would rather look at than read: the accuracy/latency/size trade-off of a run."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+MARKER_AREA_PER_MIB = 400.0  # scatter area per MiB of artifact, so size reads at a glance
+MIN_MARKER_AREA = 30.0
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str
+    map50_95: float
+    latency_ms: float
+    size_bytes: int
+
+
+def pareto_front(points: list[Point]) -> list[Point]:
+    """Points no other point beats on both latency (lower) and mAP (higher)."""
+    return [
+        p for p in points
+        if not any(q.latency_ms <= p.latency_ms and q.map50_95 >= p.map50_95 and (q.latency_ms, q.map50_95) != (p.latency_ms, p.map50_95) for q in points)
+    ]
+
+
+def pareto_plot(points: list[Point], title: str, out: Path) -> Path:
+    """mAP50-95 vs CPU latency, marker area ∝ file size, Pareto front joined by a line."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for p in points:
+        area = max(MIN_MARKER_AREA, MARKER_AREA_PER_MIB * p.size_bytes / 2**20)
+        ax.scatter(p.latency_ms, p.map50_95, s=area, alpha=0.6)
+        ax.annotate(f"{p.label}\n{p.size_bytes / 1024:.0f} KiB", (p.latency_ms, p.map50_95), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    front = sorted(pareto_front(points), key=lambda p: p.latency_ms)
+    if len(front) > 1:
+        ax.plot([p.latency_ms for p in front], [p.map50_95 for p in front], "k--", linewidth=0.8, label="Pareto front")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("CPU latency, batch 1 (ms, lower is better)")
+    ax.set_ylabel("mAP50-95 on held-out val (higher is better)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.margins(0.25)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

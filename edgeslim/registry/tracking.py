@@ -1,0 +1,58 @@
+"""MLflow runs for one flow run: a parent run, and a nested run per pipeline step.
+
+Why the client API and not the fluent one: Prefect may run tasks on worker threads, and MLflow's
+fluent "active run" is thread-local; explicit run ids keep every step's record where it belongs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+
+PARENT_TAG = "mlflow.parentRunId"
+MAX_PARAM_CHARS = 6000
+
+
+@dataclass
+class StepRecord:
+    """What one step contributes to MLflow: its knobs, its figures, its files, its wall time."""
+
+    name: str
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: list[Path] = field(default_factory=list)
+    duration_s: float | None = None
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    return exp.experiment_id if exp else client.create_experiment(name)
+
+
+def log_batch(client: MlflowClient, run_id: str, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str] | None = None) -> None:
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
+        params=[Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in params.items()],
+        tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+    )
+
+
+def log_step(client: MlflowClient, exp_id: str, parent_id: str, step: StepRecord) -> str:
+    """One finished nested run under ``parent_id`` holding the step's params, metrics and files."""
+    run = client.create_run(exp_id, run_name=step.name, tags={PARENT_TAG: parent_id, "edgeslim.step": step.name})
+    metrics = dict(step.metrics)
+    if step.duration_s is not None:
+        metrics["duration_s"] = step.duration_s
+    log_batch(client, run.info.run_id, step.params, metrics)
+    for path in step.artifacts:
+        if Path(path).exists():
+            client.log_artifact(run.info.run_id, str(path))
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
