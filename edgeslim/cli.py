@@ -1,4 +1,4 @@
-"""``edgeslim`` command line: demo, dataset, baseline, compress, server.
+"""``edgeslim`` command line: demo, dataset, baseline, compress, report, server.
 
 Every command takes ``--params FILE`` and repeated ``-S section.key=value`` overrides (the syntax of
 ``dvc exp run -S``). Expected failures (bad params, unknown model or alias, unreachable server,
@@ -20,6 +20,7 @@ EPILOG = """examples:
   edgeslim compress --model pcb-detector@champion
   edgeslim compress --model pcb-detector:3 -S gates.min_map_ratio=0.97
   edgeslim baseline -S baseline.epochs=10 --force
+  edgeslim report pcb-detector-edge@candidate      # stage table + gates of what was published
 environment:
   MLFLOW_TRACKING_URI   use this tracking server instead of starting a local one
   PREFECT_API_URL       use this Prefect server instead of an ephemeral one
@@ -93,6 +94,27 @@ def cmd_demo(args: argparse.Namespace, p: Params) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, p: Params) -> int:
+    import re
+    import tempfile
+
+    from edgeslim.errors import RegistryError
+    from edgeslim.lineage import RUN_ID_TAG
+    from edgeslim.registry import mlflow_registry as reg
+
+    client = reg.connect(_tracking_uri(p))
+    if re.fullmatch(r"[0-9a-f]{32}", args.ref):
+        run_id = args.ref
+    else:
+        mv = reg.resolve(client, reg.ModelRef.parse(args.ref, p.mlflow.edge_alias))
+        run_id = mv.tags.get(RUN_ID_TAG) or ""
+        if not run_id:
+            raise RegistryError(f"{mv.name} version {mv.version} was not published by an edgeslim compress run")
+    with tempfile.TemporaryDirectory() as tmp:
+        print(reg.download_run_file(run_id, "report.md", Path(tmp)).read_text(), end="")
+    return 0
+
+
 def cmd_server(args: argparse.Namespace, p: Params) -> int:
     from edgeslim import workspace
     from edgeslim.registry.server import running_server, stop_server
@@ -135,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp = add("compress", cmd_compress, "run the compress flow on a registered model and publish <model_name>-edge@candidate if every gate passes")
     comp.add_argument("--model", metavar="NAME[@ALIAS|:VERSION]", help="source model (default: <model_name>@<mlflow.source_alias> from params)")
     comp.add_argument("--force", action="store_true", help="compress and publish again even if this source version was already published with the same params and data")
+    rep = add("report", cmd_report, "print the stage table and gate verdicts of a compress run (run id) or of a published edge version")
+    rep.add_argument("ref", metavar="RUN_ID|NAME[@ALIAS|:VERSION]", help="MLflow run id, or edge model version (bare NAME means NAME@<mlflow.edge_alias>)")
     srv = add("server", cmd_server, "start, stop or show this workspace's local MLflow server")
     srv.add_argument("action", choices=["start", "stop", "status"])
     return parser

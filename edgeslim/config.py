@@ -92,7 +92,7 @@ class MlflowParams(_Section):
     lock_timeout_s: Annotated[float, Field(gt=0)]
     lock_poll_s: Annotated[float, Field(gt=0)]
     http_retries: Annotated[int, Field(ge=0)]
-    http_backoff_factor: Annotated[float, Field(ge=0)]
+    http_backoff_factor: Annotated[int, Field(ge=0)]  # MLflow reads it as an int
 
 
 class FuseParams(_Section):

@@ -7,6 +7,8 @@ import subprocess
 from edgeslim.gates import Gate
 
 TAG_PREFIX = "edgeslim."
+RUN_ID_TAG = f"{TAG_PREFIX}run_id"  # on an edge version: the compress run that published it
+PUBLISH_KEY_TAG = f"{TAG_PREFIX}publish_key"  # same key = same source version, params and data
 
 
 def git_sha() -> str:

@@ -29,13 +29,23 @@ def pareto_front(points: list[Point]) -> list[Point]:
     ]
 
 
-def pareto_plot(points: list[Point], title: str, out: Path) -> Path:
-    """mAP50-95 vs CPU latency, marker area ∝ file size, Pareto front joined by a line."""
+def _area(p: Point) -> float:
+    return max(MIN_MARKER_AREA, MARKER_AREA_PER_MIB * p.size_bytes / 2**20)
+
+
+def pareto_plot(points: list[Point], title: str, out: Path, reference: Point | None = None) -> Path:
+    """mAP50-95 vs CPU latency, marker area ∝ file size, Pareto front joined by a line.
+
+    ``reference`` (the previous candidate) is drawn hollow with its label below, so a new model
+    that lands on top of it stays readable.
+    """
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for p in points:
-        area = max(MIN_MARKER_AREA, MARKER_AREA_PER_MIB * p.size_bytes / 2**20)
-        ax.scatter(p.latency_ms, p.map50_95, s=area, alpha=0.6)
+        ax.scatter(p.latency_ms, p.map50_95, s=_area(p), alpha=0.6)
         ax.annotate(f"{p.label}\n{p.size_bytes / 1024:.0f} KiB", (p.latency_ms, p.map50_95), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    if reference:
+        ax.scatter(reference.latency_ms, reference.map50_95, s=_area(reference), facecolors="none", edgecolors="black", marker="D")
+        ax.annotate(reference.label, (reference.latency_ms, reference.map50_95), textcoords="offset points", xytext=(6, -16), fontsize=8)
     front = sorted(pareto_front(points), key=lambda p: p.latency_ms)
     if len(front) > 1:
         ax.plot([p.latency_ms for p in front], [p.map50_95 for p in front], "k--", linewidth=0.8, label="Pareto front")

@@ -18,12 +18,13 @@ from edgeslim.config import Params, load_params
 from edgeslim.data.images import list_images, preprocess
 from edgeslim.errors import GateFailed
 from edgeslim.gates import equivalence_gate, map_gate
+from edgeslim.lineage import RUN_ID_TAG
 from edgeslim.registry.mlflow_registry import download_run_file, flat_params
 from edgeslim.registry.tracking import StepRecord
 from edgeslim.report import Report
 from tasks.data import dataset_task
 from tasks.evaluate import evaluate_task
-from tasks.publish import RUN_ID_TAG, find_published_task, lineage_tags, publish_task
+from tasks.publish import find_published_task, lineage_tags, publish_task
 from tasks.pull import pull_task
 from tasks.quantize import calibration_task, export_task, quantize_task
 from tasks.reparam import equivalence_task, fuse_task

@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 
 import mlflow
+import requests
+from mlflow.exceptions import MlflowException
 from prefect.artifacts import create_link_artifact
 from prefect.runtime import flow_run
 
 from edgeslim.config import Params
-from edgeslim.lineage import gate_tags, git_sha, tags
+from edgeslim.errors import RegistryError
+from edgeslim.lineage import PUBLISH_KEY_TAG, RUN_ID_TAG, gate_tags, git_sha, tags
 from edgeslim.plots import Point, pareto_plot
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.lock import registry_lock
@@ -18,8 +21,6 @@ from edgeslim.registry.tracking import StepRecord, experiment_id, log_batch, log
 from edgeslim.report import Report
 from tasks.step import step
 
-PUBLISH_KEY_TAG = "edgeslim.publish_key"
-RUN_ID_TAG = "edgeslim.run_id"
 EDGE_STAGE = "onnx-int8"  # the artifact that is published and compared with the previous candidate
 
 
@@ -43,7 +44,7 @@ def _previous_candidate(client: mlflow.MlflowClient, p: Params) -> Point | None:
             f"previous {p.mlflow.edge_alias} v{mv.version}",
             metrics[f"{EDGE_STAGE}.map50_95"], metrics[f"{EDGE_STAGE}.latency_ms"], int(metrics[f"{EDGE_STAGE}.size_bytes"]),
         )
-    except (mlflow.exceptions.MlflowException, KeyError):
+    except (MlflowException, KeyError):
         return None
 
 
@@ -52,7 +53,7 @@ def _plot(report: Report, previous: Point | None, out: Path) -> Path | None:
     if not points:
         return None
     title = f"{report.model} v{report.source_version}: accuracy vs latency (marker area = file size)"
-    return pareto_plot(points + ([previous] if previous else []), title, out)
+    return pareto_plot(points, title, out, reference=previous)
 
 
 @step("record-and-publish")
@@ -76,7 +77,8 @@ def publish_task(
     """
     client = reg.connect(tracking_uri)
     exp_id = experiment_id(client, p.mlflow.experiment)
-    prefect_tags = {"prefect.flow_run_id": flow_run.id, "prefect.flow_run_url": flow_run.ui_url}
+    ui_url = flow_run.ui_url  # "None/flow-runs/..." on an ephemeral server, which has no UI to link to
+    prefect_tags = {"prefect.flow_run_id": flow_run.id, "prefect.flow_run_url": ui_url if ui_url and ui_url.startswith("http") else None}
     parent = client.create_run(
         exp_id, run_name=f"compress {report.model} v{report.source_version}",
         tags={**lineage, **{k: v for k, v in prefect_tags.items() if v}, "edgeslim.kind": "compress", PUBLISH_KEY_TAG: publish_key},
@@ -106,9 +108,10 @@ def publish_task(
                 alias = p.mlflow.edge_alias if p.mlflow.edge_alias in existing["aliases"] else None
                 report.published = {"model": edge, "version": existing["version"], "alias": alias, "reused": True}
             else:
+                print(f"registering a new version of {edge}")
                 with mlflow.start_run(run_id=run_id):
                     model_uri = reg.log_weights_model(edge_artifact, example_image=_example_image(steps))
-                version_tags = {**lineage, **gate_tags(report.gates), **tags(run_id=run_id), PUBLISH_KEY_TAG: publish_key}
+                version_tags = {**lineage, **gate_tags(report.gates), RUN_ID_TAG: run_id, PUBLISH_KEY_TAG: publish_key}
                 mv = reg.register(client, model_uri, edge, version_tags, p.mlflow.edge_alias)
                 report.published = {"model": edge, "version": str(mv.version), "alias": p.mlflow.edge_alias}
         verb = "found already published" if report.published.get("reused") else "published"

@@ -91,3 +91,14 @@ def champion(mlflow_server: str, params_file: Path) -> str:
     result = run_cli("baseline", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": mlflow_server})
     assert result.returncode == 0, result.stderr[-3000:]
     return mlflow_server
+
+
+@pytest.fixture(scope="session")
+def published(champion: str, params_file: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """`edgeslim demo` once per session against the trained champion: the CLI result and its report.json."""
+    import json
+
+    result = run_cli("demo", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
+    return result, report

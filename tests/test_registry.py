@@ -1,0 +1,131 @@
+"""MLflow as the system of record, against a real `mlflow server` (sqlite): nested runs, lineage,
+idempotent and concurrent publishing, the publish lock."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from conftest import REPO, run_cli
+from edgeslim.errors import RegistryError
+from edgeslim.lineage import PUBLISH_KEY_TAG, RUN_ID_TAG
+from edgeslim.registry.lock import LOCK_SUFFIX, registry_lock
+
+EDGE = "pcb-detector-edge"
+STEPS = {"dataset", "pull", "fuse", "equivalence", "export", "calibration", "quantize", "evaluate"}
+
+
+def _edge_versions(client: MlflowClient) -> list[int]:
+    return sorted(int(v.version) for v in client.search_model_versions(f"name = '{EDGE}'"))
+
+
+def test_parent_and_nested_runs_carry_params_metrics_timings_artifacts(champion, published):
+    _, report = published
+    client = MlflowClient(champion)
+    mv = client.get_model_version(EDGE, report["published"]["version"])
+    parent = client.get_run(mv.tags[RUN_ID_TAG])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["onnx-int8.map50_95"] == report["stages"][-1]["map50_95"]
+    assert parent.data.params["gates.min_map_ratio"] == "0.95"
+    assert len(parent.data.tags["prefect.flow_run_id"]) == 36
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"pareto.png", "report.json", "report.md"}
+
+    children = client.search_runs([parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    by_name = {c.info.run_name: c for c in children}
+    assert set(by_name) == STEPS
+    for child in children:
+        assert child.data.metrics["duration_s"] >= 0 and child.info.status == "FINISHED"
+    assert by_name["quantize"].data.params["quantize.per_channel"] == "True"
+    assert by_name["quantize"].data.metrics["quantized_nodes"] > 0
+    assert by_name["equivalence"].data.metrics["rel_l2"] == report["details"]["equivalence"]["rel_l2"]
+    assert [a.path for a in client.list_artifacts(by_name["quantize"].info.run_id)] == ["model-int8.onnx"]
+    assert [a.path for a in client.list_artifacts(by_name["calibration"].info.run_id)] == ["calibration_manifest.json"]
+
+
+def test_edge_version_lineage_signature_and_input_example(champion, published):
+    _, report = published
+    client = MlflowClient(champion)
+    mv = client.get_model_version(EDGE, report["published"]["version"])
+    for key in ("source_model", "source_version", "source_run_id", "git_sha", "params_hash", "dataset_sha256", "calibration_sha256"):
+        assert mv.tags[f"edgeslim.{key}"], key
+    assert mv.tags["edgeslim.source_run_id"] == client.get_model_version("pcb-detector", "1").run_id
+    for gate, figures in report["gates"].items():
+        assert float(mv.tags[f"edgeslim.gate.{gate}.value"]) == pytest.approx(figures["value"], rel=1e-5)
+        assert mv.tags[f"edgeslim.gate.{gate}.threshold"] == str(figures["threshold"])
+    assert len(mv.tags[PUBLISH_KEY_TAG]) == 24
+    mlflow.set_tracking_uri(champion)
+    info = mlflow.models.get_model_info(f"models:/{EDGE}/{mv.version}")
+    assert [c.name for c in info.signature.inputs.inputs] == ["image"]
+    assert info.saved_input_example_info is not None
+
+
+def test_rerun_reports_existing_version_and_force_publishes_again(champion, published, params_file):
+    _, report = published
+    client = MlflowClient(champion)
+    before = _edge_versions(client)
+    again = run_cli("compress", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already published" in again.stderr
+    reused = json.loads(Path(again.stdout.strip().splitlines()[-1]).read_text())
+    assert reused["published"]["version"] == report["published"]["version"] and reused["published"]["reused"]
+    assert _edge_versions(client) == before
+
+    forced = run_cli("compress", "--force", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    after = _edge_versions(client)
+    assert after == before + [max(before) + 1]
+    assert client.get_model_version_by_alias(EDGE, "candidate").version == str(max(after))
+
+
+def test_concurrent_identical_runs_publish_once(champion, published, params_file):
+    """Two flow runs for one model at once: both compute, the lock serializes publishing, one version results."""
+    client = MlflowClient(champion)
+    before = _edge_versions(client)
+    env = {"MLFLOW_TRACKING_URI": champion}
+    cmd = [sys.executable, "-m", "edgeslim.cli", "compress", "--params", str(params_file), "-S", "calibration.seed=7"]
+    procs = [subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    after = _edge_versions(client)
+    assert after == before + [max(before) + 1], "identical concurrent runs must not duplicate a version"
+    versions = {json.loads(Path(o[0].strip().splitlines()[-1]).read_text())["published"]["version"] for o in outs}
+    assert versions == {str(max(after))}
+    assert client.get_model_version_by_alias(EDGE, "candidate").version == str(max(after))
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        client.get_registered_model(f"{EDGE}{LOCK_SUFFIX}")
+
+
+def test_publish_lock_excludes_then_breaks_when_stale(mlflow_server):
+    client = MlflowClient(mlflow_server)
+    entered = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with registry_lock(client, "lock-test", "holder-a", ttl_s=60, timeout_s=5, poll_s=0.1):
+            entered.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert entered.wait(10)
+    with pytest.raises(RegistryError, match="still held"):
+        with registry_lock(client, "lock-test", "holder-b", ttl_s=60, timeout_s=0.5, poll_s=0.1):
+            pass
+    release.set()
+    holder.join()
+    with registry_lock(client, "lock-test", "holder-b", ttl_s=60, timeout_s=1, poll_s=0.1):
+        pass  # free again after release
+
+    # A crashed holder leaves its lock behind; past the TTL the next run breaks it.
+    client.create_registered_model(f"lock-test{LOCK_SUFFIX}", tags={"edgeslim.lock_since": f"{time.time() - 120:.3f}"})
+    with registry_lock(client, "lock-test", "holder-c", ttl_s=60, timeout_s=1, poll_s=0.1):
+        held = client.get_registered_model(f"lock-test{LOCK_SUFFIX}")
+        assert held.tags["edgeslim.lock_holder"] == "holder-c"
