@@ -149,7 +149,7 @@ def _already_published(existing: dict, run_dir: Path, p: Params) -> dict:
     path = run_dir / "report.json"
     version = MlflowClient().get_model_version(existing["model"], existing["version"])
     earlier = json.loads(download_run_file(version.tags[RUN_ID_TAG], "report.json", run_dir / "earlier").read_text())
-    earlier["published"] = {**earlier["published"], "reused": True}
+    earlier["published"] = existing
     for target in (path, workspace.root(p) / "latest" / "report.json"):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(earlier, indent=2) + "\n")

@@ -30,9 +30,36 @@ def edge_model_name(p: Params) -> str:
 
 @step("find-published", retries=2)
 def find_published_task(tracking_uri: str, p: Params, publish_key: str) -> dict | None:
-    """The edge version already published from the same source version, params and data, if any."""
+    """The edge version already published from the same source version, params and data, if any.
+
+    A version whose publish was cut short after registration (server gone before the alias moved)
+    is finished here, under the publish lock, instead of being published a second time.
+    """
     client = reg.connect(tracking_uri)
-    return reg.published_with_key(client, edge_model_name(p), PUBLISH_KEY_TAG, publish_key)
+    edge = edge_model_name(p)
+    existing = reg.published_with_key(client, edge, PUBLISH_KEY_TAG, publish_key)
+    if existing is None or existing["complete"]:
+        return existing and _resume(client, p, existing)
+    with registry_lock(client, edge, flow_run.id or publish_key, p.mlflow.lock_ttl_s, p.mlflow.lock_timeout_s, p.mlflow.lock_poll_s):
+        return _resume(client, p, reg.published_with_key(client, edge, PUBLISH_KEY_TAG, publish_key))
+
+
+def _resume(client: mlflow.MlflowClient, p: Params, existing: dict) -> dict:
+    """Report an existing identical version, moving the alias first if its publish never finished."""
+    aliases = list(existing["aliases"])
+    if not existing["complete"]:
+        print(f"finishing the interrupted publish of {existing['model']} version {existing['version']}")
+        reg.move_alias(client, existing["model"], existing["version"], p.mlflow.edge_alias)
+        aliases.append(p.mlflow.edge_alias)
+    alias = p.mlflow.edge_alias if p.mlflow.edge_alias in aliases else None
+    return {"model": existing["model"], "version": existing["version"], "alias": alias, "reused": True}
+
+
+def _log_report(client: mlflow.MlflowClient, run_id: str, report: Report, run_dir: Path) -> None:
+    report.write_json(run_dir / "report.json")
+    (run_dir / "report.md").write_text(report.markdown())
+    for name in ("report.json", "report.md"):
+        client.log_artifact(run_id, str(run_dir / name))
 
 
 def _previous_candidate(client: mlflow.MlflowClient, p: Params) -> Point | None:
@@ -75,7 +102,22 @@ def publish_task(
     publish key is checked again, so concurrent runs neither duplicate a version nor interleave
     their alias moves. The alias moves last, after the version and all its tags exist.
     """
+    try:
+        return _record_and_publish(tracking_uri, p, report, run_dir, edge_artifact, lineage, steps, publish_key, force)
+    except (MlflowException, requests.RequestException) as exc:
+        message = exc.message if isinstance(exc, MlflowException) else str(exc)
+        raise RegistryError(
+            f"tracking server {tracking_uri} failed while recording/publishing: {message.splitlines()[0][:300]}. "
+            f"Aliases move only after a version is complete, so none points at a partial one"
+        ) from None
+
+
+def _record_and_publish(
+    tracking_uri: str, p: Params, report: Report, run_dir: Path, edge_artifact: Path | None,
+    lineage: dict[str, str], steps: list[StepRecord], publish_key: str, force: bool,
+) -> dict | None:
     client = reg.connect(tracking_uri)
+    print(f"recording the run in {tracking_uri}")
     exp_id = experiment_id(client, p.mlflow.experiment)
     ui_url = flow_run.ui_url  # "None/flow-runs/..." on an ephemeral server, which has no UI to link to
     prefect_tags = {"prefect.flow_run_id": flow_run.id, "prefect.flow_run_url": ui_url if ui_url and ui_url.startswith("http") else None}
@@ -100,13 +142,14 @@ def publish_task(
         client.log_artifact(run_id, str(plot))
         report.details["pareto_png"] = f"{tracking_uri.rstrip('/')}/get-artifact?path=pareto.png&run_uuid={run_id}"
 
+    report.details["mlflow_run_url"] = url
+    _log_report(client, run_id, report, run_dir)  # before registering: a cut-short publish still has its report
     if report.passed and edge_artifact is not None:
         edge = edge_model_name(p)
         with registry_lock(client, edge, flow_run.id or run_id, p.mlflow.lock_ttl_s, p.mlflow.lock_timeout_s, p.mlflow.lock_poll_s):
             existing = None if force else reg.published_with_key(client, edge, PUBLISH_KEY_TAG, publish_key)
             if existing:  # an identical run published while this one computed
-                alias = p.mlflow.edge_alias if p.mlflow.edge_alias in existing["aliases"] else None
-                report.published = {"model": edge, "version": existing["version"], "alias": alias, "reused": True}
+                report.published = _resume(client, p, existing)
             else:
                 print(f"registering a new version of {edge}")
                 with mlflow.start_run(run_id=run_id):
@@ -116,12 +159,7 @@ def publish_task(
                 report.published = {"model": edge, "version": str(mv.version), "alias": p.mlflow.edge_alias}
         verb = "found already published" if report.published.get("reused") else "published"
         print(f"{verb}: {report.published['model']} version {report.published['version']} @ {report.published['alias']}")
-
-    report.details["mlflow_run_url"] = url
-    report.write_json(run_dir / "report.json")
-    (run_dir / "report.md").write_text(report.markdown())
-    for name in ("report.json", "report.md"):
-        client.log_artifact(run_id, str(run_dir / name))
+        _log_report(client, run_id, report, run_dir)
     client.set_terminated(run_id, "FINISHED" if report.passed else "FAILED")
     create_link_artifact(link=url, link_text=f"MLflow run of {report.model} v{report.source_version}", key="mlflow-run")
     return report.published

@@ -102,3 +102,28 @@ def published(champion: str, params_file: Path) -> tuple[subprocess.CompletedPro
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
     return result, report
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny yolov8 in ultralytics' checkpoint layout, next to a few real images (data/)."""
+    import torch
+
+    from edgeslim.config import load_params
+    from edgeslim.data.images import preprocess
+    from edgeslim.data.synthetic import generate_dataset
+    from edgeslim.models.arch import write_arch_yaml
+    from edgeslim.models.checkpoint import save_checkpoint
+    from ultralytics.nn.tasks import DetectionModel
+
+    tmp = tmp_path_factory.mktemp("tiny")
+    imgsz = 128
+    p = load_params(REPO / "params.yaml", ["dataset.splits={train: 4, val: 8, calib_pool: 8}", "dataset.image_size=160", "dataset.object_size=[16,48]"])
+    data = generate_dataset(p.dataset, tmp / "data", progress=False)
+    model = DetectionModel(str(write_arch_yaml(p.baseline, len(p.dataset.classes), tmp)), verbose=False)
+    model.names = dict(enumerate(p.dataset.classes))
+    model.args = {"imgsz": imgsz}
+    model.train()  # give BatchNorm non-trivial running statistics so fusion has something to fold
+    for img in sorted((data.root / "images" / "val").glob("*.jpg")):
+        model(torch.from_numpy(preprocess(img, imgsz)))
+    return save_checkpoint(model.eval(), {"train_args": {"imgsz": imgsz}}, tmp / "tiny.pt")

@@ -6,6 +6,7 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest import error_line, run_cli
+from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.server import free_port
 from test_e2e import registry_snapshot
 
@@ -20,11 +21,11 @@ from test_e2e import registry_snapshot
     ],
 )
 def test_unknown_model_alias_or_version(champion, params_file, model, message):
-    before = registry_snapshot(MlflowClient(champion))
+    before = registry_snapshot(MlflowClient(champion, champion))
     result = run_cli("compress", "--model", model, "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
     assert result.returncode == 2
     assert message in error_line(result)
-    assert registry_snapshot(MlflowClient(champion)) == before
+    assert registry_snapshot(MlflowClient(champion, champion)) == before
 
 
 def test_unreachable_tracking_server(params_file):
@@ -37,12 +38,10 @@ def test_unreachable_tracking_server(params_file):
 def test_corrupt_checkpoint_in_registry(champion, params_file, tmp_path):
     garbage = tmp_path / "broken.pt"
     garbage.write_bytes(b"\x00truncated upload\x00" * 64)
-    mlflow.set_tracking_uri(champion)
+    reg.connect(champion)  # sets MLflow's global tracking *and* registry URIs
     mlflow.set_experiment("bad-input")
     with mlflow.start_run():
-        from edgeslim.registry.mlflow_registry import log_weights_model
-
-        version = mlflow.register_model(log_weights_model(garbage), "broken-detector").version
+        version = mlflow.register_model(reg.log_weights_model(garbage), "broken-detector").version
     result = run_cli("compress", "--model", f"broken-detector:{version}", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
     assert result.returncode == 2
     assert "is corrupt or not a PyTorch file" in error_line(result)

@@ -11,6 +11,7 @@ import onnxruntime as ort
 from mlflow import MlflowClient
 
 from conftest import error_line, run_cli
+from edgeslim.registry import mlflow_registry as reg
 
 MODEL = "pcb-detector"
 EDGE = "pcb-detector-edge"
@@ -35,7 +36,7 @@ def _cli(server: str, params: Path, *args: str):
 
 
 def test_demo_reuses_baseline_and_publishes_candidate(champion: str, published, tmp_path: Path):
-    client = MlflowClient(champion)
+    client = MlflowClient(champion, champion)
     champion_before = client.get_model_version_by_alias(MODEL, "champion").version
     result, report = published
     assert "reusing" in result.stderr, "an unchanged dataset+params must reuse the registered champion"
@@ -61,7 +62,8 @@ def test_demo_reuses_baseline_and_publishes_candidate(champion: str, published, 
     assert len(mv.tags["edgeslim.dataset_sha256"]) == 64 and len(mv.tags["edgeslim.calibration_sha256"]) == 64
 
     # The registered artifact is the INT8 model and runs in ONNX Runtime straight from the registry.
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/{EDGE}/{mv.version}", dst_path=str(tmp_path), tracking_uri=champion))
+    reg.connect(champion)
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{EDGE}/{mv.version}", dst_path=str(tmp_path)))
     onnx_file = next((local / "artifacts").glob("*.onnx"))
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     shape = session.get_inputs()[0].shape
@@ -72,7 +74,7 @@ def test_demo_reuses_baseline_and_publishes_candidate(champion: str, published, 
 
 
 def test_failed_map_gate_publishes_nothing(champion: str, params_file: Path):
-    client = MlflowClient(champion)
+    client = MlflowClient(champion, champion)
     before = registry_snapshot(client)
     result = _cli(champion, params_file, "compress", "-S", "gates.min_map_ratio=10")
     assert result.returncode == 3, result.stderr[-4000:]
@@ -82,7 +84,7 @@ def test_failed_map_gate_publishes_nothing(champion: str, params_file: Path):
 
 
 def test_failed_equivalence_gate_stops_before_quantization(champion: str, params_file: Path):
-    client = MlflowClient(champion)
+    client = MlflowClient(champion, champion)
     before = registry_snapshot(client)
     result = _cli(champion, params_file, "compress", "-S", "fuse.max_rel_l2=0")
     assert result.returncode == 3

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 
 from conftest import REPO, run_cli
 from edgeslim.errors import RegistryError
+from edgeslim.registry import mlflow_registry as reg
 from edgeslim.lineage import PUBLISH_KEY_TAG, RUN_ID_TAG
 from edgeslim.registry.lock import LOCK_SUFFIX, registry_lock
 
@@ -29,7 +30,7 @@ def _edge_versions(client: MlflowClient) -> list[int]:
 
 def test_parent_and_nested_runs_carry_params_metrics_timings_artifacts(champion, published):
     _, report = published
-    client = MlflowClient(champion)
+    client = MlflowClient(champion, champion)
     mv = client.get_model_version(EDGE, report["published"]["version"])
     parent = client.get_run(mv.tags[RUN_ID_TAG])
     assert parent.info.status == "FINISHED"
@@ -52,7 +53,7 @@ def test_parent_and_nested_runs_carry_params_metrics_timings_artifacts(champion,
 
 def test_edge_version_lineage_signature_and_input_example(champion, published):
     _, report = published
-    client = MlflowClient(champion)
+    client = MlflowClient(champion, champion)
     mv = client.get_model_version(EDGE, report["published"]["version"])
     for key in ("source_model", "source_version", "source_run_id", "git_sha", "params_hash", "dataset_sha256", "calibration_sha256"):
         assert mv.tags[f"edgeslim.{key}"], key
@@ -61,7 +62,7 @@ def test_edge_version_lineage_signature_and_input_example(champion, published):
         assert float(mv.tags[f"edgeslim.gate.{gate}.value"]) == pytest.approx(figures["value"], rel=1e-5)
         assert mv.tags[f"edgeslim.gate.{gate}.threshold"] == str(figures["threshold"])
     assert len(mv.tags[PUBLISH_KEY_TAG]) == 24
-    mlflow.set_tracking_uri(champion)
+    reg.connect(champion)
     info = mlflow.models.get_model_info(f"models:/{EDGE}/{mv.version}")
     assert [c.name for c in info.signature.inputs.inputs] == ["image"]
     assert info.saved_input_example_info is not None
@@ -69,7 +70,7 @@ def test_edge_version_lineage_signature_and_input_example(champion, published):
 
 def test_rerun_reports_existing_version_and_force_publishes_again(champion, published, params_file):
     _, report = published
-    client = MlflowClient(champion)
+    client = MlflowClient(champion, champion)
     before = _edge_versions(client)
     again = run_cli("compress", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
     assert again.returncode == 0, again.stderr[-3000:]
@@ -87,7 +88,7 @@ def test_rerun_reports_existing_version_and_force_publishes_again(champion, publ
 
 def test_concurrent_identical_runs_publish_once(champion, published, params_file):
     """Two flow runs for one model at once: both compute, the lock serializes publishing, one version results."""
-    client = MlflowClient(champion)
+    client = MlflowClient(champion, champion)
     before = _edge_versions(client)
     env = {"MLFLOW_TRACKING_URI": champion}
     cmd = [sys.executable, "-m", "edgeslim.cli", "compress", "--params", str(params_file), "-S", "calibration.seed=7"]
@@ -104,7 +105,7 @@ def test_concurrent_identical_runs_publish_once(champion, published, params_file
 
 
 def test_publish_lock_excludes_then_breaks_when_stale(mlflow_server):
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, mlflow_server)
     entered = threading.Event()
     release = threading.Event()
 

@@ -8,9 +8,7 @@ import pytest
 
 from edgeslim.config import load_params
 from edgeslim.data.images import preprocess
-from edgeslim.data.synthetic import generate_dataset
 from edgeslim.export.onnx_export import export_onnx
-from edgeslim.models.arch import write_arch_yaml
 from edgeslim.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from edgeslim.quantize.ort_int8 import head_nodes, quantize_int8
 from edgeslim.reparam.equivalence import compare_models
@@ -22,23 +20,8 @@ IMGSZ = 128
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """An untrained tiny yolov8 saved in ultralytics' checkpoint layout, plus a few real images."""
-    from ultralytics.nn.tasks import DetectionModel
-
-    tmp = tmp_path_factory.mktemp("tiny")
-    p = load_params(REPO / "params.yaml", ["dataset.splits={train: 4, val: 8, calib_pool: 8}", "dataset.image_size=160", "dataset.object_size=[16,48]"])
-    data = generate_dataset(p.dataset, tmp / "data", progress=False)
-    model = DetectionModel(str(write_arch_yaml(p.baseline, len(p.dataset.classes), tmp)), verbose=False)
-    model.names = dict(enumerate(p.dataset.classes))
-    model.args = {"imgsz": IMGSZ}
-    # Give BatchNorm non-trivial statistics so fusion has something to fold.
-    model.train()
-    for img in sorted((data.root / "images" / "val").glob("*.jpg")):
-        model(__import__("torch").from_numpy(preprocess(img, IMGSZ)))
-    model.eval()
-    weights = save_checkpoint(model, {"train_args": {"imgsz": IMGSZ}}, tmp / "tiny.pt")
-    return weights, data, tmp
+def tiny(tiny_checkpoint):
+    return tiny_checkpoint, tiny_checkpoint.parent / "data", tiny_checkpoint.parent
 
 
 def test_fused_model_matches_and_has_no_batchnorm(tiny):
@@ -48,7 +31,7 @@ def test_fused_model_matches_and_has_no_batchnorm(tiny):
     assert report.bn_before > 0 and report.bn_after == 0
     assert report.fused and not report.not_fused
     assert hasattr(model.model[0], "bn"), "fusion must work on a copy, not mutate the source model"
-    images = np.concatenate([preprocess(p, IMGSZ) for p in sorted((data.root / "images" / "val").glob("*.jpg"))])
+    images = np.concatenate([preprocess(p, IMGSZ) for p in sorted((data / "images" / "val").glob("*.jpg"))])
     eq = compare_models(model, fused, images)
     assert eq.rel_l2 < 1e-5 and eq.n_images == len(images)
 
@@ -60,7 +43,7 @@ def test_int8_keeps_detect_head_float(tiny):
     fused, _ = fuse_model(model)
     fp32 = export_onnx(save_checkpoint(fused, {"train_args": {"imgsz": IMGSZ}}, tmp / "fused.pt"), IMGSZ, p.export.opset, tmp / "fp32.onnx")
     int8 = tmp / "int8.onnx"
-    calib = sorted((data.root / "images" / "calib_pool").glob("*.jpg"))
+    calib = sorted((data / "images" / "calib_pool").glob("*.jpg"))
     report = quantize_int8(fp32, calib, IMGSZ, p.quantize, int8)
     assert report.quantized_nodes > 0 and report.calibration_images == len(calib)
 

@@ -19,6 +19,7 @@ from edgeslim.errors import RegistryError
 from edgeslim.registry.pyfunc_model import SIGNATURE, WEIGHTS_KEY, YoloDetector
 from edgeslim.registry.server import is_healthy
 
+ALIAS_MOVED_TAG = "edgeslim.alias_moved"  # set after the alias moved: the publish finished
 _REF = re.compile(r"^(?P<name>[^@:/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|:(?P<version>\d+))?$")
 
 
@@ -125,15 +126,28 @@ def register(client: MlflowClient, model_uri: str, name: str, tags: dict[str, st
     """
     try:
         mv = mlflow.register_model(model_uri, name, tags=tags)
-        if alias:
-            client.set_registered_model_alias(name, alias, mv.version)
-        return client.get_model_version(name, mv.version)
     except MlflowException as exc:
         raise RegistryError(f"registering {name} failed: {exc.message}") from None
+    if alias:
+        move_alias(client, name, str(mv.version), alias)
+    return client.get_model_version(name, mv.version)
+
+
+def move_alias(client: MlflowClient, name: str, version: str, alias: str) -> None:
+    """Point ``alias`` at ``version``, then mark the version as fully published.
+
+    The mark distinguishes a publish cut short between registration and alias move (resumed by
+    the next identical run) from a version whose alias a person later moved elsewhere (left alone).
+    """
+    try:
+        client.set_registered_model_alias(name, alias, version)
+        client.set_model_version_tag(name, version, ALIAS_MOVED_TAG, alias)
+    except MlflowException as exc:
+        raise RegistryError(f"moving alias {alias} of {name} to version {version} failed: {exc.message}") from None
 
 
 def published_with_key(client: MlflowClient, name: str, tag: str, key: str) -> dict | None:
-    """The newest version of ``name`` whose ``tag`` equals ``key``, as ``{model, version, aliases}``."""
+    """The newest version of ``name`` whose ``tag`` equals ``key``, as ``{model, version, aliases, complete}``."""
     try:
         found = client.search_model_versions(f"name = '{name}' and tags.`{tag}` = '{key}'")
     except MlflowException as exc:
@@ -143,7 +157,7 @@ def published_with_key(client: MlflowClient, name: str, tag: str, key: str) -> d
     if not found:
         return None
     newest = max(found, key=lambda v: int(v.version))
-    return {"model": name, "version": str(newest.version), "aliases": list(newest.aliases)}
+    return {"model": name, "version": str(newest.version), "aliases": list(newest.aliases), "complete": ALIAS_MOVED_TAG in newest.tags}
 
 
 def download_run_file(run_id: str, name: str, dest: Path) -> Path:

@@ -1,0 +1,84 @@
+"""Every artifact of one subject: its source checkpoint, ultralytics' exports, and edgeslim's.
+
+edgeslim's artifacts come from the flow's own task bodies (benchmarks.library_run): the same code
+and params as the compress flow, whose mAP figures the flow-cost section puts next to these.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from edgeslim.config import Params
+from edgeslim.evaluate.accuracy import evaluate_map
+from benchmarks import exports
+from benchmarks.library_run import FUSED, ONNX_FP32, ONNX_INT8, SOURCE, LibraryRun, run_library_steps
+from benchmarks.subjects import Subject
+
+PYTORCH, ORT = "pytorch-eager", "onnxruntime"
+REFERENCE = "ultralytics-onnx-fp32"  # every ratio is against this artifact
+PRUNED_ABSENT = "structured pruning + finetuning is issue 4, not implemented yet: the compress flow has no such stage"
+UNTRAINED = "untrained (random init from the ultralytics yaml): mAP would be meaningless"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    producer: str  # source checkpoint | ultralytics | edgeslim
+    runtime: str  # PYTORCH | ORT
+    precision: str
+    path: Path | None = None
+    batch_twin: Path | None = None  # what batches > 1 run on: the .pt itself, or the ONNX dynamic twin
+    cost_from: Path | None = None  # checkpoint whose torch model is counted for MACs/params
+    accuracy: dict | None = None  # map50_95, map50 on the held-out val split
+    absent: str | None = None  # why the artifact does not exist
+
+
+def _accuracy(path: Path, subject: Subject, p: Params, data_yaml: Path, work: Path) -> dict | None:
+    if not subject.trained:
+        return None
+    acc = evaluate_map(path, data_yaml, subject.imgsz, p.evaluate, work)
+    return {"map50_95": acc.map50_95, "map50": acc.map50}
+
+
+def _stage_accuracy(run: LibraryRun, stage: str) -> dict | None:
+    s = run.stages.get(stage)
+    return None if s is None else {"map50_95": s.map50_95, "map50": s.map50}
+
+
+def _ultralytics_export(subject: Subject, p: Params, calib_yaml: Path, precision: str, folder: Path, dynamic: bool) -> Path:
+    if precision == "fp32":
+        return exports.ultralytics_fp32(subject.weights, subject.imgsz, folder, dynamic)
+    return exports.ultralytics_int8(subject.weights, subject.imgsz, folder, dynamic, calib_yaml, p.calibration.num_images)
+
+
+def _ultralytics(subject: Subject, p: Params, data_yaml: Path, calib_yaml: Path, work: Path) -> list[Artifact]:
+    """ultralytics' FP32 and INT8 ONNX exports (static for shipping, dynamic twin for batches)."""
+    made = []
+    for name, precision in ((REFERENCE, "fp32"), ("ultralytics-onnx-int8", "int8")):
+        try:
+            static = _ultralytics_export(subject, p, calib_yaml, precision, work / name / "static", dynamic=False)
+            twin = _ultralytics_export(subject, p, calib_yaml, precision, work / name / "dynamic", dynamic=True)
+        except Exception as exc:  # noqa: BLE001 — a failure of ultralytics' exporter is a finding to record
+            made.append(Artifact(name, "ultralytics", ORT, precision, absent=f"ultralytics export failed: {type(exc).__name__}: {exc}"))
+            continue
+        made.append(Artifact(name, "ultralytics", ORT, precision, static, twin, accuracy=_accuracy(static, subject, p, data_yaml, work / "val")))
+    return made
+
+
+def build_artifacts(subject: Subject, p: Params, data_yaml: Path, calib_yaml: Path, work: Path) -> list[Artifact]:
+    """The source checkpoint, ultralytics' exports, and edgeslim's artifacts (library run) of ``subject``."""
+    theirs = _ultralytics(subject, p, data_yaml, calib_yaml, work)
+    run = run_library_steps(p, subject.weights, subject.imgsz, work / "edgeslim", evaluate=subject.trained)
+    fp32_twin, int8_twin = exports.edgeslim_dynamic_twins(run.fused, subject.imgsz, p, run.calib_images, work / "edgeslim-dynamic")
+    theirs = [a if a.absent else replace(a, cost_from=run.fused) for a in theirs]  # ultralytics fuses before export
+    source = Artifact(
+        "pytorch-eager", "source checkpoint", PYTORCH, "fp32", subject.weights, subject.weights, subject.weights,
+        _stage_accuracy(run, SOURCE),
+    )
+    ours = [
+        Artifact("edgeslim-fused-pt", "edgeslim", PYTORCH, "fp32", run.fused, run.fused, run.fused, _stage_accuracy(run, FUSED)),
+        Artifact("edgeslim-onnx-fp32", "edgeslim", ORT, "fp32", run.fp32, fp32_twin, run.fused, _stage_accuracy(run, ONNX_FP32)),
+        Artifact("edgeslim-onnx-int8", "edgeslim", ORT, "int8", run.int8, int8_twin, run.fused, _stage_accuracy(run, ONNX_INT8)),
+        Artifact("edgeslim-pruned-finetuned", "edgeslim", ORT, "int8", absent=PRUNED_ABSENT),
+    ]
+    return [source, *theirs, *ours]

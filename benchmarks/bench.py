@@ -1,0 +1,247 @@
+"""One benchmark run, start to end: subjects → artifacts → measurements → flow cost → GPU → files.
+
+Order matters for honest numbers: every CPU probe runs before the flow-cost section starts
+Prefect's ephemeral API server and a scratch MLflow server, so no background server of ours
+shares the two cores with a latency measurement.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edgeslim import workspace
+from edgeslim.cli import _tracking_uri
+from edgeslim.config import Params, load_params
+from edgeslim.registry.server import stop_server
+from benchmarks import exports
+from benchmarks.artifacts import ORT, REFERENCE, UNTRAINED, Artifact, build_artifacts
+from benchmarks.flow_cost import breakdown, prefect_startup_s, run_compress, scratch_registry
+from benchmarks.gpu import gpu_section
+from benchmarks.library_run import run_library_steps
+from benchmarks.measure import Timing, input_shape, model_cost, onnx_opset, probe, save_inputs
+from benchmarks.plot import plot_results
+from benchmarks.subjects import Subject, build_reference, pull_registered
+from benchmarks.tables import markdown
+
+VERSIONED_PACKAGES = ("torch", "onnxruntime", "onnx", "onnxslim", "ultralytics", "ultralytics-thop", "prefect", "mlflow")
+CPU_MODEL_KEY = "model name"
+SCRATCH_REGISTRY = "flow-registry"
+
+METHODOLOGY = {
+    "latency": "each (artifact, batch) timed in a fresh child process (benchmarks/probe.py): ONNX Runtime "
+    "CPUExecutionProvider with intra-op threads = evaluate.threads, inter-op 1, sequential execution, default "
+    "graph optimizations; PyTorch eager with torch.set_num_threads(evaluate.threads). Input: real held-out val "
+    "images letterboxed as the flow feeds them. `warmup` untimed calls, then `runs` timed calls of one "
+    "session.run()/model() each; median and p90 of those",
+    "throughput": "batch / median latency, images per second, one stream",
+    "batches": "static batch-1 ONNX files (what ships) cannot run batch > 1: larger batches run on a dynamic twin "
+    "of each ONNX artifact (ultralytics export dynamic=True: batch, height and width free) made by the same "
+    "recipe; `batch1_dynamic` times the twin at batch 1 to show what dynamic shapes cost. PyTorch runs any batch",
+    "peak_memory": "Linux VmHWM (kernel high-water mark of resident memory) of the probe process; reset through "
+    "/proc/self/clear_refs after the runtime is imported. peak_delta_mib = peak minus RSS just before loading "
+    "the artifact (what the artifact adds: weights, session, arenas, activations); peak_mib = whole process",
+    "macs": "thop on the torch model, one imgsz x imgsz image: the unfused source for pytorch-eager, the fused "
+    "model for the fused .pt and every ONNX artifact (ultralytics fuses Conv+BN before export; an INT8 graph "
+    "runs the same MACs)",
+    "map": "ultralytics' DetectionValidator through edgeslim.evaluate.accuracy (rect=False, evaluate.conf/iou) "
+    "on the held-out val split; only for trained subjects",
+    "ultralytics_int8": "model.export(format='onnx', quantize=8, data=<data.yaml whose val is the calib_pool split>, "
+    "fraction=calibration.num_images): ONNX Runtime quantize_static with its defaults (QDQ, per-tensor, "
+    "QInt8 activations and weights, MinMax), every node but Conv/Gemm/MatMul excluded; calibrated on as many "
+    "calib-pool images as edgeslim's INT8 so the held-out val split stays unseen",
+    "flow_cost": "benchmarks/flow_cost.py: the real compress flow twice on a throwaway local MLflow server "
+    "holding a copy of the source model; compute = the same task bodies run directly in this process",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    name: str
+    params_file: Path
+    overrides: tuple[str, ...]
+    model: str | None  # registered source; None: <model_name>@<mlflow.source_alias>
+    reference_cfg: str
+    reference_imgsz: int
+    batch: int
+    runs: int
+    warmup: int
+    quick: bool  # runs/warmup from params.yaml's evaluate section instead
+    probe_timeout_s: float
+    out_dir: Path
+    command: str
+
+
+def machine_info() -> dict:
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith(CPU_MODEL_KEY)), platform.processor())
+    return {
+        "cpu": cpu,
+        "logical_cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {pkg: importlib.metadata.version(pkg) for pkg in VERSIONED_PACKAGES},
+    }
+
+
+def _median(entry: dict, key: str) -> float | None:
+    return entry.get("cpu", {}).get(key, {}).get("latency_ms", {}).get("median")
+
+
+def _throughput(entry: dict, key: str) -> float | None:
+    return entry.get("cpu", {}).get(key, {}).get("throughput_ips")
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def measure_artifact(a: Artifact, subject: Subject, inputs: Path, timing: Timing, batch: int, costs: dict[Path, dict]) -> dict:
+    """Size, mAP, MACs/params and CPU probes of one artifact (or why it is absent)."""
+    entry: dict = {"name": a.name, "producer": a.producer, "runtime": a.runtime, "precision": a.precision}
+    if a.absent:
+        return {**entry, "absent": a.absent}
+    entry.update(path=str(a.path), size_bytes=a.path.stat().st_size)
+    if a.runtime == ORT:
+        entry["onnx"] = {
+            "opset": onnx_opset(a.path), "input_shape": input_shape(a.path),
+            "batch_twin": str(a.batch_twin), "batch_twin_input_shape": input_shape(a.batch_twin),
+            "batch_twin_size_bytes": a.batch_twin.stat().st_size,
+        }
+    entry.update(a.accuracy or {"map50_95": None, "map50": None})
+    if not subject.trained:
+        entry["map_note"] = UNTRAINED
+    if a.cost_from not in costs:
+        costs[a.cost_from] = model_cost(a.cost_from, subject.imgsz)
+    entry["cost"] = costs[a.cost_from]
+    cpu = {"batch1": probe(a.path, inputs, 1, timing)}
+    if a.runtime == ORT:
+        cpu["batch1_dynamic"] = probe(a.batch_twin, inputs, 1, timing)
+    cpu[f"batch{batch}"] = probe(a.batch_twin, inputs, batch, timing)
+    entry["cpu"] = cpu
+    print(f"  {a.name}: batch 1 median {_median(entry, 'batch1')} ms, batch {batch} median {_median(entry, f'batch{batch}')} ms", flush=True)
+    return entry
+
+
+def add_ratios(entries: list[dict], batch: int) -> None:
+    """Every artifact against ultralytics' FP32 ONNX export of the same subject (> 1: larger)."""
+    ref = next(e for e in entries if e["name"] == REFERENCE)
+    big = f"batch{batch}"
+    for e in entries:
+        if "absent" in e:
+            continue
+        if "absent" in ref:
+            e["vs_ultralytics_onnx_fp32"] = {"absent": f"{REFERENCE} is absent: {ref['absent']}"}
+            continue
+        e["vs_ultralytics_onnx_fp32"] = {
+            "latency_batch1": _ratio(_median(e, "batch1"), _median(ref, "batch1")),
+            f"latency_{big}": _ratio(_median(e, big), _median(ref, big)),
+            f"throughput_{big}": _ratio(_throughput(e, big), _throughput(ref, big)),
+            "size": e["size_bytes"] / ref["size_bytes"],
+            "map50_95": _ratio(e["map50_95"], ref["map50_95"]),
+            "map50": _ratio(e["map50"], ref["map50"]),
+        }
+
+
+def flow_cost_section(p: Params, s: Settings, source: Subject, work: Path) -> dict:
+    """Two real compress flow runs on a scratch registry, and their cost against the same steps run directly.
+
+    The direct run goes right before the flow's first run, with the same servers up, so both see
+    the same machine: compute-time noise from other load would otherwise read as Prefect overhead.
+    """
+    root = work / SCRATCH_REGISTRY
+    try:
+        server, model_ref = scratch_registry(p, source, root)
+        startup = prefect_startup_s()
+        direct = run_library_steps(p, source.weights, source.imgsz, work / "flow-direct", evaluate=True)
+        first = run_compress(server.url, model_ref, s.params_file, s.overrides)
+        second = run_compress(server.url, model_ref, s.params_file, s.overrides)
+    except Exception as exc:  # noqa: BLE001 — a failing flow is a result to record, the rest still counts
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        stop_server(root)
+    flow_maps = {st["name"]: st["map50_95"] for st in first.report["stages"]}
+    return {
+        "registry": f"throwaway local mlflow server ({server.url}) holding a copy of {source.origin['reference']} as {model_ref}",
+        "first_run": {
+            "wall_s": first.wall_s, "report": str(first.report_path),
+            "timings_s": first.report["timings_s"], "published": first.report["published"],
+        },
+        "rerun_nothing_changed": {
+            "wall_s": second.wall_s, "report": str(second.report_path), "published": second.report["published"],
+            "note": "Prefect's API server is already up in this process; a fresh `edgeslim compress` also pays prefect_startup_s",
+        },
+        "prefect_startup_s": startup,
+        "direct_timings_s": direct.timings_s,
+        "breakdown": breakdown(first, startup, direct.timings_s),
+        "map50_95_flow_vs_direct": {k: {"flow": v, "direct": direct.stages[k].map50_95 if k in direct.stages else None} for k, v in flow_maps.items()},
+    }
+
+
+def run_benchmark(s: Settings) -> dict:
+    """Run every section; write <name>.json, <name>.md and <name>.png under ``s.out_dir``."""
+    started = time.perf_counter()
+    p = load_params(s.params_file, s.overrides)
+    runs, warmup = (p.evaluate.latency_runs, p.evaluate.latency_warmup) if s.quick else (s.runs, s.warmup)
+    timing = Timing(p.evaluate.threads, runs, warmup, s.probe_timeout_s)
+    work = workspace.root(p) / "bench" / s.name
+    stop_server(work / SCRATCH_REGISTRY)  # a scratch server an interrupted run left behind
+    shutil.rmtree(work, ignore_errors=True)
+    load = {"start": os.getloadavg()}
+
+    data = workspace.dataset(p)
+    model = s.model or f"{p.model_name}@{p.mlflow.source_alias}"
+    subjects = [
+        pull_registered(_tracking_uri(p), model, p, work / "registered" / "source"),
+        build_reference(s.reference_cfg, data.names, s.reference_imgsz, p.baseline.seed, work / "reference"),
+    ]
+    calib_yaml = exports.calibration_data_yaml(data, work / "calibration-data.yaml")
+    built = [(subj, build_artifacts(subj, p, data.data_yaml, calib_yaml, work / subj.key)) for subj in subjects]
+
+    val_dir = workspace.split_dir(data, "val")
+    load["before_probes"] = os.getloadavg()
+    results, gpu_inputs = [], []
+    for subj, artifacts in built:
+        print(f"measuring {subj.label}", flush=True)
+        inputs = save_inputs(val_dir, subj.imgsz, s.batch, work / subj.key / "inputs.npy")
+        costs: dict[Path, dict] = {}
+        entries = [measure_artifact(a, subj, inputs, timing, s.batch, costs) for a in artifacts]
+        add_ratios(entries, s.batch)
+        results.append({"key": subj.key, "label": subj.label, "imgsz": subj.imgsz, "trained": subj.trained, "origin": subj.origin, "artifacts": entries})
+        gpu_inputs.append((subj.key, artifacts, inputs))
+    load["after_probes"] = os.getloadavg()
+
+    flow = flow_cost_section(p, s, subjects[0], work)
+    gpu = gpu_section(gpu_inputs, (1, s.batch), timing)
+    load["end"] = os.getloadavg()
+
+    s.out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {ext: s.out_dir / f"{s.name}.{ext}" for ext in ("json", "md", "png")}
+    result = {
+        "name": s.name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": s.command,
+        "machine": {**machine_info(), "load_average_1_5_15": load},
+        "settings": {
+            "threads": timing.threads, "runs": timing.runs, "warmup": timing.warmup, "batches": [1, s.batch], "quick": s.quick,
+            "params_file": str(s.params_file), "overrides": list(s.overrides),
+            "evaluate": p.evaluate.model_dump(), "calibration": p.calibration.model_dump(), "quantize": p.quantize.model_dump(),
+        },
+        "methodology": METHODOLOGY,
+        "subjects": results,
+        "flow_cost": flow,
+        "gpu": gpu,
+        "outputs": {k: str(v) for k, v in paths.items()},
+    }
+    result["wall_s"] = time.perf_counter() - started  # everything but writing the three files
+    paths["json"].write_text(json.dumps(result, indent=2) + "\n")
+    paths["md"].write_text(markdown(result))
+    plot_results(result, paths["png"])
+    return result

@@ -1,0 +1,134 @@
+"""The Markdown people read, built from the same dict as the JSON machines read."""
+from __future__ import annotations
+
+KIB = 1024
+GIGA = 1e9
+MEGA = 1e6
+PERCENT = 100.0
+DASH = "—"
+
+
+def _f(value: float | None, spec: str) -> str:
+    return DASH if value is None else format(value, spec)
+
+
+def _probe(entry: dict, key: str) -> dict:
+    return entry.get("cpu", {}).get(key, {})
+
+
+def _latency(entry: dict, key: str) -> str:
+    probe = _probe(entry, key)
+    if "error" in probe:
+        return "error"
+    lat = probe.get("latency_ms")
+    return DASH if lat is None else f"{lat['median']:.2f} / {lat['p90']:.2f}"
+
+
+def _memory(entry: dict) -> str:
+    mem = _probe(entry, "batch1").get("memory")
+    return DASH if mem is None else f"{mem['peak_delta_mib']:.0f} / {mem['peak_mib']:.0f}"
+
+
+def _subject_table(subject: dict, batch: int) -> list[str]:
+    big = f"batch{batch}"
+    rows = [
+        f"### {subject['label']}",
+        "",
+        f"| artifact | by | mAP50-95 | mAP50 | size KiB | GMACs | params M | b1 ms median / p90 | b1 img/s "
+        f"| b1 dynamic-twin ms | b{batch} ms median / p90 | b{batch} img/s | peak RSS MiB Δ / total (b1) "
+        f"| latency b1 × | throughput b{batch} × | size × | mAP50-95 × |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for e in subject["artifacts"]:
+        if "absent" in e:
+            rows.append(f"| {e['name']} | {e['producer']} | absent (below) |" + f" {DASH} |" * 14)
+            notes.append(f"- {e['name']} absent: {e['absent']}")
+            continue
+        r = e.get("vs_ultralytics_onnx_fp32", {})
+        cost = e["cost"]
+        rows.append(
+            f"| {e['name']} | {e['producer']} | {_f(e['map50_95'], '.4f')} | {_f(e['map50'], '.4f')} "
+            f"| {e['size_bytes'] / KIB:.0f} | {cost['macs'] / GIGA:.3f} | {cost['params'] / MEGA:.3f} "
+            f"| {_latency(e, 'batch1')} | {_f(_probe(e, 'batch1').get('throughput_ips'), '.1f')} "
+            f"| {_latency(e, 'batch1_dynamic') if 'batch1_dynamic' in e['cpu'] else DASH} "
+            f"| {_latency(e, big)} | {_f(_probe(e, big).get('throughput_ips'), '.1f')} | {_memory(e)} "
+            f"| {_f(r.get('latency_batch1'), '.2f')} | {_f(r.get(f'throughput_{big}'), '.2f')} "
+            f"| {_f(r.get('size'), '.2f')} | {_f(r.get('map50_95'), '.3f')} |"
+        )
+    untrained = next((e["map_note"] for e in subject["artifacts"] if e.get("map_note")), None)
+    if untrained:
+        notes.append(f"- no mAP: {untrained}")
+    return rows + [""] + notes + [""]
+
+
+def _flow_table(flow: dict) -> list[str]:
+    if "error" in flow:
+        return [f"Flow cost not measured: {flow['error']}", ""]
+    b = flow["breakdown"]
+    rows = ["| step | in the flow (s) | run directly (s) | overhead (s) |", "|---|---|---|---|"]
+    for name, st in b["steps"].items():
+        rows.append(f"| {name} | {st['flow_s']:.2f} | {_f(st['direct_s'], '.2f')} | {st['overhead_s']:.2f} |")
+    first, rerun = flow["first_run"], flow["rerun_nothing_changed"]
+    published = rerun["published"] or {}
+    return rows + [
+        "",
+        f"- first run: **{first['wall_s']:.1f} s** in the flow + **{flow['prefect_startup_s']:.1f} s** Prefect start-up "
+        f"= {b['total_s']:.1f} s; compute (same steps without Prefect/MLflow) {b['compute_s']:.1f} s",
+        f"- orchestration + registry I/O: **{b['orchestration_and_registry_s']:.1f} s = "
+        f"{PERCENT * b['orchestration_and_registry_share']:.0f}%** of the run (Prefect start-up {b['prefect_startup_s']:.1f} s, "
+        f"task overhead {b['prefect_task_overhead_s']:.1f} s, registry steps pull+publish {b['registry_steps_s']:.1f} s, "
+        f"flow bookkeeping outside steps {b['flow_outside_steps_s']:.1f} s)",
+        f"- re-run with nothing changed: **{rerun['wall_s']:.1f} s** (published version reused: {published.get('reused', False)})",
+        f"- registry: {flow['registry']}",
+        "",
+    ]
+
+
+def _gpu_lines(gpu: dict) -> list[str]:
+    if "skipped" in gpu:
+        return [f"Skipped: {gpu['skipped']}.", ""]
+    rows = [f"Device: {gpu['device']}; ONNX Runtime providers: {', '.join(gpu['onnxruntime_providers'])}", "",
+            "| subject | artifact | runtime | batch | median ms | p90 ms | img/s |", "|---|---|---|---|---|---|---|"]
+    for key, artifacts in gpu["subjects"].items():
+        for name, runtimes in artifacts.items():
+            for runtime, batches in runtimes.items():
+                if "skipped" in batches:
+                    rows.append(f"| {key} | {name} | {runtime} | {DASH} | skipped: {batches['skipped']} | | |")
+                    continue
+                for batch, probe in batches.items():
+                    lat = probe.get("latency_ms")
+                    cells = f"{lat['median']:.2f} | {lat['p90']:.2f} | {probe['throughput_ips']:.1f}" if lat else f"error: {probe.get('error', '')[:80]} | | "
+                    rows.append(f"| {key} | {name} | {runtime} | {batch} | {cells} |")
+    return rows + [""]
+
+
+def markdown(result: dict) -> str:
+    m, s = result["machine"], result["settings"]
+    batch = s["batches"][-1]
+    load = m["load_average_1_5_15"]
+    lines = [
+        f"# edgeslim benchmark `{result['name']}`",
+        "",
+        f"{result['created']} · {m['cpu']}, {m['logical_cores']} logical cores · {s['threads']} threads · "
+        f"{s['runs']} timed runs after {s['warmup']} warm-up per figure · load average (1 min) "
+        f"{load['before_probes'][0]:.2f} before / {load['after_probes'][0]:.2f} after the CPU probes · "
+        f"whole benchmark {result['wall_s']:.0f} s",
+        "",
+        f"Command: `{result['command']}`",
+        "",
+        "## CPU (ONNX Runtime CPU EP / PyTorch eager)",
+        "",
+        f"× columns are ratios to `ultralytics-onnx-fp32` of the same model (latency/size below 1 = smaller, "
+        f"throughput above 1 = faster). b{batch} and \"dynamic-twin\" run on a dynamic-batch re-export of each ONNX "
+        f"artifact (static batch-1 files cannot run batch {batch}); b1 runs the shipped file. Peak RSS: Δ = what "
+        f"loading and running the artifact added to the process, total = whole probe process. MACs of ONNX "
+        f"artifacts are those of the fused torch model they were exported from.",
+        "",
+    ]
+    for subject in result["subjects"]:
+        lines += _subject_table(subject, batch)
+    lines += ["## Cost of the compress flow itself", ""] + _flow_table(result["flow_cost"])
+    lines += ["## GPU", ""] + _gpu_lines(result["gpu"])
+    lines += [f"Plot: `{result['outputs']['png']}` · JSON: `{result['outputs']['json']}`", ""]
+    return "\n".join(lines)
