@@ -126,7 +126,8 @@ def measure_artifact(a: Artifact, subject: Subject, inputs: Path, timing: Timing
         cpu["batch1_dynamic"] = probe(a.batch_twin, inputs, 1, timing)
     cpu[f"batch{batch}"] = probe(a.batch_twin, inputs, batch, timing)
     entry["cpu"] = cpu
-    print(f"  {a.name}: batch 1 median {_median(entry, 'batch1')} ms, batch {batch} median {_median(entry, f'batch{batch}')} ms", flush=True)
+    medians = ", ".join(f"{key} {_median(entry, key) or float('nan'):.2f} ms" for key in cpu)
+    print(f"  {a.name}: median {medians}", flush=True)
     return entry
 
 
@@ -153,20 +154,23 @@ def add_ratios(entries: list[dict], batch: int) -> None:
 def flow_cost_section(p: Params, s: Settings, source: Subject, work: Path) -> dict:
     """Two real compress flow runs on a scratch registry, and their cost against the same steps run directly.
 
-    The direct run goes right before the flow's first run, with the same servers up, so both see
-    the same machine: compute-time noise from other load would otherwise read as Prefect overhead.
+    The direct steps run twice, right before and right after the flow's first run, with the same
+    servers up, and their mean is the compute time: load from other processes drifts, and one
+    direct run far from the flow run would read that drift as (negative) Prefect overhead.
     """
     root = work / SCRATCH_REGISTRY
     try:
         server, model_ref = scratch_registry(p, source, root)
         startup = prefect_startup_s()
-        direct = run_library_steps(p, source.weights, source.imgsz, work / "flow-direct", evaluate=True)
+        before = run_library_steps(p, source.weights, source.imgsz, work / "flow-direct-before", evaluate=True)
         first = run_compress(server.url, model_ref, s.params_file, s.overrides)
+        after = run_library_steps(p, source.weights, source.imgsz, work / "flow-direct-after", evaluate=True)
         second = run_compress(server.url, model_ref, s.params_file, s.overrides)
     except Exception as exc:  # noqa: BLE001 — a failing flow is a result to record, the rest still counts
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         stop_server(root)
+    direct = {step: (before.timings_s[step] + after.timings_s[step]) / 2 for step in before.timings_s}
     flow_maps = {st["name"]: st["map50_95"] for st in first.report["stages"]}
     return {
         "registry": f"throwaway local mlflow server ({server.url}) holding a copy of {source.origin['reference']} as {model_ref}",
@@ -179,9 +183,9 @@ def flow_cost_section(p: Params, s: Settings, source: Subject, work: Path) -> di
             "note": "Prefect's API server is already up in this process; a fresh `edgeslim compress` also pays prefect_startup_s",
         },
         "prefect_startup_s": startup,
-        "direct_timings_s": direct.timings_s,
-        "breakdown": breakdown(first, startup, direct.timings_s),
-        "map50_95_flow_vs_direct": {k: {"flow": v, "direct": direct.stages[k].map50_95 if k in direct.stages else None} for k, v in flow_maps.items()},
+        "direct_timings_s": {"before_first_run": before.timings_s, "after_first_run": after.timings_s, "mean": direct},
+        "breakdown": breakdown(first, startup, direct),
+        "map50_95_flow_vs_direct": {k: {"flow": v, "direct": before.stages[k].map50_95 if k in before.stages else None} for k, v in flow_maps.items()},
     }
 
 

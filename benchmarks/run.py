@@ -15,6 +15,7 @@ from edgeslim.config import DEFAULT_PARAMS, load_params
 from edgeslim.errors import EdgeslimError
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+MIN_LARGER_BATCH = 2
 
 DESCRIPTION = """\
 Benchmark a registered detector's artifacts side by side, in one process and one run:
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", metavar="NAME[@ALIAS|:VERSION]", help="registered source model (default: <model_name>@<mlflow.source_alias>)")
     parser.add_argument("--reference-cfg", default="yolov8n.yaml", help="ultralytics model yaml of the untrained reference (default: %(default)s)")
     parser.add_argument("--reference-imgsz", type=_positive, default=320, help="image size of the reference model (default: %(default)s)")
-    parser.add_argument("--batch", type=_positive, default=8, help="the larger batch timed besides batch 1 (default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=8, help="the larger batch timed besides batch 1, at least 2 (default: %(default)s)")
     parser.add_argument("--runs", type=_positive, default=100, help="timed runs per latency figure (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed warm-up runs before them (default: %(default)s)")
     parser.add_argument(
@@ -69,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.batch < MIN_LARGER_BATCH:
+        parser.error(f"--batch is the batch timed besides batch 1; it must be at least {MIN_LARGER_BATCH}")
     try:
         p = load_params(args.params, args.set)
         from edgeslim import workspace

@@ -50,7 +50,8 @@ def pareto_plot(points: list[Point], title: str, out: Path, reference: Point | N
     if len(front) > 1:
         ax.plot([p.latency_ms for p in front], [p.map50_95 for p in front], "k--", linewidth=0.8, label="Pareto front")
         ax.legend(loc="lower right", fontsize=8)
-    ax.set_xlabel("CPU latency, batch 1 (ms, lower is better)")
+    ax.set_xscale("log")  # artifacts of one run often differ in latency by an order of magnitude
+    ax.set_xlabel("CPU latency, batch 1 (ms, log scale, lower is better)")
     ax.set_ylabel("mAP50-95 on held-out val (higher is better)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)

@@ -21,6 +21,7 @@ from edgeslim.registry.tracking import StepRecord, experiment_id, log_batch, log
 from edgeslim.report import Report
 from tasks.step import step
 
+NOTE_TAG = "mlflow.note.content"  # MLflow renders this markdown as the run's description
 EDGE_STAGE = "onnx-int8"  # the artifact that is published and compared with the previous candidate
 
 
@@ -56,10 +57,12 @@ def _resume(client: mlflow.MlflowClient, p: Params, existing: dict) -> dict:
 
 
 def _log_report(client: mlflow.MlflowClient, run_id: str, report: Report, run_dir: Path) -> None:
+    """report.json/report.md as artifacts, and the table as the run's description (the UI shows it first)."""
     report.write_json(run_dir / "report.json")
     (run_dir / "report.md").write_text(report.markdown())
     for name in ("report.json", "report.md"):
         client.log_artifact(run_id, str(run_dir / name))
+    client.set_tag(run_id, NOTE_TAG, report.markdown())
 
 
 def _previous_candidate(client: mlflow.MlflowClient, p: Params) -> Point | None:
@@ -155,7 +158,7 @@ def _record_and_publish(
                 with mlflow.start_run(run_id=run_id):
                     model_uri = reg.log_weights_model(edge_artifact, example_image=_example_image(steps))
                 version_tags = {**lineage, **gate_tags(report.gates), RUN_ID_TAG: run_id, PUBLISH_KEY_TAG: publish_key}
-                mv = reg.register(client, model_uri, edge, version_tags, p.mlflow.edge_alias)
+                mv = reg.register(client, model_uri, edge, version_tags, p.mlflow.edge_alias, description=report.markdown())
                 report.published = {"model": edge, "version": str(mv.version), "alias": p.mlflow.edge_alias}
         verb = "found already published" if report.published.get("reused") else "published"
         print(f"{verb}: {report.published['model']} version {report.published['version']} @ {report.published['alias']}")

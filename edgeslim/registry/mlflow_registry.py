@@ -118,7 +118,9 @@ def log_weights_model(weights: Path, example_image: Path | None = None) -> str:
     return info.model_uri
 
 
-def register(client: MlflowClient, model_uri: str, name: str, tags: dict[str, str], alias: str | None) -> ModelVersion:
+def register(
+    client: MlflowClient, model_uri: str, name: str, tags: dict[str, str], alias: str | None, description: str | None = None
+) -> ModelVersion:
     """Create a version of ``name`` from ``model_uri`` with ``tags``; move ``alias`` to it last.
 
     The alias moves only after the version and all its tags exist, so a reader following the alias
@@ -126,6 +128,8 @@ def register(client: MlflowClient, model_uri: str, name: str, tags: dict[str, st
     """
     try:
         mv = mlflow.register_model(model_uri, name, tags=tags)
+        if description:
+            client.update_model_version(name, mv.version, description=description)
     except MlflowException as exc:
         raise RegistryError(f"registering {name} failed: {exc.message}") from None
     if alias:
