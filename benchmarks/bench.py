@@ -22,10 +22,10 @@ from edgeslim.config import Params, load_params
 from edgeslim.registry.server import stop_server
 from benchmarks import exports
 from benchmarks.artifacts import ORT, REFERENCE, UNTRAINED, Artifact, build_artifacts
-from benchmarks.flow_cost import breakdown, prefect_startup_s, run_compress, scratch_registry
+from benchmarks.flow_cost import Quietly, breakdown, prefect_startup_s, preserved, run_compress, scratch_registry
 from benchmarks.gpu import gpu_section
 from benchmarks.library_run import run_library_steps
-from benchmarks.measure import Timing, input_shape, model_cost, onnx_opset, probe, save_inputs
+from benchmarks.measure import Timing, input_shape, model_cost, onnx_opset, probe, save_inputs, summarize
 from benchmarks.plot import plot_results
 from benchmarks.subjects import Subject, build_reference, pull_registered
 from benchmarks.tables import markdown
@@ -33,20 +33,26 @@ from benchmarks.tables import markdown
 VERSIONED_PACKAGES = ("torch", "onnxruntime", "onnx", "onnxslim", "ultralytics", "ultralytics-thop", "prefect", "mlflow")
 CPU_MODEL_KEY = "model name"
 SCRATCH_REGISTRY = "flow-registry"
+LATEST_REPORT = Path("latest") / "report.json"  # what flows/compress.py rewrites in the workspace
 
 METHODOLOGY = {
-    "latency": "each (artifact, batch) timed in a fresh child process (benchmarks/probe.py): ONNX Runtime "
-    "CPUExecutionProvider with intra-op threads = evaluate.threads, inter-op 1, sequential execution, default "
-    "graph optimizations; PyTorch eager with torch.set_num_threads(evaluate.threads). Input: real held-out val "
-    "images letterboxed as the flow feeds them. `warmup` untimed calls, then `runs` timed calls of one "
-    "session.run()/model() each; median and p90 of those",
-    "throughput": "batch / median latency, images per second, one stream",
+    "latency": "each (artifact, batch) figure comes from `rounds` fresh child processes (benchmarks/probe.py), "
+    "interleaved across all artifacts of both subjects (round 1 of every figure, then round 2, ...). ONNX Runtime "
+    "CPUExecutionProvider with intra-op threads = evaluate.threads, inter-op 1, sequential execution, default graph "
+    "optimizations; PyTorch eager with torch.set_num_threads(evaluate.threads). Input: real held-out val images "
+    "letterboxed as the flow feeds them. Each process makes `warmup_per_round` untimed calls, then "
+    "`runs_per_round` timed calls of one session.run()/model(). latency_ms = median, p90, mean, min, max of the "
+    "round with the lowest median (interference from other processes only adds time and comes in spells of "
+    "seconds that can cover a whole process; the fastest process estimates the artifact's own cost, as timeit "
+    "does); round_medians shows every round; pooled_latency_ms = the same stats over every timed call of every round",
+    "throughput": "batch / latency_ms.median, images per second, one stream",
     "batches": "static batch-1 ONNX files (what ships) cannot run batch > 1: larger batches run on a dynamic twin "
     "of each ONNX artifact (ultralytics export dynamic=True: batch, height and width free) made by the same "
     "recipe; `batch1_dynamic` times the twin at batch 1 to show what dynamic shapes cost. PyTorch runs any batch",
     "peak_memory": "Linux VmHWM (kernel high-water mark of resident memory) of the probe process; reset through "
     "/proc/self/clear_refs after the runtime is imported. peak_delta_mib = peak minus RSS just before loading "
-    "the artifact (what the artifact adds: weights, session, arenas, activations); peak_mib = whole process",
+    "the artifact (what the artifact adds: weights, session, arenas, activations); peak_mib = whole process; "
+    "the highest of the rounds",
     "macs": "thop on the torch model, one imgsz x imgsz image: the unfused source for pytorch-eager, the fused "
     "model for the fused .pt and every ONNX artifact (ultralytics fuses Conv+BN before export; an INT8 graph "
     "runs the same MACs)",
@@ -57,7 +63,9 @@ METHODOLOGY = {
     "QInt8 activations and weights, MinMax), every node but Conv/Gemm/MatMul excluded; calibrated on as many "
     "calib-pool images as edgeslim's INT8 so the held-out val split stays unseen",
     "flow_cost": "benchmarks/flow_cost.py: the real compress flow twice on a throwaway local MLflow server "
-    "holding a copy of the source model; compute = the same task bodies run directly in this process",
+    "holding a copy of the source model (first run = real first compression, second = re-run with nothing "
+    "changed); compute = mean of the same task bodies run directly in this process right before and right "
+    "after the first flow run",
 }
 
 
@@ -72,6 +80,7 @@ class Settings:
     batch: int
     runs: int
     warmup: int
+    rounds: int  # each figure's runs are split over this many interleaved probe processes
     quick: bool  # runs/warmup from params.yaml's evaluate section instead
     probe_timeout_s: float
     out_dir: Path
@@ -103,8 +112,8 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def measure_artifact(a: Artifact, subject: Subject, inputs: Path, timing: Timing, batch: int, costs: dict[Path, dict]) -> dict:
-    """Size, mAP, MACs/params and CPU probes of one artifact (or why it is absent)."""
+def describe_artifact(a: Artifact, subject: Subject, costs: dict[Path, dict]) -> dict:
+    """Everything about one artifact but its timings: size, ONNX facts, mAP, MACs/params (or why it is absent)."""
     entry: dict = {"name": a.name, "producer": a.producer, "runtime": a.runtime, "precision": a.precision}
     if a.absent:
         return {**entry, "absent": a.absent}
@@ -121,14 +130,30 @@ def measure_artifact(a: Artifact, subject: Subject, inputs: Path, timing: Timing
     if a.cost_from not in costs:
         costs[a.cost_from] = model_cost(a.cost_from, subject.imgsz)
     entry["cost"] = costs[a.cost_from]
-    cpu = {"batch1": probe(a.path, inputs, 1, timing)}
-    if a.runtime == ORT:
-        cpu["batch1_dynamic"] = probe(a.batch_twin, inputs, 1, timing)
-    cpu[f"batch{batch}"] = probe(a.batch_twin, inputs, batch, timing)
-    entry["cpu"] = cpu
-    medians = ", ".join(f"{key} {_median(entry, key) or float('nan'):.2f} ms" for key in cpu)
-    print(f"  {a.name}: median {medians}", flush=True)
     return entry
+
+
+def probe_plan(a: Artifact, batch: int) -> dict[str, tuple[Path, int]]:
+    """CPU figures of one artifact: key → (file, batch). Batches > 1 run on the batch twin."""
+    if a.absent:
+        return {}
+    plan = {"batch1": (a.path, 1)}
+    if a.runtime == ORT:
+        plan["batch1_dynamic"] = (a.batch_twin, 1)
+    plan[f"batch{batch}"] = (a.batch_twin, batch)
+    return plan
+
+
+def measure_cpu(entries: list[tuple[dict, Artifact, Path]], batch: int, timing: Timing) -> None:
+    """Fill ``entry["cpu"]`` of every artifact; rounds are interleaved across all artifacts and subjects."""
+    jobs = [(entry, key, file, b, inputs) for entry, a, inputs in entries for key, (file, b) in probe_plan(a, batch).items()]
+    samples: list[list[dict]] = [[] for _ in jobs]
+    for r in range(timing.rounds):
+        print(f"CPU probes, round {r + 1}/{timing.rounds} ({len(jobs)} probes)", flush=True)
+        for job, (_, _, file, b, inputs) in zip(samples, jobs):
+            job.append(probe(file, inputs, b, timing))
+    for rounds, (entry, key, file, b, _) in zip(samples, jobs):
+        entry.setdefault("cpu", {})[key] = summarize(file, b, rounds, timing)
 
 
 def add_ratios(entries: list[dict], batch: int) -> None:
@@ -156,16 +181,19 @@ def flow_cost_section(p: Params, s: Settings, source: Subject, work: Path) -> di
 
     The direct steps run twice, right before and right after the flow's first run, with the same
     servers up, and their mean is the compute time: load from other processes drifts, and one
-    direct run far from the flow run would read that drift as (negative) Prefect overhead.
+    direct run far from the flow run would read that drift as (negative) Prefect overhead. Every
+    timed segment starts once the scratch server is idle (flow_cost.settle).
     """
     root = work / SCRATCH_REGISTRY
     try:
-        server, model_ref = scratch_registry(p, source, root)
-        startup = prefect_startup_s()
-        before = run_library_steps(p, source.weights, source.imgsz, work / "flow-direct-before", evaluate=True)
-        first = run_compress(server.url, model_ref, s.params_file, s.overrides)
-        after = run_library_steps(p, source.weights, source.imgsz, work / "flow-direct-after", evaluate=True)
-        second = run_compress(server.url, model_ref, s.params_file, s.overrides)
+        with preserved(workspace.root(p) / LATEST_REPORT):
+            server, model_ref = scratch_registry(p, source, root)
+            quietly = Quietly(server.pid, p.mlflow.startup_timeout_s)
+            startup = quietly(prefect_startup_s)
+            before = quietly(run_library_steps, p, source.weights, source.imgsz, work / "flow-direct-before", True)
+            first = quietly(run_compress, server.url, model_ref, s.params_file, s.overrides)
+            after = quietly(run_library_steps, p, source.weights, source.imgsz, work / "flow-direct-after", True)
+            second = quietly(run_compress, server.url, model_ref, s.params_file, s.overrides)
     except Exception as exc:  # noqa: BLE001 — a failing flow is a result to record, the rest still counts
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
@@ -183,6 +211,7 @@ def flow_cost_section(p: Params, s: Settings, source: Subject, work: Path) -> di
             "note": "Prefect's API server is already up in this process; a fresh `edgeslim compress` also pays prefect_startup_s",
         },
         "prefect_startup_s": startup,
+        "scratch_server_settle_waits_s": quietly.waits_s,
         "direct_timings_s": {"before_first_run": before.timings_s, "after_first_run": after.timings_s, "mean": direct},
         "breakdown": breakdown(first, startup, direct),
         "map50_95_flow_vs_direct": {k: {"flow": v, "direct": before.stages[k].map50_95 if k in before.stages else None} for k, v in flow_maps.items()},
@@ -194,7 +223,7 @@ def run_benchmark(s: Settings) -> dict:
     started = time.perf_counter()
     p = load_params(s.params_file, s.overrides)
     runs, warmup = (p.evaluate.latency_runs, p.evaluate.latency_warmup) if s.quick else (s.runs, s.warmup)
-    timing = Timing(p.evaluate.threads, runs, warmup, s.probe_timeout_s)
+    timing = Timing(p.evaluate.threads, runs, warmup, s.rounds, s.probe_timeout_s)
     work = workspace.root(p) / "bench" / s.name
     stop_server(work / SCRATCH_REGISTRY)  # a scratch server an interrupted run left behind
     shutil.rmtree(work, ignore_errors=True)
@@ -210,17 +239,19 @@ def run_benchmark(s: Settings) -> dict:
     built = [(subj, build_artifacts(subj, p, data.data_yaml, calib_yaml, work / subj.key)) for subj in subjects]
 
     val_dir = workspace.split_dir(data, "val")
-    load["before_probes"] = os.getloadavg()
-    results, gpu_inputs = [], []
+    results, measured, gpu_inputs = [], [], []
     for subj, artifacts in built:
-        print(f"measuring {subj.label}", flush=True)
         inputs = save_inputs(val_dir, subj.imgsz, s.batch, work / subj.key / "inputs.npy")
         costs: dict[Path, dict] = {}
-        entries = [measure_artifact(a, subj, inputs, timing, s.batch, costs) for a in artifacts]
-        add_ratios(entries, s.batch)
+        entries = [describe_artifact(a, subj, costs) for a in artifacts]
+        measured += [(e, a, inputs) for e, a in zip(entries, artifacts)]
         results.append({"key": subj.key, "label": subj.label, "imgsz": subj.imgsz, "trained": subj.trained, "origin": subj.origin, "artifacts": entries})
         gpu_inputs.append((subj.key, artifacts, inputs))
+    load["before_probes"] = os.getloadavg()
+    measure_cpu(measured, s.batch, timing)
     load["after_probes"] = os.getloadavg()
+    for subject in results:
+        add_ratios(subject["artifacts"], s.batch)
 
     flow = flow_cost_section(p, s, subjects[0], work)
     gpu = gpu_section(gpu_inputs, (1, s.batch), timing)
@@ -234,7 +265,8 @@ def run_benchmark(s: Settings) -> dict:
         "command": s.command,
         "machine": {**machine_info(), "load_average_1_5_15": load},
         "settings": {
-            "threads": timing.threads, "runs": timing.runs, "warmup": timing.warmup, "batches": [1, s.batch], "quick": s.quick,
+            "threads": timing.threads, "runs": timing.runs_per_round * timing.rounds, "rounds": timing.rounds,
+            "warmup_per_round": timing.warmup, "batches": [1, s.batch], "quick": s.quick,
             "params_file": str(s.params_file), "overrides": list(s.overrides),
             "evaluate": p.evaluate.model_dump(), "calibration": p.calibration.model_dump(), "quantize": p.quantize.model_dump(),
         },

@@ -8,17 +8,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnxruntime as ort
+import torch
+
 from benchmarks.artifacts import PYTORCH, Artifact
-from benchmarks.measure import Timing, probe
+from benchmarks.measure import Timing, probe, summarize
 
 CPU_EP = "CPUExecutionProvider"
 ONNX_EPS = {"onnxruntime-cuda": "CUDAExecutionProvider", "onnxruntime-tensorrt": "TensorrtExecutionProvider"}
 TORCH_PRECISIONS = ("fp32", "fp16")
 
 
+def _measure(file: Path, inputs: Path, batch: int, timing: Timing, **probe_args: object) -> dict:
+    """Rounds back to back: the GPU is not shared with the CPU probes, so there is nothing to interleave."""
+    return summarize(file, batch, [probe(file, inputs, batch, timing, **probe_args) for _ in range(timing.rounds)], timing)
+
+
 def _torch_rows(a: Artifact, inputs: Path, batches: tuple[int, ...], timing: Timing) -> dict:
     return {
-        f"pytorch-cuda-{precision}": {f"batch{b}": probe(a.path if b == 1 else a.batch_twin, inputs, b, timing, "cuda", precision) for b in batches}
+        f"pytorch-cuda-{precision}": {
+            f"batch{b}": _measure(a.path if b == 1 else a.batch_twin, inputs, b, timing, device="cuda", precision=precision) for b in batches
+        }
         for precision in TORCH_PRECISIONS
     }
 
@@ -29,18 +39,14 @@ def _onnx_rows(a: Artifact, inputs: Path, batches: tuple[int, ...], timing: Timi
         if ep not in available:
             rows[label] = {"skipped": f"{ep} not in this onnxruntime build's providers {available}"}
             continue
-        rows[label] = {f"batch{b}": probe(a.path if b == 1 else a.batch_twin, inputs, b, timing, "cuda", providers=(ep, CPU_EP)) for b in batches}
+        rows[label] = {f"batch{b}": _measure(a.path if b == 1 else a.batch_twin, inputs, b, timing, device="cuda", providers=(ep, CPU_EP)) for b in batches}
     return rows
 
 
 def gpu_section(subjects: list[tuple[str, list[Artifact], Path]], batches: tuple[int, ...], timing: Timing) -> dict:
     """Per subject key, per artifact: runtime → batch → probe result; or why the section was skipped."""
-    import torch
-
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA device"}
-    import onnxruntime as ort
-
     available = ort.get_available_providers()
     out: dict = {"device": torch.cuda.get_device_name(0), "onnxruntime_providers": available, "subjects": {}}
     for key, artifacts, inputs in subjects:

@@ -15,7 +15,6 @@ from typing import Callable, TypeVar
 from edgeslim import workspace
 from edgeslim.config import Params
 from edgeslim.data.images import list_images, preprocess
-from edgeslim.data.synthetic import DatasetInfo
 from edgeslim.report import StageResult
 from tasks.data import dataset_task
 from tasks.evaluate import evaluate_task
@@ -29,7 +28,6 @@ SOURCE, FUSED, ONNX_FP32, ONNX_INT8 = "baseline", "fused", "onnx-fp32", "onnx-in
 
 @dataclass
 class LibraryRun:
-    data: DatasetInfo
     fused: Path
     fp32: Path
     int8: Path
@@ -59,7 +57,7 @@ def run_library_steps(p: Params, weights: Path, imgsz: int, out_dir: Path, evalu
     )
     int8 = out_dir / "model-int8.onnx"
     _timed(timings, "quantize", quantize_task.fn, fp32, calib, imgsz, p.quantize, int8)
-    run = LibraryRun(data, fused.weights, fp32, int8, calib, timings)
+    run = LibraryRun(fused.weights, fp32, int8, calib, timings)
     if evaluate:
         sample = preprocess(list_images(val_dir)[0], imgsz)
         for name, path in ((SOURCE, weights), (FUSED, fused.weights), (ONNX_FP32, fp32), (ONNX_INT8, int8)):

@@ -1,4 +1,4 @@
-"""Parent side of the measurements: spawn one probe per (artifact, batch), count MACs, read files.
+"""Parent side of the measurements: probe rounds in child processes, pooled stats, MACs, file facts.
 
 Latency and peak memory come from benchmarks.probe in a child process (see its docstring for why);
 MACs and parameters come from the torch model because an ONNX graph has no MAC counter that sees
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -24,17 +25,29 @@ from benchmarks.probe import RESULT_PREFIX
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ERROR_TAIL_CHARS = 2000
+P90 = 90
+MS_PER_S = 1000.0
 DEFAULT_ONNX_DOMAIN = ("", "ai.onnx")
 
 
 @dataclass(frozen=True)
 class Timing:
-    """How every latency probe of one benchmark runs (the same for all artifacts)."""
+    """How every latency figure of one benchmark is taken (the same for all artifacts).
+
+    ``runs`` timed calls per figure are split over ``rounds`` probes (each in a fresh process,
+    each with its own ``warmup``); the caller interleaves rounds across artifacts, so every
+    artifact gets probes at several moments and at least one of them, likely, in a quiet one.
+    """
 
     threads: int
     runs: int
     warmup: int
+    rounds: int
     timeout_s: float
+
+    @property
+    def runs_per_round(self) -> int:
+        return math.ceil(self.runs / self.rounds)
 
 
 def save_inputs(val_dir: Path, imgsz: int, count: int, out: Path) -> Path:
@@ -46,10 +59,10 @@ def save_inputs(val_dir: Path, imgsz: int, count: int, out: Path) -> Path:
 
 def probe(artifact: Path, inputs: Path, batch: int, timing: Timing, device: str = "cpu", precision: str = "fp32",
           providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> dict:
-    """Latency, throughput and peak memory of ``artifact`` at ``batch``, measured in a fresh process."""
+    """One round: raw latencies and peak memory of ``artifact`` at ``batch``, from a fresh process."""
     spec = {
         "artifact": str(artifact), "runtime": "ort" if artifact.suffix == ".onnx" else "torch", "inputs": str(inputs),
-        "batch": batch, "threads": timing.threads, "runs": timing.runs, "warmup": timing.warmup,
+        "batch": batch, "threads": timing.threads, "runs": timing.runs_per_round, "warmup": timing.warmup,
         "device": device, "precision": precision, "providers": list(providers),
     }
     try:
@@ -61,8 +74,49 @@ def probe(artifact: Path, inputs: Path, batch: int, timing: Timing, device: str 
         return {"error": f"probe of {artifact.name} at batch {batch} ran past {timing.timeout_s:.0f}s"}
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
-            return {"file": str(artifact), **json.loads(line[len(RESULT_PREFIX):])}
+            return json.loads(line[len(RESULT_PREFIX):])
     return {"error": f"probe exited {done.returncode}: {(done.stderr or done.stdout)[-ERROR_TAIL_CHARS:]}"}
+
+
+def _stats(times: list[float]) -> dict[str, float]:
+    return {
+        "median": float(np.median(times)),
+        "p90": float(np.percentile(times, P90)),
+        "mean": float(np.mean(times)),
+        "min": float(np.min(times)),
+        "max": float(np.max(times)),
+    }
+
+
+def summarize(file: Path, batch: int, rounds: list[dict], timing: Timing) -> dict:
+    """The figure of the best round (lowest median), every round's median, pooled stats, highest memory peak.
+
+    Why the best round: interference from outside (a busy neighbour, a throttled core) only ever
+    adds time, and on a shared machine it comes in spells of seconds that can cover a whole probe
+    process; the fastest process is the best estimate of what the artifact itself costs (timeit's
+    reasoning). The pooled stats, over every timed call of every round, show what this machine
+    delivered, spells included.
+    """
+    failed = next((r["error"] for r in rounds if "error" in r), None)
+    if failed:
+        return {"file": str(file), "batch": batch, "error": failed}
+    medians = [float(np.median(r["times_ms"])) for r in rounds]
+    best = medians.index(min(medians))
+    return {
+        "file": str(file),
+        "batch": batch,
+        "threads": timing.threads,
+        "rounds": len(rounds),
+        "runs_per_round": timing.runs_per_round,
+        "warmup_per_round": timing.warmup,
+        "best_round": best,
+        "latency_ms": {**_stats(rounds[best]["times_ms"]), "round_medians": medians},
+        "pooled_latency_ms": _stats([t for r in rounds for t in r["times_ms"]]),
+        "throughput_ips": batch * MS_PER_S / medians[best],
+        "load_s": float(np.median([r["load_s"] for r in rounds])),
+        "memory": {**max((r["memory"] for r in rounds), key=lambda m: m["peak_mib"]),
+                   "peak_delta_mib": max(r["memory"]["peak_delta_mib"] for r in rounds)},
+    }
 
 
 def model_cost(weights: Path, imgsz: int) -> dict:

@@ -62,7 +62,8 @@ def plot_results(result: dict, out: Path) -> Path | None:
     if len(front) > 1:
         ax.plot([p.latency_ms for p in front], [p.map50_95 for p in front], "k--", linewidth=0.8, label="Pareto front")
         ax.legend(loc="lower right", fontsize=FONT_SIZE)
-    ax.set_xlabel(f"CPU latency, batch 1, median of {result['settings']['runs']} runs, {result['settings']['threads']} threads (ms)")
+    s = result["settings"]
+    ax.set_xlabel(f"CPU latency, batch 1 (ms; median of the fastest of {s['rounds']} rounds, {s['threads']} threads)")
     ax.set_ylabel("mAP50-95, held-out val")
     ax.set_title(f"{', '.join(s['label'] for s in trained)}: accuracy vs latency (marker area = file size)", fontsize=TITLE_SIZE)
     ax.grid(alpha=0.3)

@@ -7,7 +7,7 @@ is reset (``/proc/self/clear_refs``), so ``peak_delta_mib`` is what loading and 
 artifact added on top of the runtime, and ``peak_mib`` is the whole process, runtime included.
 
 Invoked by benchmarks.measure as ``python -m benchmarks.probe '<json spec>'``; prints one line
-``PROBE <json result>``. Spec keys: artifact, runtime (ort | torch), inputs (.npy, NCHW float32),
+``PROBE <json result>`` with the raw timed latencies, which the parent pools across rounds. Spec keys: artifact, runtime (ort | torch), inputs (.npy, NCHW float32),
 batch, threads, runs, warmup, device (cpu | cuda), precision (fp32 | fp16, torch only),
 providers (ONNX Runtime execution providers, ort only).
 """
@@ -27,7 +27,6 @@ CLEAR_REFS = Path("/proc/self/clear_refs")
 RESET_PEAK_RSS = "5"  # clear_refs command that resets VmHWM to the current RSS (Linux >= 4.0)
 KIB_PER_MIB = 1024
 BYTES_PER_MIB = 2**20
-P90 = 90
 
 Runner = Callable[[np.ndarray], object]
 Loader = Callable[[dict], tuple[Runner, Callable[[], float | None]]]
@@ -109,6 +108,7 @@ def _latencies_ms(run: Runner, x: np.ndarray, warmup: int, runs: int) -> list[fl
 
 
 def measure(spec: dict) -> dict:
+    """Raw timed latencies (ms) and memory figures; benchmarks.measure pools and summarizes them."""
     load = RUNTIMES[spec["runtime"]]()  # runtime imported before the peak is reset
     x = np.ascontiguousarray(np.load(spec["inputs"])[: spec["batch"]])
     if len(x) < spec["batch"]:
@@ -120,32 +120,16 @@ def measure(spec: dict) -> dict:
     load_s = time.perf_counter() - start
     times = _latencies_ms(run, x, spec["warmup"], spec["runs"])
     after = _memory_kib()
-    median = float(np.median(times))
-    result = {
-        "batch": spec["batch"],
-        "runs": spec["runs"],
-        "warmup": spec["warmup"],
-        "threads": spec["threads"],
-        "latency_ms": {
-            "median": median,
-            "p90": float(np.percentile(times, P90)),
-            "mean": float(np.mean(times)),
-            "min": float(np.min(times)),
-            "max": float(np.max(times)),
-        },
-        "throughput_ips": spec["batch"] * 1000.0 / median,
-        "load_s": load_s,
-        "memory": {
-            "peak_mib": after["VmHWM"] / KIB_PER_MIB,
-            "peak_delta_mib": (after["VmHWM"] - before["VmRSS"]) / KIB_PER_MIB,
-            "runtime_only_mib": before["VmRSS"] / KIB_PER_MIB,
-            "peak_reset_after_import": reset,
-        },
+    memory = {
+        "peak_mib": after["VmHWM"] / KIB_PER_MIB,
+        "peak_delta_mib": (after["VmHWM"] - before["VmRSS"]) / KIB_PER_MIB,
+        "runtime_only_mib": before["VmRSS"] / KIB_PER_MIB,
+        "peak_reset_after_import": reset,
     }
     gpu_peak = device_peak()
     if gpu_peak is not None:
-        result["memory"]["cuda_peak_allocated_mib"] = gpu_peak
-    return result
+        memory["cuda_peak_allocated_mib"] = gpu_peak
+    return {"times_ms": times, "load_s": load_s, "memory": memory}
 
 
 def main(argv: list[str]) -> int:

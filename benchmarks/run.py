@@ -10,6 +10,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Callable
 
 from edgeslim.config import DEFAULT_PARAMS, load_params
 from edgeslim.errors import EdgeslimError
@@ -37,11 +38,17 @@ knobs read from params.yaml: evaluate.threads (ORT intra-op / torch threads), ev
 (mAP), calibration.num_images (both INT8 recipes), quantize.*, export.opset (edgeslim's exports)."""
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,10 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", metavar="NAME[@ALIAS|:VERSION]", help="registered source model (default: <model_name>@<mlflow.source_alias>)")
     parser.add_argument("--reference-cfg", default="yolov8n.yaml", help="ultralytics model yaml of the untrained reference (default: %(default)s)")
-    parser.add_argument("--reference-imgsz", type=_positive, default=320, help="image size of the reference model (default: %(default)s)")
-    parser.add_argument("--batch", type=int, default=8, help="the larger batch timed besides batch 1, at least 2 (default: %(default)s)")
-    parser.add_argument("--runs", type=_positive, default=100, help="timed runs per latency figure (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed warm-up runs before them (default: %(default)s)")
+    parser.add_argument("--reference-imgsz", type=_at_least(1), default=320, help="image size of the reference model (default: %(default)s)")
+    parser.add_argument(
+        "--batch", type=_at_least(MIN_LARGER_BATCH), default=8, help="the larger batch timed besides batch 1 (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--runs", type=_at_least(1), default=150, help="timed runs per latency figure, rounded up to a multiple of --rounds (default: %(default)s)"
+    )
+    parser.add_argument("--warmup", type=_at_least(0), default=10, help="untimed warm-up runs in each probe process (default: %(default)s)")
+    parser.add_argument(
+        "--rounds", type=_at_least(1), default=5,
+        help="split each figure's runs over this many probe processes, interleaved across artifacts; each figure "
+        "is its fastest round's, as interference only adds time (default: %(default)s)",
+    )
     parser.add_argument(
         "--quick", action="store_true",
         help="smoke run: take runs/warm-up from params.yaml (evaluate.latency_runs/latency_warmup) instead of --runs/--warmup",
@@ -70,10 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.batch < MIN_LARGER_BATCH:
-        parser.error(f"--batch is the batch timed besides batch 1; it must be at least {MIN_LARGER_BATCH}")
+    args = build_parser().parse_args(argv)
     try:
         p = load_params(args.params, args.set)
         from edgeslim import workspace
@@ -84,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(
             name=args.name, params_file=args.params, overrides=tuple(args.set), model=args.model,
             reference_cfg=args.reference_cfg, reference_imgsz=args.reference_imgsz, batch=args.batch,
-            runs=args.runs, warmup=args.warmup, quick=args.quick, probe_timeout_s=args.probe_timeout,
+            runs=args.runs, warmup=args.warmup, rounds=args.rounds, quick=args.quick, probe_timeout_s=args.probe_timeout,
             out_dir=args.out_dir, command=shlex.join(["python", "-m", "benchmarks.run", *(sys.argv[1:] if argv is None else argv)]),
         )
         result = run_benchmark(settings)

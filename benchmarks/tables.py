@@ -111,7 +111,8 @@ def markdown(result: dict) -> str:
         f"# edgeslim benchmark `{result['name']}`",
         "",
         f"{result['created']} · {m['cpu']}, {m['logical_cores']} logical cores · {s['threads']} threads · "
-        f"{s['runs']} timed runs after {s['warmup']} warm-up per figure · load average (1 min) "
+        f"{s['runs']} timed runs per figure in {s['rounds']} interleaved rounds ({s['warmup_per_round']} warm-up each; "
+        f"latency = the fastest round's median / p90) · load average (1 min) "
         f"{load['before_probes'][0]:.2f} before / {load['after_probes'][0]:.2f} after the CPU probes · "
         f"whole benchmark {result['wall_s']:.0f} s",
         "",
