@@ -280,9 +280,14 @@ def _label_lines(labels: list[tuple[int, Box]], size: int) -> str:
 
 
 def dataset_sha256(root: Path) -> str:
-    """Content hash of images, labels, metadata and data.yaml, independent of where root lives."""
+    """Content hash of images, labels, metadata and data.yaml, independent of where root lives.
+
+    ultralytics writes ``labels/*.cache`` beside the labels on first use; those are derived files
+    whose bytes change between runs, so they are left out or the hash would drift.
+    """
     digest = hashlib.sha256()
-    for path in sorted(q for q in root.rglob("*") if q.is_file() and q.name != DONE_MARKER):
+    files = (q for q in root.rglob("*") if q.is_file() and q.name != DONE_MARKER and q.suffix != ".cache")
+    for path in sorted(files):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
