@@ -11,12 +11,12 @@ from pathlib import Path
 from edgeslim.config import Params
 from edgeslim.evaluate.accuracy import evaluate_map
 from benchmarks import exports
-from benchmarks.library_run import FUSED, ONNX_FP32, ONNX_INT8, SOURCE, LibraryRun, run_library_steps
+from benchmarks.library_run import FINETUNED, FUSED, ONNX_FP32, ONNX_FP32_UNPRUNED, ONNX_INT8, SOURCE, LibraryRun, run_library_steps
 from benchmarks.subjects import Subject
 
 PYTORCH, ORT = "pytorch-eager", "onnxruntime"
 REFERENCE = "ultralytics-onnx-fp32"  # every ratio is against this artifact
-PRUNED_ABSENT = "structured pruning + finetuning is issue 4, not implemented yet: the compress flow has no such stage"
+PRUNING_OFF = "prune.enabled is false: the compress flow ships the unpruned model"
 UNTRAINED = "untrained (random init from the ultralytics yaml): mAP would be meaningless"
 
 
@@ -69,16 +69,24 @@ def build_artifacts(subject: Subject, p: Params, data_yaml: Path, calib_yaml: Pa
     """The source checkpoint, ultralytics' exports, and edgeslim's artifacts (library run) of ``subject``."""
     theirs = _ultralytics(subject, p, data_yaml, calib_yaml, work)
     run = run_library_steps(p, subject.weights, subject.imgsz, work / "edgeslim", evaluate=subject.trained)
-    fp32_twin, int8_twin = exports.edgeslim_dynamic_twins(run.fused, subject.imgsz, p, run.calib_images, work / "edgeslim-dynamic")
+    unpruned_twin = exports.edgeslim_dynamic_fp32(run.fused, subject.imgsz, p, work / "edgeslim-dynamic" / "unpruned")
+    fp32_twin = exports.edgeslim_dynamic_fp32(run.shipped, subject.imgsz, p, work / "edgeslim-dynamic" / "shipped")
+    int8_twin = exports.edgeslim_dynamic_int8(fp32_twin, subject.imgsz, p, run.calib_images)
     theirs = [a if a.absent else replace(a, cost_from=run.fused) for a in theirs]  # ultralytics fuses before export
     source = Artifact(
         "pytorch-eager", "source checkpoint", PYTORCH, "fp32", subject.weights, subject.weights, subject.weights,
         _stage_accuracy(run, SOURCE),
     )
+    pruned_name = "edgeslim-pruned-finetuned-pt" if subject.trained else "edgeslim-pruned-pt"
+    pruned = (
+        Artifact(pruned_name, "edgeslim", PYTORCH, "fp32", run.shipped, run.shipped, run.shipped, _stage_accuracy(run, FINETUNED))
+        if run.pruned else Artifact(pruned_name, "edgeslim", PYTORCH, "fp32", absent=PRUNING_OFF)
+    )
     ours = [
         Artifact("edgeslim-fused-pt", "edgeslim", PYTORCH, "fp32", run.fused, run.fused, run.fused, _stage_accuracy(run, FUSED)),
-        Artifact("edgeslim-onnx-fp32", "edgeslim", ORT, "fp32", run.fp32, fp32_twin, run.fused, _stage_accuracy(run, ONNX_FP32)),
-        Artifact("edgeslim-onnx-int8", "edgeslim", ORT, "int8", run.int8, int8_twin, run.fused, _stage_accuracy(run, ONNX_INT8)),
-        Artifact("edgeslim-pruned-finetuned", "edgeslim", ORT, "int8", absent=PRUNED_ABSENT),
+        Artifact("edgeslim-onnx-fp32-unpruned", "edgeslim", ORT, "fp32", run.fp32_unpruned, unpruned_twin, run.fused, _stage_accuracy(run, ONNX_FP32_UNPRUNED)),
+        pruned,
+        Artifact("edgeslim-onnx-fp32", "edgeslim", ORT, "fp32", run.fp32, fp32_twin, run.shipped, _stage_accuracy(run, ONNX_FP32)),
+        Artifact("edgeslim-onnx-int8", "edgeslim", ORT, "int8", run.int8, int8_twin, run.shipped, _stage_accuracy(run, ONNX_INT8)),
     ]
     return [source, *theirs, *ours]

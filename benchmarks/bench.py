@@ -176,6 +176,23 @@ def add_ratios(entries: list[dict], batch: int) -> None:
         }
 
 
+def pruning_effect(entries: list[dict], batch: int) -> dict:
+    """Pruned (+ finetuned) FP32 ONNX against the unpruned fused FP32 ONNX: the speed pruning buys."""
+    by_name = {e["name"]: e for e in entries}
+    pruned, unpruned = by_name.get("edgeslim-onnx-fp32"), by_name.get("edgeslim-onnx-fp32-unpruned")
+    if not pruned or not unpruned or "absent" in pruned or "absent" in unpruned:
+        return {"absent": "no pruned/unpruned FP32 ONNX pair"}
+    big = f"batch{batch}"
+    return {
+        "latency_batch1": _ratio(_median(pruned, "batch1"), _median(unpruned, "batch1")),
+        f"latency_{big}": _ratio(_median(pruned, big), _median(unpruned, big)),
+        "macs": pruned["cost"]["macs"] / unpruned["cost"]["macs"],
+        "params": pruned["cost"]["params"] / unpruned["cost"]["params"],
+        "size": pruned["size_bytes"] / unpruned["size_bytes"],
+        "map50_95": _ratio(pruned["map50_95"], unpruned["map50_95"]),
+    }
+
+
 def flow_cost_section(p: Params, s: Settings, source: Subject, work: Path) -> dict:
     """Two real compress flow runs on a scratch registry, and their cost against the same steps run directly.
 
@@ -252,6 +269,7 @@ def run_benchmark(s: Settings) -> dict:
     load["after_probes"] = os.getloadavg()
     for subject in results:
         add_ratios(subject["artifacts"], s.batch)
+        subject["pruned_vs_unpruned_fp32"] = pruning_effect(subject["artifacts"], s.batch)
 
     flow = flow_cost_section(p, s, subjects[0], work)
     gpu = gpu_section(gpu_inputs, (1, s.batch), timing)

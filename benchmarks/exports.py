@@ -58,14 +58,14 @@ def ultralytics_int8(weights: Path, imgsz: int, folder: Path, dynamic: bool, cal
     return _export_copy(weights, folder, imgsz=imgsz, dynamic=dynamic, quantize=8, data=str(calib_yaml), fraction=calib_images)
 
 
-def edgeslim_dynamic_twins(fused: Path, imgsz: int, p: Params, calib_images: list[Path], folder: Path) -> tuple[Path, Path]:
-    """Dynamic-batch FP32 and INT8 twins of edgeslim's artifacts: same export call and INT8 recipe.
+def edgeslim_dynamic_fp32(weights: Path, imgsz: int, p: Params, folder: Path) -> Path:
+    """Dynamic-batch twin of edgeslim's FP32 export of ``weights``: edgeslim.export.onnx_export pins
+    ``dynamic=False``; this is its exporter call with the batch dimension left free."""
+    return _export_copy(weights, folder, imgsz=imgsz, opset=p.export.opset, simplify=True, dynamic=True)
 
-    edgeslim.export.onnx_export pins ``dynamic=False``; this is its exporter call with the batch
-    dimension left free, quantized by the flow's own ``quantize_int8`` with the same images.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    fp32 = _export_copy(fused, folder, imgsz=imgsz, opset=p.export.opset, simplify=True, dynamic=True)
-    int8 = folder / f"{fp32.stem}-int8.onnx"
+
+def edgeslim_dynamic_int8(fp32: Path, imgsz: int, p: Params, calib_images: list[Path]) -> Path:
+    """INT8 twin of a dynamic FP32 twin: the flow's own ``quantize_int8`` with the same images."""
+    int8 = fp32.with_name(f"{fp32.stem}-int8.onnx")
     quantize_int8(fp32, calib_images, imgsz, p.quantize, int8)
-    return fp32, int8
+    return int8

@@ -59,6 +59,13 @@ def _subject_table(subject: dict, batch: int) -> list[str]:
     untrained = next((e["map_note"] for e in subject["artifacts"] if e.get("map_note")), None)
     if untrained:
         notes.append(f"- no mAP: {untrained}")
+    pe = subject.get("pruned_vs_unpruned_fp32", {})
+    if "absent" not in pe and pe:
+        notes.append(
+            f"- **pruning** (edgeslim-onnx-fp32 vs edgeslim-onnx-fp32-unpruned): latency b1 **{_f(pe['latency_batch1'], '.2f')}×**, "
+            f"b{batch} {_f(pe[f'latency_{big}'], '.2f')}×, MACs {pe['macs']:.2f}×, params {pe['params']:.2f}×, "
+            f"size {pe['size']:.2f}×, mAP50-95 {_f(pe['map50_95'], '.3f')}×"
+        )
     return rows + [""] + notes + [""]
 
 

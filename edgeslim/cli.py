@@ -21,9 +21,13 @@ EPILOG = """examples:
   edgeslim compress --model pcb-detector:3 -S gates.min_map_ratio=0.97
   edgeslim baseline -S baseline.epochs=10 --force
   edgeslim report pcb-detector-edge@candidate      # stage table + gates of what was published
+  edgeslim page pcb-detector-edge@candidate        # page the fleet again (e.g. after a broker outage)
+  edgeslim agent --device cam-7 --state /var/lib/edgeslim --trusted-keys /etc/edgeslim/keys
 environment:
   MLFLOW_TRACKING_URI   use this tracking server instead of starting a local one
   PREFECT_API_URL       use this Prefect server instead of an ephemeral one
+  EDGESLIM_SIGNING_KEY  path of the Ed25519 key that signs update manifests (or fleet.signing_key)
+  EDGESLIM_TRUSTED_KEYS agent: a public key file, or a folder of <key id>.pub files
 """
 
 
@@ -83,12 +87,16 @@ def cmd_compress(args: argparse.Namespace, p: Params) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, p: Params) -> int:
+    from edgeslim.fleet.demo import demo_fleet
     from flows.baseline import baseline_flow
     from flows.compress import compress_flow
 
     uri = _tracking_uri(p)
     _run_flow(baseline_flow, tracking_uri=uri, params_file=str(args.params), overrides=args.set)
-    out = _run_flow(compress_flow, model=f"{p.model_name}@{p.mlflow.source_alias}", tracking_uri=uri, params_file=str(args.params), overrides=args.set)
+    with demo_fleet(p, args.params, args.set) as fleet:  # local broker, S3 and one agent (fleet.demo)
+        overrides = [*args.set, *fleet.overrides]
+        out = _run_flow(compress_flow, model=f"{p.model_name}@{p.mlflow.source_alias}", tracking_uri=uri, params_file=str(args.params), overrides=overrides)
+        fleet.show(uri, out)
     print(f"MLflow UI: {uri}  ({out['published']['model']}@{out['published']['alias']})", file=sys.stderr)
     print(out["report"])
     return 0
@@ -130,6 +138,50 @@ def cmd_server(args: argparse.Namespace, p: Params) -> int:
     return 0
 
 
+def cmd_page(args: argparse.Namespace, p: Params) -> int:
+    from edgeslim import workspace
+    from edgeslim.fleet.page import page_version, raise_for_channels
+    from edgeslim.registry import mlflow_registry as reg
+
+    uri = _tracking_uri(p)
+    mv = reg.resolve(reg.connect(uri), reg.ModelRef.parse(args.ref, p.mlflow.edge_alias))
+    outcome = page_version(uri, p, mv.name, str(mv.version), workspace.new_run_dir(p, "page"))
+    raise_for_channels(outcome)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace, p: Params) -> int:
+    from edgeslim import workspace
+    from edgeslim.fleet.signing import generate_keypair
+
+    private, public = generate_keypair(args.out or workspace.root(p) / "fleet" / "keys")
+    print(f"private key: {private} (keep it off devices; point fleet.signing_key or $EDGESLIM_SIGNING_KEY at it)")
+    print(f"public key:  {public} (copy to devices; key id {public.stem})")
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace, p: Params) -> int:
+    import os
+
+    from edgeslim.agent.config import AgentConfig, Endpoint
+    from edgeslim.agent.runner import run
+
+    trusted = args.trusted_keys or os.environ.get("EDGESLIM_TRUSTED_KEYS")
+    if not trusted:
+        raise EdgeslimError("agent needs --trusted-keys or $EDGESLIM_TRUSTED_KEYS (public key file or folder)")
+    try:
+        broker = None if args.no_mqtt else Endpoint.parse(args.broker or f"{p.fleet.mqtt.host}:{p.fleet.mqtt.port}")
+        listen = Endpoint.parse(args.listen) if args.listen else None
+    except ValueError as exc:
+        raise EdgeslimError(f"agent: {exc}") from None
+    cfg = AgentConfig(
+        device=args.device, group=args.group or p.fleet.group, state_dir=args.state.resolve(), trusted_keys=Path(trusted),
+        knobs=p.fleet.agent, mqtt=p.fleet.mqtt, broker=broker, poll_url=args.poll_url, listen=listen,
+        webhook_secret_env=p.fleet.webhook.secret_env, once=args.once,
+    )
+    return run(cfg)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
@@ -161,6 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("ref", metavar="RUN_ID|NAME[@ALIAS|:VERSION]", help="MLflow run id, or edge model version (bare NAME means NAME@<mlflow.edge_alias>)")
     srv = add("server", cmd_server, "start, stop or show this workspace's local MLflow server")
     srv.add_argument("action", choices=["start", "stop", "status"])
+    pg = add("page", cmd_page, "page fleet.group with a published edge version: upload, sign, notify the channels, record the rollout")
+    pg.add_argument("ref", metavar="NAME[@ALIAS|:VERSION]", help="edge model version (bare NAME means NAME@<mlflow.edge_alias>)")
+    keys = add("keys", cmd_keys, "generate an Ed25519 signing keypair for update manifests")
+    keys.add_argument("action", choices=["generate"])
+    keys.add_argument("--out", type=Path, help="folder for the keypair (default: <workspace>/fleet/keys)")
+    agent = add("agent", cmd_agent, "run the edge agent: receive signed manifests, download, verify, smoke-test, swap, report (ONNX Runtime only)")
+    agent.set_defaults(needs_workspace=False)
+    agent.add_argument("--device", required=True, help="this device's id (its status topic)")
+    agent.add_argument("--state", type=Path, required=True, help="folder for models, downloads and state.json")
+    agent.add_argument("--trusted-keys", help="public key file or folder of <key id>.pub (default: $EDGESLIM_TRUSTED_KEYS)")
+    agent.add_argument("--group", help="device group (default: fleet.group)")
+    agent.add_argument("--broker", metavar="HOST:PORT", help="MQTT broker (default: fleet.mqtt.host:port)")
+    agent.add_argument("--no-mqtt", action="store_true", help="no broker: take manifests from --poll-url / --listen only")
+    agent.add_argument("--poll-url", help="also poll this URL for the group's current manifest every fleet.agent.poll_s")
+    agent.add_argument("--listen", metavar="HOST:PORT", help="also accept webhook POSTs here (HMAC key from $<fleet.webhook.secret_env>)")
+    agent.add_argument("--once", action="store_true", help="with --poll-url: check once, apply, exit (0 = healthy model)")
     return parser
 
 
@@ -168,9 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         params = load_params(args.params, args.set)
-        from edgeslim import workspace
+        if getattr(args, "needs_workspace", True):  # the edge agent has no workspace, MLflow or Prefect
+            from edgeslim import workspace
 
-        workspace.configure_environment(params)
+            workspace.configure_environment(params)
         return args.func(args, params)
     except EdgeslimError as exc:
         print(f"edgeslim: error: {exc}", file=sys.stderr)

@@ -95,6 +95,10 @@ class MlflowParams(_Section):
     http_backoff_factor: Annotated[int, Field(ge=0)]  # MLflow reads it as an int
 
 
+class PrefectParams(_Section):
+    ephemeral_startup_timeout_s: PositiveInt  # Prefect's default (20 s) is too short on a loaded 2-core runner
+
+
 class FuseParams(_Section):
     equivalence_images: PositiveInt
     max_rel_l2: Annotated[float, Field(ge=0)]
@@ -105,9 +109,69 @@ class ExportParams(_Section):
     opset: Annotated[int, Field(ge=11)]
 
 
+class FinetuneParams(_Section):
+    epochs: PositiveInt  # final finetune after the last pruning round
+    round_epochs: PositiveInt  # finetune between iterative pruning rounds
+    optimizer: Literal["SGD", "AdamW", "Adam"]
+    lr0: Annotated[float, Field(gt=0)]
+    warmup_epochs: Annotated[float, Field(ge=0)]
+    patience: PositiveInt  # epochs without val-fitness gain before stopping early
+
+
+class SparseTrainingParams(_Section):
+    enabled: bool
+    epochs: PositiveInt
+    l1_reg: Annotated[float, Field(gt=0)]  # λ of the L1 penalty on BatchNorm gammas
+
+
+class PruneParams(_Section):
+    enabled: bool
+    importance: Literal["bn_scale", "l1", "l2", "random"]
+    target_macs_reduction: Annotated[float, Field(gt=0, lt=1)]
+    ratio_shallow: Annotated[float, Field(ge=0, lt=1)]  # channel ratio cap at the first layer
+    ratio_deep: Annotated[float, Field(ge=0, lt=1)]  # ... rising linearly to this at the last layer
+    steps: PositiveInt  # pruning increments per round; stops at the first one reaching the target
+    rounds: PositiveInt  # prune → finetune rounds, each reaching its share of the target
+    round_to: PositiveInt  # kept channel counts are multiples of this
+    rewrite_max_rel_l2: Annotated[float, Field(ge=0)]  # split-free rewrite must be this equivalent
+    sparse: SparseTrainingParams
+    finetune: FinetuneParams
+
+    @model_validator(mode="after")
+    def _shallow_le_deep(self) -> "PruneParams":
+        if self.ratio_shallow > self.ratio_deep:
+            raise ValueError("ratio_shallow must not exceed ratio_deep (shallow layers are pruned less)")
+        return self
+
+
 class CalibrationParams(_Section):
+    method: Literal["curated", "random"]
     num_images: PositiveInt
+    strata_quantiles: tuple[Annotated[float, Field(gt=0, lt=1)], Annotated[float, Field(gt=0, lt=1)]]
+    min_per_stratum: Annotated[int, Field(ge=0)]
+    pred_conf: Annotated[float, Field(gt=0, lt=1)]
+    pred_iou: Annotated[float, Field(gt=0, lt=1)]
     seed: int
+
+    @model_validator(mode="after")
+    def _quantiles(self) -> "CalibrationParams":
+        if self.strata_quantiles[0] >= self.strata_quantiles[1]:
+            raise ValueError(f"strata_quantiles must be [low, high] with low < high, got {list(self.strata_quantiles)}")
+        return self
+
+
+class FallbackParams(_Section):
+    enabled: bool
+    sensitivity_images: PositiveInt
+    conf: Annotated[float, Field(gt=0, lt=1)]
+    step: PositiveInt
+    max_float_layers: Annotated[int, Field(ge=0)]
+
+
+class TensorRTParams(_Section):
+    enabled: bool
+    head_precision: Literal["fp16", "fp32"]
+    workspace_mib: PositiveInt
 
 
 class QuantizeParams(_Section):
@@ -117,8 +181,10 @@ class QuantizeParams(_Section):
     activation_type: Literal["quint8", "qint8"]
     weight_type: Literal["quint8", "qint8"]
     reduce_range: bool
-    op_types: Annotated[list[str], Field(min_length=1)]
-    keep_head_float: bool
+    op_types: list[str]  # empty: every op type ONNX Runtime can quantize
+    keep_float: Literal["decode", "head", "none"]
+    fallback: FallbackParams
+    tensorrt: TensorRTParams
 
 
 class EvaluateParams(_Section):
@@ -134,18 +200,106 @@ class GateParams(_Section):
     min_map_ratio: Annotated[float, Field(gt=0)]
 
 
+FleetChannel = Literal["mqtt", "webhook", "iot_jobs"]
+ArtifactFormat = Literal["onnx-int8", "onnx-fp32", "tensorrt"]
+Seconds = Annotated[float, Field(gt=0)]
+MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4 presigned URLs live at most a week
+
+
+class FleetS3Params(_Section):
+    endpoint_url: str | None
+    bucket: Annotated[str, Field(min_length=3)]
+    prefix: str
+    region: str
+    create_bucket: bool
+    presign_ttl_s: Annotated[int, Field(gt=0, le=MAX_PRESIGN_S)]
+
+
+class FleetMqttParams(_Section):
+    host: str
+    port: Annotated[int, Field(gt=0, le=65535)]
+    topic_prefix: Annotated[str, Field(pattern=r"^[^#+]+$")]  # MQTT wildcards cannot be part of a topic name
+    qos: Literal[0, 1, 2]
+    keepalive_s: PositiveInt
+    timeout_s: Seconds
+
+
+class FleetWebhookParams(_Section):
+    urls: list[str]
+    secret_env: Annotated[str, Field(min_length=1)]
+    timeout_s: Seconds
+
+
+class FleetIotJobsParams(_Section):
+    region: str
+    endpoint_url: str | None
+    targets: list[str]
+
+
+class FleetRolloutParams(_Section):
+    wait_s: Annotated[float, Field(ge=0)]
+    devices: list[str]
+
+
+class FleetAgentParams(_Section):
+    formats: Annotated[list[ArtifactFormat], Field(min_length=1)]
+    max_artifact_bytes: PositiveInt
+    chunk_bytes: PositiveInt
+    rate_limit_bps: Annotated[int, Field(ge=0)]
+    download_retries: PositiveInt
+    retry_backoff_s: Annotated[float, Field(ge=0)]
+    http_timeout_s: Seconds
+    poll_s: Seconds
+    smoke_max_latency_ms: Annotated[float, Field(gt=0)] | None
+
+
+class FleetDemoParams(_Section):
+    enabled: bool
+    device: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+
+
+class FleetParams(_Section):
+    enabled: bool
+    group: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]  # a topic level and a tag key part
+    channels: Annotated[list[FleetChannel], Field(min_length=1)]
+    signing_key: Path | None
+    manifest_ttl_s: Annotated[int, Field(gt=0)]
+    notify_retries: PositiveInt
+    notify_backoff_s: Annotated[float, Field(ge=0)]
+    s3: FleetS3Params
+    mqtt: FleetMqttParams
+    webhook: FleetWebhookParams
+    iot_jobs: FleetIotJobsParams
+    rollout: FleetRolloutParams
+    agent: FleetAgentParams
+    demo: FleetDemoParams
+
+    @model_validator(mode="after")
+    def _channels_configured(self) -> "FleetParams":
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels must be unique")
+        if "webhook" in self.channels and not self.webhook.urls:
+            raise ValueError("channel webhook needs webhook.urls")
+        if "iot_jobs" in self.channels and not self.iot_jobs.targets:
+            raise ValueError("channel iot_jobs needs iot_jobs.targets")
+        return self
+
+
 class Params(_Section):
     workspace: Path
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     dataset: DatasetParams
     baseline: BaselineParams
     mlflow: MlflowParams
+    prefect: PrefectParams
     fuse: FuseParams
     export: ExportParams
+    prune: PruneParams
     calibration: CalibrationParams
     quantize: QuantizeParams
     evaluate: EvaluateParams
     gates: GateParams
+    fleet: FleetParams
 
     def section_hash(self, *sections: str) -> str:
         """Stable short hash of the named sections (all when none): keys runs and cache reuse."""

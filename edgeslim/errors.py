@@ -20,7 +20,23 @@ class RegistryError(EdgeslimError):
     """Unknown model/alias/version, or a tracking server that cannot be reached."""
 
 
+class PruneError(EdgeslimError):
+    """A model that cannot be rewritten, pruned or finetuned as the params ask."""
+
+
 class GateFailed(EdgeslimError):
     """A quality gate did not pass; nothing was published."""
 
     exit_code = 3
+
+
+class FleetError(EdgeslimError):
+    """Paging the edge fleet failed: signing key, S3 store, a notification channel, or a bad manifest."""
+
+
+class ManifestError(FleetError):
+    """An update manifest that is malformed, unsigned, signed by an unknown key, expired or replayed."""
+
+
+class ChannelError(FleetError):
+    """A notification channel (mqtt, webhook, iot_jobs) that failed after its retries; names the channel."""

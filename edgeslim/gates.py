@@ -34,11 +34,11 @@ def map_gate(candidate_map: float, baseline_map: float, min_ratio: float) -> Gat
     )
 
 
-def equivalence_gate(eq: Equivalence, fp: FuseParams) -> Gate:
+def equivalence_gate(eq: Equivalence, fp: FuseParams, name: str = "equivalence") -> Gate:
     """Fused output must match the unfused one within both relative tolerances."""
     passed = eq.rel_l2 <= fp.max_rel_l2 and eq.rel_max_abs <= fp.max_rel_abs
     return Gate(
-        name="equivalence",
+        name=name,
         passed=passed,
         value=eq.rel_l2,
         threshold=fp.max_rel_l2,

@@ -61,3 +61,27 @@ def pareto_plot(points: list[Point], title: str, out: Path, reference: Point | N
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def channels_plot(before: dict[str, int], after: dict[str, int], out: Path) -> Path:
+    """Per-conv output channels before (grey) and kept after pruning (colour), in network order.
+
+    Shows at a glance where the pruning policy cut (deep layers hard, shallow ones lightly) and
+    which convs were protected (head outputs: bars of equal height).
+    """
+    names = list(before)
+    kept = [after.get(n, 0) for n in names]
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.12 * len(names)), 4.0), dpi=120)
+    x = range(len(names))
+    ax.bar(x, [before[n] for n in names], color="0.8", label="before")
+    ax.bar(x, kept, color="tab:blue", label="kept")
+    ax.set_xticks(list(x), names, rotation=90, fontsize=5)
+    ax.set_ylabel("output channels")
+    total_before, total_after = sum(before.values()), sum(kept)
+    ax.set_title(f"channels kept per conv: {total_after}/{total_before} ({total_after / max(total_before, 1):.0%})", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

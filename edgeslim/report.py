@@ -22,6 +22,8 @@ class StageResult:
     size_bytes: int | None = None
     latency_ms: float | None = None
     gate: str | None = None  # name of the gate this stage's figure feeds
+    macs: int | None = None  # multiply-accumulates per image (ONNX: those of the model it was exported from)
+    params: int | None = None
 
 
 @dataclass
@@ -69,15 +71,36 @@ class Report:
         def fmt(v: float | None, spec: str) -> str:
             return "—" if v is None else format(v, spec)
 
-        rows = ["| stage | mAP50-95 | mAP50 | % of baseline | size | CPU latency ms | gate |", "|---|---|---|---|---|---|---|"]
+        rows = ["| stage | mAP50-95 | mAP50 | % of baseline | size | MMACs | params M | CPU latency ms | gate |", "|---|---|---|---|---|---|---|---|---|"]
         for s in self.stages:
             gate = self.gates.get(s.gate) if s.gate else None
             verdict = "—" if gate is None else ("pass" if gate.passed else "**FAIL**")
             size = "—" if s.size_bytes is None else f"{s.size_bytes / 1024:.0f} KiB"
             pct = "—" if s.map_ratio is None else f"{100 * s.map_ratio:.1f}%"
-            rows.append(f"| {s.name} | {fmt(s.map50_95, '.4f')} | {fmt(s.map50, '.4f')} | {pct} | {size} | {fmt(s.latency_ms, '.2f')} | {verdict} |")
+            macs = fmt(None if s.macs is None else s.macs / 1e6, ".1f")
+            params = fmt(None if s.params is None else s.params / 1e6, ".3f")
+            rows.append(f"| {s.name} | {fmt(s.map50_95, '.4f')} | {fmt(s.map50, '.4f')} | {pct} | {size} | {macs} | {params} | {fmt(s.latency_ms, '.2f')} | {verdict} |")
         lines = [f"### edgeslim compress: `{self.model}` version {self.source_version}", "", *rows, "", "**Gates**", ""]
         lines += [f"- {'PASS' if g.passed else 'FAIL'} `{g.name}`: {g.detail}" for g in self.gates.values()]
+        lines += _quantization_lines(self.details)
         pub = self.published
         lines += ["", f"**Published**: `{pub['model']}` version {pub['version']} @ `{pub['alias']}`" if pub else "**Published**: nothing (registry unchanged)"]
         return "\n".join(lines) + "\n"
+
+
+def _quantization_lines(details: dict) -> list[str]:
+    """The INT8 outcome, each fallback attempt (layers kept float, mAP) and the TensorRT step's outcome."""
+    lines = []
+    q = details.get("quantization")
+    if q:
+        lines += ["", f"**INT8**: {q['outcome']}; file {100 * q['size_ratio']:.1f}% of FP32"]
+        if len(q["steps"]) > 1:
+            lines.append("")
+            for i, step in enumerate(q["steps"]):
+                layers = ", ".join(f"`{layer}`" for layer in step["float_layers"]) or "nothing more"
+                verdict = "meets" if step["passed"] else "misses"
+                lines.append(f"- attempt {i}: float {layers} ({step['float_nodes']} nodes) → mAP50-95 {step['map50_95']:.4f} {verdict} {q['target_map50_95']:.4f}")
+    trt = details.get("tensorrt")
+    if trt:
+        lines += ["", f"**TensorRT**: {'skipped: ' + trt['skipped'] if 'skipped' in trt else trt['precision']}"]
+    return lines

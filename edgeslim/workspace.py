@@ -36,6 +36,7 @@ def configure_environment(p: Params) -> None:
     os.environ.setdefault("PREFECT_HOME", str(root(p) / "prefect"))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(p.mlflow.http_retries))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", str(p.mlflow.http_backoff_factor))
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(p.prefect.ephemeral_startup_timeout_s))
     # Nothing may phone home where only package registries are reachable.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

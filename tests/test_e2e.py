@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 from mlflow import MlflowClient
 
-from conftest import error_line, run_cli
+from conftest import NO_PRUNE, error_line, run_cli
 from edgeslim.registry import mlflow_registry as reg
 
 MODEL = "pcb-detector"
@@ -43,13 +43,20 @@ def test_demo_reuses_baseline_and_publishes_candidate(champion: str, published, 
     assert client.get_model_version_by_alias(MODEL, "champion").version == champion_before == "1"
 
     names = [s["name"] for s in report["stages"]]
-    assert names == ["baseline", "fused", "onnx-fp32", "onnx-int8"]
+    assert names == ["baseline", "fused", "pruned", "finetuned", "onnx-fp32", "onnx-int8"]
     for stage in report["stages"]:
-        assert stage["map50_95"] > 0.05 and stage["size_bytes"] > 0 and stage["latency_ms"] > 0
-    baseline, fused, fp32, int8 = report["stages"]
+        assert stage["size_bytes"] > 0 and stage["latency_ms"] > 0 and stage["macs"] > 0 and stage["params"] > 0
+    baseline, fused, pruned, finetuned, fp32, int8 = report["stages"]
     assert abs(fused["map50_95"] - baseline["map50_95"]) < 0.01, "fusion must not change accuracy"
-    assert abs(fp32["map50_95"] - fused["map50_95"]) < 0.01, "ONNX FP32 must match the fused model"
-    assert report["gates"]["equivalence"]["passed"] and report["gates"]["map_ratio"]["passed"]
+    # Pruning: ≥ 40% fewer MACs, kept through finetuning, export and quantization; finetuning recovers mAP.
+    assert finetuned["macs"] <= 0.6 * baseline["macs"] and finetuned["params"] < baseline["params"]
+    assert finetuned["macs"] == fp32["macs"] == int8["macs"]
+    assert 0 <= pruned["macs"] - finetuned["macs"] < 0.01 * pruned["macs"], "only the folded BatchNorms may differ"
+    assert report["details"]["pruning"]["macs_reduction"] >= 0.4
+    assert finetuned["map50_95"] > pruned["map50_95"]
+    assert abs(fp32["map50_95"] - finetuned["map50_95"]) < 0.01, "ONNX FP32 must match the model it was exported from"
+    for gate in ("equivalence", "equivalence_pruned", "map_ratio"):
+        assert report["gates"][gate]["passed"], gate
     assert report["gates"]["map_ratio"]["value"] == int8["map50_95"] / baseline["map50_95"]
     assert int8["size_bytes"] < fp32["size_bytes"]
 
@@ -76,10 +83,25 @@ def test_demo_reuses_baseline_and_publishes_candidate(champion: str, published, 
 def test_failed_map_gate_publishes_nothing(champion: str, params_file: Path):
     client = MlflowClient(champion, champion)
     before = registry_snapshot(client)
-    result = _cli(champion, params_file, "compress", "-S", "gates.min_map_ratio=10")
+    result = _cli(champion, params_file, "compress", "-S", "gates.min_map_ratio=10", *NO_PRUNE)
     assert result.returncode == 3, result.stderr[-4000:]
     last = error_line(result)
     assert last.startswith("edgeslim: error: gate map_ratio failed") and "needs >= 10" in last
+    assert registry_snapshot(client) == before
+
+
+def test_pruning_too_aggressive_to_recover_fails_the_gate_cleanly(champion: str, params_file: Path):
+    client = MlflowClient(champion, champion)
+    before = registry_snapshot(client)
+    result = _cli(
+        champion, params_file, "compress", "-S", "prune.target_macs_reduction=0.9", "-S", "prune.ratio_shallow=0.9",
+        "-S", "prune.ratio_deep=0.95", "-S", "prune.round_to=1", "-S", "prune.finetune.epochs=1",
+    )
+    assert result.returncode == 3, result.stderr[-4000:]
+    last = error_line(result)
+    assert last.startswith("edgeslim: error: gate map_ratio failed"), last
+    report = json.loads(Path(last.rsplit("report: ", 1)[1].strip()).read_text())
+    assert report["details"]["pruning"]["macs_reduction"] >= 0.9 and report["published"] is None
     assert registry_snapshot(client) == before
 
 

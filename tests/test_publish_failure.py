@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
-from conftest import REPO, error_line, run_cli
+from conftest import NO_PRUNE, REPO, error_line, run_cli
 from edgeslim.lineage import PUBLISH_KEY_TAG, RUN_ID_TAG
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.server import free_port, start_server
@@ -42,7 +42,7 @@ def test_server_killed_mid_publish(champion: str, params_file: Path, tmp_path: P
         reg.register(client, reg.log_weights_model(source.weights), "pcb-detector", {}, "champion")
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": server.url}
-    cmd = [sys.executable, "-m", "edgeslim.cli", "compress", "--params", str(params_file), "-S", "mlflow.http_retries=1"]
+    cmd = [sys.executable, "-m", "edgeslim.cli", "compress", "--params", str(params_file), "-S", "mlflow.http_retries=1", *NO_PRUNE]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout_lines: list[str] = []
     reader = threading.Thread(target=lambda: stdout_lines.extend(proc.stdout), daemon=True)
@@ -66,7 +66,7 @@ def test_server_killed_mid_publish(champion: str, params_file: Path, tmp_path: P
         _assert_alias_on_complete_version(client)
 
         # The next identical run breaks the crashed run's stale lock and leaves a published candidate.
-        again = run_cli("compress", "--params", str(params_file), "-S", "mlflow.lock_ttl_s=1", env_extra={"MLFLOW_TRACKING_URI": restarted.url})
+        again = run_cli("compress", "--params", str(params_file), "-S", "mlflow.lock_ttl_s=1", *NO_PRUNE, env_extra={"MLFLOW_TRACKING_URI": restarted.url})
         assert again.returncode == 0, again.stderr[-3000:]
         assert _assert_alias_on_complete_version(client) is not None
         versions = client.search_model_versions(f"name = '{EDGE}'")

@@ -14,14 +14,14 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from conftest import REPO, run_cli
+from conftest import NO_PRUNE, REPO, run_cli
 from edgeslim.errors import RegistryError
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.lineage import PUBLISH_KEY_TAG, RUN_ID_TAG
 from edgeslim.registry.lock import LOCK_SUFFIX, registry_lock
 
 EDGE = "pcb-detector-edge"
-STEPS = {"dataset", "pull", "fuse", "equivalence", "export", "calibration", "quantize", "evaluate"}
+STEPS = {"dataset", "pull", "fuse", "equivalence", "prune", "finetune", "export", "calibration", "quantize", "evaluate", "tensorrt"}
 
 
 def _edge_versions(client: MlflowClient) -> list[int]:
@@ -45,10 +45,15 @@ def test_parent_and_nested_runs_carry_params_metrics_timings_artifacts(champion,
     for child in children:
         assert child.data.metrics["duration_s"] >= 0 and child.info.status == "FINISHED"
     assert by_name["quantize"].data.params["quantize.per_channel"] == "True"
-    assert by_name["quantize"].data.metrics["quantized_nodes"] > 0
+    assert by_name["quantize"].data.metrics["quantized_tensors"] > 0
     assert by_name["equivalence"].data.metrics["rel_l2"] == report["details"]["equivalence"]["rel_l2"]
     assert [a.path for a in client.list_artifacts(by_name["quantize"].info.run_id)] == ["model-int8.onnx"]
-    assert [a.path for a in client.list_artifacts(by_name["calibration"].info.run_id)] == ["calibration_manifest.json"]
+    assert [a.path for a in client.list_artifacts(by_name["calibration"].info.run_id)] == ["calibration_coverage.png", "calibration_manifest.json"]
+    assert by_name["calibration"].data.metrics["selected_strata_covered"] == by_name["calibration"].data.metrics["strata_total"]
+    assert by_name["prune"].data.params["prune.importance"] == "bn_scale"
+    assert by_name["prune"].data.metrics["macs_reduction"] >= 0.4
+    assert sorted(a.path for a in client.list_artifacts(by_name["prune"].info.run_id)) == ["channels.png", "pruned.pt"]
+    assert [a.path for a in client.list_artifacts(by_name["finetune"].info.run_id)] == ["finetuned.pt"]
 
 
 def test_edge_version_lineage_signature_and_input_example(champion, published):
@@ -91,7 +96,7 @@ def test_concurrent_identical_runs_publish_once(champion, published, params_file
     client = MlflowClient(champion, champion)
     before = _edge_versions(client)
     env = {"MLFLOW_TRACKING_URI": champion}
-    cmd = [sys.executable, "-m", "edgeslim.cli", "compress", "--params", str(params_file), "-S", "calibration.seed=7"]
+    cmd = [sys.executable, "-m", "edgeslim.cli", "compress", "--params", str(params_file), "-S", "calibration.seed=7", *NO_PRUNE]
     procs = [subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]

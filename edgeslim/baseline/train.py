@@ -23,7 +23,7 @@ class TrainResult:
     epochs_run: int
 
 
-def _print_epoch(trainer) -> None:  # noqa: ANN001 (ultralytics trainer)
+def print_epoch(trainer) -> None:  # noqa: ANN001 (ultralytics trainer)
     """One line per epoch: ultralytics' own bars are off (YOLO_VERBOSE=False keeps logs readable)."""
     if trainer.epoch >= trainer.epochs:  # ultralytics fires once more for the final best.pt validation
         return
@@ -42,7 +42,7 @@ def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: i
     out_dir = Path(out_dir).resolve()
     arch_yaml = write_arch_yaml(p, nc, out_dir)
     model = YOLO(str(arch_yaml), task="detect")
-    model.add_callback("on_fit_epoch_end", _print_epoch)
+    model.add_callback("on_fit_epoch_end", print_epoch)
     model.train(
         data=str(data_yaml),
         epochs=p.epochs,

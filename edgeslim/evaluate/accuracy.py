@@ -18,9 +18,14 @@ class Accuracy:
     map50: float
 
 
+STATIC_BATCH_SUFFIXES = (".onnx", ".engine")  # exported at batch 1
+GPU_SUFFIXES = (".engine",)  # TensorRT engines run on the first CUDA device
+
+
 def evaluate_map(artifact: Path, data_yaml: Path, imgsz: int, ev: EvaluateParams, work_dir: Path, split: str = "val") -> Accuracy:
-    """Score ``artifact`` on ``split`` of ``data_yaml``; ONNX artifacts run at batch 1 (static export)."""
-    batch = 1 if Path(artifact).suffix == ".onnx" else ev.batch
+    """Score ``artifact`` on ``split`` of ``data_yaml``; ONNX and TensorRT artifacts run at batch 1 (static export)."""
+    suffix = Path(artifact).suffix
+    batch = 1 if suffix in STATIC_BATCH_SUFFIXES else ev.batch
     metrics = YOLO(str(artifact), task="detect").val(
         data=str(data_yaml),
         split=split,
@@ -29,7 +34,7 @@ def evaluate_map(artifact: Path, data_yaml: Path, imgsz: int, ev: EvaluateParams
         rect=False,  # Model.val defaults to rect batches (pads 160 → 192 px); ONNX can't: score all at imgsz
         conf=ev.conf,
         iou=ev.iou,
-        device="cpu",
+        device="0" if suffix in GPU_SUFFIXES else "cpu",
         plots=False,
         verbose=False,
         project=str(work_dir),

@@ -50,5 +50,34 @@ def torch_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> floa
         torch.set_num_threads(previous)
 
 
+def tensorrt_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> float:
+    """GPU latency of a TensorRT engine (input already on the device), synchronized per run."""
+    import tensorrt as trt
+
+    import edgeslim.ultra  # noqa: F401  (offline ultralytics settings before its import)
+    from ultralytics.nn.backends.base import BaseBackend
+
+    offset, _ = BaseBackend.engine_header(path)  # skip the metadata header ultralytics' loader reads
+    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(Path(path).read_bytes()[offset:])
+    context = engine.create_execution_context()
+    buffers = []  # keeps the device tensors alive while the context points at them
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        shape = tuple(context.get_tensor_shape(name))
+        host = sample if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else np.empty(shape, trt.nptype(engine.get_tensor_dtype(name)))
+        buffers.append(torch.from_numpy(np.ascontiguousarray(host)).cuda())
+        context.set_tensor_address(name, buffers[-1].data_ptr())
+    stream = torch.cuda.current_stream()
+
+    def run() -> None:
+        context.execute_async_v3(stream.cuda_stream)
+        stream.synchronize()
+
+    return _median_ms(run, ev.latency_runs, ev.latency_warmup)
+
+
 def latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> float:
-    return onnx_latency_ms(path, sample, ev) if Path(path).suffix == ".onnx" else torch_latency_ms(path, sample, ev)
+    suffix = Path(path).suffix
+    if suffix == ".engine":
+        return tensorrt_latency_ms(path, sample, ev)
+    return onnx_latency_ms(path, sample, ev) if suffix == ".onnx" else torch_latency_ms(path, sample, ev)

@@ -49,9 +49,13 @@ def compare_arrays(reference: np.ndarray, candidate: np.ndarray, n_images: int) 
     )
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def compare_models(reference: nn.Module, candidate: nn.Module, images: np.ndarray) -> Equivalence:
-    """Run both models on ``images`` (NCHW float32) and measure how far the candidate departs."""
+    """Run both models on ``images`` (NCHW float32) and measure how far the candidate departs.
+
+    no_grad, not inference_mode: Detect caches anchors made here, and inference tensors in that
+    cache would break a later pruning trace or finetuning of the same model.
+    """
     x = torch.from_numpy(images)
     ref = _main_output(reference.eval()(x)).numpy()
     cand = _main_output(candidate.eval()(x)).numpy()

@@ -1,0 +1,111 @@
+"""Finetune a pruned detector with ultralytics' trainer without losing the pruned architecture.
+
+Why a trainer subclass: ``YOLO.train()`` rebuilds the model from its yaml and loads the weights
+that still fit, silently undoing the pruning (DESIGN.md). Here ``get_model`` hands the trainer the
+pruned module itself, so data loading, augmentation, loss, EMA, early stopping on val fitness and
+checkpointing are ultralytics' own while the architecture stays the one we pruned. The same
+trainer runs sparse training (network slimming) by adding an L1 subgradient on every BatchNorm
+gamma before each optimizer step, which drives unimportant channels' scales towards zero.
+"""
+from __future__ import annotations
+
+import copy
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import edgeslim.ultra  # noqa: F401
+from edgeslim.baseline.train import print_epoch
+from edgeslim.config import BaselineParams, EvaluateParams, FinetuneParams
+from edgeslim.errors import PruneError
+from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
+from ultralytics.models.yolo.detect import DetectionTrainer
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    weights: Path
+    map50_95: float
+    map50: float
+    epochs_run: int
+
+    def as_dict(self) -> dict:
+        return {"weights": str(self.weights), "map50_95": self.map50_95, "map50": self.map50, "epochs_run": self.epochs_run}
+
+
+class PrunedModelTrainer(DetectionTrainer):
+    """DetectionTrainer whose model is a given module, optionally with L1 on BatchNorm gammas."""
+
+    def __init__(self, model: nn.Module, l1_reg: float, overrides: dict[str, Any]) -> None:
+        super().__init__(overrides=overrides)
+        self._given = model
+        self._l1_reg = l1_reg
+
+    def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> nn.Module:  # noqa: ARG002
+        return self._given
+
+    def optimizer_step(self) -> None:
+        if self._l1_reg:
+            for m in self.model.modules():
+                if isinstance(m, nn.BatchNorm2d) and m.weight.grad is not None:
+                    m.weight.grad.add_(self._l1_reg * torch.sign(m.weight.detach()))
+        super().optimizer_step()
+
+
+def finetune(
+    model: nn.Module,
+    template: dict[str, Any],
+    data_yaml: Path,
+    base: BaselineParams,
+    ev: EvaluateParams,
+    ft: FinetuneParams,
+    epochs: int,
+    l1_reg: float,
+    out_dir: Path,
+) -> FinetuneResult:
+    """Train ``model`` (architecture kept) for ``epochs`` and return its best checkpoint as
+    ``out_dir/finetuned.pt``; ``l1_reg`` > 0 makes it sparse training.
+
+    ``template`` is the source checkpoint dict whose metadata the result keeps.
+    """
+    out_dir = Path(out_dir).resolve()
+    trainee = copy.deepcopy(model).float()
+    trainee.criterion = None  # the loss caches hyperparameters of its first trainer
+    for param in trainee.parameters():
+        param.requires_grad_(True)
+    seed_ckpt = save_checkpoint(trainee, template, out_dir / "start.pt")
+    trainer = PrunedModelTrainer(
+        trainee,
+        l1_reg,
+        overrides=dict(
+            model=str(seed_ckpt), data=str(data_yaml), epochs=epochs, imgsz=base.imgsz, batch=base.batch, lr0=ft.lr0,
+            optimizer=ft.optimizer, warmup_epochs=ft.warmup_epochs, patience=ft.patience, seed=base.seed, deterministic=True,
+            workers=base.workers, device="cpu", amp=False, plots=False, project=str(out_dir), name="train",
+            exist_ok=True, pretrained=False, verbose=False, conf=ev.conf, iou=ev.iou, val=True,
+        ),
+    )
+    trainer.add_callback("on_fit_epoch_end", print_epoch)
+    trainer.train()
+    best = Path(trainer.best)
+    if not best.exists():
+        raise PruneError(f"finetuning finished without a checkpoint at {best}")
+    _, tuned = load_checkpoint(best)
+    if _shapes(tuned) != _shapes(model):
+        raise PruneError("finetuning changed the pruned architecture (the trainer rebuilt the model)")
+    weights = save_checkpoint(tuned, template, out_dir / "finetuned.pt")
+    shutil.rmtree(out_dir / "train" / "weights", ignore_errors=True)  # last/best copies: the result is saved
+    metrics = trainer.metrics or {}
+    return FinetuneResult(
+        weights=weights,
+        map50_95=float(metrics.get("metrics/mAP50-95(B)", 0.0)),
+        map50=float(metrics.get("metrics/mAP50(B)", 0.0)),
+        epochs_run=int(trainer.epoch) + 1,
+    )
+
+
+def _shapes(model: nn.Module) -> list[tuple[int, ...]]:
+    return [tuple(v.shape) for v in model.state_dict().values()]

@@ -1,0 +1,219 @@
+"""Fixtures and helpers for the fleet tests: real mosquitto, real moto S3 server, real agent processes.
+
+Nothing is mocked: the broker is Debian's mosquitto (installed by ``ensure_mosquitto`` when missing,
+as root), S3 is a moto server process, agents are ``edgeslim agent`` subprocesses, and models are
+tiny ONNX graphs built here (a 3x3 conv, optionally with ballast bytes or a NaN-producing tail).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgeslim.config import Params, load_params
+from edgeslim.fleet import mqtt as mq
+from edgeslim.fleet import onnx_info
+from edgeslim.fleet.channels import mqtt as mqtt_channel
+from edgeslim.fleet.local import HOST, LocalService, start_broker, start_s3
+from edgeslim.fleet.manifest import Artifact, Manifest, utc_iso
+from edgeslim.fleet.signing import PRIVATE_KEY_FILE, generate_keypair, load_private_key, sign
+from edgeslim.fleet.store import FleetStore
+from edgeslim.fleet.topics import status_wildcard
+
+REPO = Path(__file__).resolve().parents[1]
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+IMG = 32
+OPSET, IR_VERSION = 17, 9
+# Agents in tests retry fast: a fault should end in a status within a second or two.
+AGENT_KNOBS = ["fleet.agent.download_retries=2", "fleet.agent.retry_backoff_s=0.1", "fleet.agent.http_timeout_s=5"]
+WAIT_S = 30
+
+
+# -- servers and keys -------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory):
+    service = start_broker(tmp_path_factory.mktemp("broker"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory):
+    for key, value in S3_ENV.items():
+        os.environ.setdefault(key, value)
+    service = start_s3(tmp_path_factory.mktemp("moto"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway keypair: ``<dir>/edgeslim-signing.key`` and ``<dir>/<key id>.pub``."""
+    folder = tmp_path_factory.mktemp("keys")
+    generate_keypair(folder)
+    return folder
+
+
+def fleet_params(broker: LocalService, s3: LocalService, keys: Path, group: str, *extra: str) -> tuple[Params, list[str]]:
+    """Repo params with the fleet pointed at the test servers; also the overrides, for subprocesses."""
+    overrides = [
+        "fleet.enabled=true", f"fleet.group={group}", f"fleet.mqtt.host={HOST}", f"fleet.mqtt.port={broker.port}",
+        f"fleet.s3.endpoint_url={s3.url}", "fleet.s3.create_bucket=true", f"fleet.signing_key={keys / PRIVATE_KEY_FILE}",
+        "fleet.notify_retries=2", "fleet.notify_backoff_s=0.1", "fleet.mqtt.timeout_s=2", *AGENT_KNOBS, *extra,
+    ]
+    return load_params(REPO / "params.yaml", overrides), overrides
+
+
+# -- models -----------------------------------------------------------------------------------
+def tiny_onnx(path: Path, seed: int, ballast_bytes: int = 0, nan: bool = False) -> Path:
+    """``images [1,3,32,32] → output0 [1,4,32,32]``; ``ballast_bytes`` pads the file, ``nan`` poisons it."""
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")]
+    nodes = [helper.make_node("Conv", ["images", "w"], ["y0"], pads=[1, 1, 1, 1])]
+    last = "y0"
+    if ballast_bytes:
+        inits += [numpy_helper.from_array(rng.normal(size=ballast_bytes // 4).astype(np.float32), "ballast"),
+                  numpy_helper.from_array(np.array(0.0, np.float32), "zero")]
+        nodes += [helper.make_node("ReduceSum", ["ballast"], ["bsum"], keepdims=0), helper.make_node("Mul", ["bsum", "zero"], ["bz"]),
+                  helper.make_node("Add", [last, "bz"], ["y1"])]
+        last = "y1"
+    if nan:  # (y - y) / (y - y) = 0 / 0: same shapes, NaN everywhere
+        nodes += [helper.make_node("Sub", [last, last], ["d"]), helper.make_node("Div", ["d", "d"], ["y2"])]
+        last = "y2"
+    nodes.append(helper.make_node("Identity", [last], ["output0"]))
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, IMG, IMG])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4, IMG, IMG])], inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_serving(state_dir: Path, expected_sha: str) -> None:
+    """``current`` is the expected model, complete, and it runs with finite outputs."""
+    current = state_dir / "current"
+    assert sha256(current) == expected_sha, f"current model is not the expected one: {os.readlink(current)}"
+    session = ort.InferenceSession(str(current), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"images": np.ones((1, 3, IMG, IMG), np.float32)})[0]
+    assert np.isfinite(out).all()
+
+
+# -- publishing without MLflow (the fault tests craft their own manifests) ---------------------
+class Publisher:
+    """Uploads a model, signs a manifest for it, and sends it on the group's MQTT topic."""
+
+    def __init__(self, p: Params, model: str = "tiny-edge") -> None:
+        self.p, self.model = p, model
+        self.store = FleetStore(p.fleet.s3)
+        self.store.ensure_bucket()
+        self.key = load_private_key(p.fleet.signing_key)
+
+    def manifest(self, path: Path, sequence: int, version: str, ttl_s: float = 3600, issued_ago_s: float = 0) -> tuple[Manifest, bytes]:
+        stored = self.store.upload_artifact(path, self.model)
+        fmt, io = onnx_info.describe(path)
+        issued = datetime.now(timezone.utc) - timedelta(seconds=issued_ago_s)
+        m = Manifest(
+            model=self.model, version=version, group=self.p.fleet.group, sequence=sequence, issued_at=utc_iso(issued),
+            expires_at=utc_iso(issued + timedelta(seconds=ttl_s)), key_id="",
+            artifacts=(Artifact(name=path.name, format=fmt, uri=stored.url, size=stored.size, sha256=stored.sha256, io=io),),
+        )
+        return m, sign(m, self.key)
+
+    def send(self, m: Manifest, envelope: bytes) -> None:
+        mqtt_channel.send(self.p.fleet, m, envelope)
+
+    def page(self, path: Path, sequence: int, version: str, **kw: float) -> tuple[Manifest, bytes]:
+        m, envelope = self.manifest(path, sequence, version, **kw)
+        self.send(m, envelope)
+        return m, envelope
+
+    def object_key(self, sha: str, suffix: str = ".onnx") -> str:
+        return self.store.object_key(self.model, "artifacts", f"{sha}{suffix}")
+
+
+# -- agents and their statuses ----------------------------------------------------------------
+class StatusLog:
+    """Every status message of a group, as it arrives on the broker (retained ones included)."""
+
+    def __init__(self, p: Params) -> None:
+        self.messages: list[dict] = []
+        self._cond = threading.Condition()
+        self.client = mq.make_client("test-status")
+        self.client.on_message = self._on_message
+        mq.connect(self.client, p.fleet.mqtt.host, p.fleet.mqtt.port, p.fleet.mqtt.keepalive_s, p.fleet.mqtt.timeout_s)
+        self.client.subscribe(status_wildcard(p.fleet.mqtt.topic_prefix, p.fleet.group), qos=1)
+
+    def _on_message(self, _c, _u, msg) -> None:  # noqa: ANN001
+        with self._cond:
+            self.messages.append({**json.loads(msg.payload), "_at": time.monotonic()})
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[dict], bool], timeout_s: float = WAIT_S, after: int = 0) -> dict:
+        """The first message (from index ``after`` on) matching ``predicate``."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                for message in self.messages[after:]:
+                    if predicate(message):
+                        return message
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no matching status within {timeout_s}s; got {[(m['device'], m['state'], m['sequence'], m['reason']) for m in self.messages]}")
+                self._cond.wait(left)
+
+    def state(self, device: str, state: str, sequence: int | None = None, timeout_s: float = WAIT_S, after: int = 0) -> dict:
+        return self.wait_for(lambda m: m["device"] == device and m["state"] == state and (sequence is None or m["sequence"] == sequence), timeout_s, after)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class AgentProcess:
+    """One ``edgeslim agent`` subprocess; its stdout (status lines) and stderr go to a log file."""
+
+    def __init__(self, device: str, state_dir: Path, keys: Path, overrides: list[str], *args: str, env: dict[str, str] | None = None) -> None:
+        self.device, self.state_dir = device, state_dir
+        self.log = state_dir.parent / f"{device}.log"
+        state_dir.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "edgeslim.cli", "agent", "--params", str(REPO / "params.yaml"), *(a for o in overrides for a in ("-S", o)),
+               "--device", device, "--state", str(state_dir), "--trusted-keys", str(keys), *args]
+        with self.log.open("ab") as sink:
+            self.proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()

@@ -1,0 +1,58 @@
+"""The real compress flow pages the fleet after publishing, and `edgeslim demo` shows a device taking
+the model. Reuses the session's trained champion (conftest) instead of training again."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from mlflow import MlflowClient
+
+from conftest import run_cli
+from fleet_support import AgentProcess, broker, fleet_params, keys, s3  # noqa: F401 (fixtures)
+
+EDGE = "pcb-detector-edge"
+
+
+def _set(overrides: list[str]) -> list[str]:
+    return [a for o in overrides for a in ("-S", o)]
+
+
+@pytest.mark.slow
+def test_compress_flow_pages_the_fleet_after_publishing(champion, params_file, broker, s3, keys, tmp_path):
+    p, overrides = fleet_params(broker, s3, keys, "flow", "fleet.rollout.devices=[cam-flow]", "fleet.rollout.wait_s=60")
+    agent = AgentProcess("cam-flow", tmp_path / "cam-flow", keys, overrides)
+    try:
+        result = run_cli("compress", "--force", "--params", str(params_file), *_set(overrides), env_extra={"MLFLOW_TRACKING_URI": champion})
+        assert result.returncode == 0, result.stderr[-4000:]
+        report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
+        rollout = report["details"]["rollout"]
+        assert rollout["channels"] == {"mqtt": "ok"} and rollout["rollout"]["updated"] == ["cam-flow"]
+        assert rollout["version"] == report["published"]["version"] and "page" in report["timings_s"]
+        assert_serving_registered(tmp_path / "cam-flow", rollout["sha256"])
+        client = MlflowClient(champion, champion)
+        mv = client.get_model_version(EDGE, report["published"]["version"])
+        assert mv.tags["edgeslim.rollout.flow.updated"] == "cam-flow"
+        assert client.get_model_version_by_alias(EDGE, "candidate").version == mv.version
+    finally:
+        agent.stop()
+
+
+def assert_serving_registered(state_dir: Path, sha: str) -> None:
+    """The device runs the registered INT8 model (the real detector's shapes, not the tiny test ones)."""
+    current = state_dir / "current"
+    assert hashlib.sha256(current.read_bytes()).hexdigest() == sha
+    session = ort.InferenceSession(str(current), providers=["CPUExecutionProvider"])
+    shape = [d if isinstance(d, int) else 1 for d in session.get_inputs()[0].shape]
+    assert np.isfinite(session.run(None, {session.get_inputs()[0].name: np.zeros(shape, np.float32)})[0]).all()
+
+
+@pytest.mark.slow
+def test_demo_starts_a_broker_and_an_agent_that_takes_the_candidate(published, champion, params_file):
+    result = run_cli("demo", "--params", str(params_file), "-S", "fleet.demo.enabled=true", env_extra={"MLFLOW_TRACKING_URI": champion}, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    line = next(l for l in result.stderr.splitlines() if l.startswith("fleet: ") and "paged to group" in l)
+    assert "updated ['demo-device-1']" in line, result.stderr[-3000:]
