@@ -176,6 +176,9 @@ def add_ratios(entries: list[dict], batch: int) -> None:
         }
 
 
+FLOW_COST_OVERRIDES = ("prune.enabled=false",)
+
+
 def pruning_effect(entries: list[dict], batch: int) -> dict:
     """Pruned (+ finetuned) FP32 ONNX against the unpruned fused FP32 ONNX: the speed pruning buys."""
     by_name = {e["name"]: e for e in entries}
@@ -193,14 +196,20 @@ def pruning_effect(entries: list[dict], batch: int) -> dict:
     }
 
 
-def flow_cost_section(p: Params, s: Settings, source: Subject, work: Path) -> dict:
+def flow_cost_section(s: Settings, source: Subject, work: Path) -> dict:
     """Two real compress flow runs on a scratch registry, and their cost against the same steps run directly.
 
     The direct steps run twice, right before and right after the flow's first run, with the same
     servers up, and their mean is the compute time: load from other processes drifts, and one
     direct run far from the flow run would read that drift as (negative) Prefect overhead. Every
     timed segment starts once the scratch server is idle (flow_cost.settle).
+
+    Pruning is off here (FLOW_COST_OVERRIDES): its finetuning is pure compute, the same inside and
+    outside the flow, so it would only dilute the orchestration share while adding three finetunes
+    (minutes) to the benchmark; the artifact section above measures the pruned model itself.
     """
+    overrides = (*s.overrides, *FLOW_COST_OVERRIDES)
+    p = load_params(s.params_file, overrides)
     root = work / SCRATCH_REGISTRY
     try:
         with preserved(workspace.root(p) / LATEST_REPORT):
@@ -208,9 +217,9 @@ def flow_cost_section(p: Params, s: Settings, source: Subject, work: Path) -> di
             quietly = Quietly(server.pid, p.mlflow.startup_timeout_s)
             startup = quietly(prefect_startup_s)
             before = quietly(run_library_steps, p, source.weights, source.imgsz, work / "flow-direct-before", True)
-            first = quietly(run_compress, server.url, model_ref, s.params_file, s.overrides)
+            first = quietly(run_compress, server.url, model_ref, s.params_file, overrides)
             after = quietly(run_library_steps, p, source.weights, source.imgsz, work / "flow-direct-after", True)
-            second = quietly(run_compress, server.url, model_ref, s.params_file, s.overrides)
+            second = quietly(run_compress, server.url, model_ref, s.params_file, overrides)
     except Exception as exc:  # noqa: BLE001 — a failing flow is a result to record, the rest still counts
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
@@ -218,6 +227,7 @@ def flow_cost_section(p: Params, s: Settings, source: Subject, work: Path) -> di
     direct = {step: (before.timings_s[step] + after.timings_s[step]) / 2 for step in before.timings_s}
     flow_maps = {st["name"]: st["map50_95"] for st in first.report["stages"]}
     return {
+        "overrides": list(FLOW_COST_OVERRIDES),
         "registry": f"throwaway local mlflow server ({server.url}) holding a copy of {source.origin['reference']} as {model_ref}",
         "first_run": {
             "wall_s": first.wall_s, "report": str(first.report_path),
@@ -271,7 +281,7 @@ def run_benchmark(s: Settings) -> dict:
         add_ratios(subject["artifacts"], s.batch)
         subject["pruned_vs_unpruned_fp32"] = pruning_effect(subject["artifacts"], s.batch)
 
-    flow = flow_cost_section(p, s, subjects[0], work)
+    flow = flow_cost_section(s, subjects[0], work)
     gpu = gpu_section(gpu_inputs, (1, s.batch), timing)
     load["end"] = os.getloadavg()
 

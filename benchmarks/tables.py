@@ -136,7 +136,7 @@ def markdown(result: dict) -> str:
     ]
     for subject in result["subjects"]:
         lines += _subject_table(subject, batch)
-    lines += ["## Cost of the compress flow itself", ""] + _flow_table(result["flow_cost"])
+    lines += ["## Cost of the compress flow itself", "", "Measured with `prune.enabled=false`: finetuning is the same compute in and out of the flow.", ""] + _flow_table(result["flow_cost"])
     lines += ["## GPU", ""] + _gpu_lines(result["gpu"])
     lines += [f"Plot: `{result['outputs']['png']}` · JSON: `{result['outputs']['json']}`", ""]
     return "\n".join(lines)

@@ -6,7 +6,6 @@ hard cap: a server that sends more is cut off, so a hostile or broken endpoint c
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from http import HTTPStatus
 from dataclasses import dataclass
@@ -16,8 +15,8 @@ from typing import Callable
 import requests
 
 from edgeslim.config import FleetAgentParams
+from edgeslim.digest import file_sha256
 
-HASH_CHUNK = 1 << 20
 
 
 class DownloadError(Exception):
@@ -32,14 +31,6 @@ class DownloadError(Exception):
 class Downloaded:
     path: Path
     resumed_from: int  # bytes already on disk when this download started
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(HASH_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _stream(url: str, part: Path, size: int, knobs: FleetAgentParams, log: Callable[[str], None]) -> None:
@@ -100,7 +91,7 @@ def download(url: str, part: Path, size: int, sha256: str, knobs: FleetAgentPara
     got = part.stat().st_size if part.exists() else 0
     if got != size:
         raise DownloadError(f"{last_error} (have {got} of {size} bytes after {knobs.download_retries} tries)", permanent=False)
-    actual = _sha256(part)
+    actual = file_sha256(part)
     if actual != sha256:
         part.unlink()
         raise DownloadError(f"sha256 mismatch: got {actual[:16]}…, manifest says {sha256[:16]}… (artifact tampered or corrupt)", permanent=True)

@@ -6,7 +6,6 @@ get presigned GET URLs, so they need no AWS credentials.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,19 +14,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from edgeslim.config import FleetS3Params
+from edgeslim.digest import file_sha256
 from edgeslim.errors import FleetError
 
-HASH_CHUNK = 1 << 20
 MANIFEST_CONTENT_TYPE = "application/json"
 CURRENT_MANIFEST = "current.json"  # the group's newest manifest, for devices that poll
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(HASH_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
