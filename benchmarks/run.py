@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--warmup", type=_at_least(0), default=10, help="untimed warm-up runs in each probe process (default: %(default)s)")
     parser.add_argument(
-        "--rounds", type=_at_least(1), default=5,
+        "--rounds", type=_at_least(1), default=3,
         help="split each figure's runs over this many probe processes, interleaved across artifacts; each figure "
         "is its fastest round's, as interference only adds time (default: %(default)s)",
     )

@@ -103,10 +103,13 @@ def champion(mlflow_server: str, params_file: Path) -> str:
 
 @pytest.fixture(scope="session")
 def published(champion: str, params_file: Path) -> tuple[subprocess.CompletedProcess, dict]:
-    """`edgeslim demo` once per session against the trained champion: the CLI result and its report.json."""
+    """`edgeslim demo` once per session against the trained champion: the CLI result and its report.json.
+
+    With its local fleet on, this is the suite's one flow run through every stage, from pull to a device
+    taking the model (the other flow runs skip pruning or paging to keep CI short)."""
     import json
 
-    result = run_cli("demo", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
+    result = run_cli("demo", "--params", str(params_file), "-S", "fleet.demo.enabled=true", env_extra={"MLFLOW_TRACKING_URI": champion})
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
     return result, report
