@@ -23,11 +23,14 @@ EPILOG = """examples:
   edgeslim report pcb-detector-edge@candidate      # stage table + gates of what was published
   edgeslim page pcb-detector-edge@candidate        # page the fleet again (e.g. after a broker outage)
   edgeslim agent --device cam-7 --state /var/lib/edgeslim --trusted-keys /etc/edgeslim/keys
+  edgeslim serve                                   # deployments compress + retrain (cron)
+  edgeslim webhook create --url https://hooks.example.com/mlflow/webhook && edgeslim webhook serve
 environment:
   MLFLOW_TRACKING_URI   use this tracking server instead of starting a local one
   PREFECT_API_URL       use this Prefect server instead of an ephemeral one
   EDGESLIM_SIGNING_KEY  path of the Ed25519 key that signs update manifests (or fleet.signing_key)
   EDGESLIM_TRUSTED_KEYS agent: a public key file, or a folder of <key id>.pub files
+  EDGESLIM_MLFLOW_WEBHOOK_SECRET  webhook: HMAC secret shared with MLflow (name: triggers.webhook.secret_env)
 """
 
 
@@ -182,6 +185,56 @@ def cmd_agent(args: argparse.Namespace, p: Params) -> int:
     return run(cfg)
 
 
+def _prefect_api() -> str:
+    """Deployments and their runs must live on a Prefect server other processes can reach."""
+    import os
+
+    url = os.environ.get("PREFECT_API_URL", "")
+    if not url:
+        raise EdgeslimError("set PREFECT_API_URL to a running Prefect server (`prefect server start`): deployments cannot live on an ephemeral one")
+    return url
+
+
+def cmd_retrain(args: argparse.Namespace, p: Params) -> int:
+    import json
+
+    from flows.retrain import retrain_flow
+
+    out = _run_flow(retrain_flow, tracking_uri=_tracking_uri(p), params_file=str(args.params), overrides=args.set)
+    print(json.dumps(out, sort_keys=True))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, p: Params) -> int:
+    from flows.deployments import serve_deployments
+
+    print(f"serving deployments on {_prefect_api()}", file=sys.stderr)
+    serve_deployments(p, _tracking_uri(p), args.params, args.set)
+    return 0
+
+
+def cmd_webhook(args: argparse.Namespace, p: Params) -> int:
+    from edgeslim.triggers import receiver
+
+    if args.action == "serve":
+        print(f"starting runs on {_prefect_api()}", file=sys.stderr)
+        receiver.serve(p)
+        return 0
+    from edgeslim.registry import mlflow_registry as reg
+    from edgeslim.triggers.mlflow_webhook import ensure_webhook
+
+    hook = ensure_webhook(reg.connect(_tracking_uri(p)), p, receiver.secret(p), args.url)
+    print(f"MLflow webhook {hook.name} ({hook.webhook_id}) -> {hook.url} on {[str(e) for e in hook.events]}")
+    return 0
+
+
+def cmd_stage(args: argparse.Namespace, p: Params) -> int:
+    from flows.stages import STAGES
+
+    STAGES[args.stage](p)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
@@ -229,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--poll-url", help="also poll this URL for the group's current manifest every fleet.agent.poll_s")
     agent.add_argument("--listen", metavar="HOST:PORT", help="also accept webhook POSTs here (HMAC key from $<fleet.webhook.secret_env>)")
     agent.add_argument("--once", action="store_true", help="with --poll-url: check once, apply, exit (0 = healthy model)")
+    add("retrain", cmd_retrain, "finetune <model_name>@champion on the newest dataset version, register it, move champion only if better by triggers.retrain.margin")
+    add("serve", cmd_serve, "serve the Prefect deployments `compress` and `retrain` (cron: triggers.retrain.cron) until interrupted; needs PREFECT_API_URL")
+    hook = add("webhook", cmd_webhook, "MLflow promotion trigger: `serve` the receiver that verifies registry webhooks and starts the compress deployment, or `create` the MLflow webhook")
+    hook.add_argument("action", choices=["serve", "create"], help="serve: run the receiver (triggers.webhook); create: create or update the webhook in MLflow")
+    hook.add_argument("--url", help="create: URL MLflow posts to (default: triggers.webhook.public_url, else http://host:port/path)")
+    stage = add("stage", cmd_stage, "run one pipeline stage for `dvc repro` (dvc.yaml); outputs under <workspace>/dvc/, figures in <workspace>/dvc/metrics/")
+    stage.add_argument("stage", choices=["dataset", "baseline", "fuse", "prune", "finetune", "calibrate", "quantize", "evaluate"])
     return parser
 
 

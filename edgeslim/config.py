@@ -285,6 +285,38 @@ class FleetParams(_Section):
         return self
 
 
+class WebhookReceiverParams(_Section):
+    """`edgeslim webhook serve`: MLflow registry webhooks that start the compress deployment."""
+
+    host: str
+    port: Annotated[int, Field(ge=0, le=65535)]
+    path: Annotated[str, Field(pattern=r"^/")]
+    public_url: str | None  # what MLflow POSTs to (`webhook create`); null = http://host:port/path
+    name: Annotated[str, Field(min_length=1)]  # the MLflow webhook's name
+    secret_env: Annotated[str, Field(min_length=1)]  # env var holding the HMAC secret shared with MLflow
+    max_age_s: Seconds  # timestamp window: older (or further in the future) deliveries are refused
+    models: list[str]  # registered models whose promotions start a run; [] = [model_name]
+    aliases: Annotated[list[str], Field(min_length=1)]  # aliases whose setting counts as a promotion
+    dedup_db: Path | None  # delivery ids seen; null = <workspace>/triggers/deliveries.sqlite
+
+
+class RetrainParams(_Section):
+    """The scheduled retrain flow: finetune the champion on the newest dataset, promote if better."""
+
+    cron: Annotated[str, Field(min_length=1)]
+    timezone: str
+    margin: float  # new mAP50-95 must exceed the champion's (same held-out split) by more than this
+    on_promote: Literal["webhook", "deployment", "none"]  # who starts compress after `champion` moved
+    finetune: FinetuneParams
+
+
+class TriggersParams(_Section):
+    compress_deployment: Annotated[str, Field(min_length=1)]  # deployment names `edgeslim serve` creates
+    retrain_deployment: Annotated[str, Field(min_length=1)]
+    webhook: WebhookReceiverParams
+    retrain: RetrainParams
+
+
 class Params(_Section):
     workspace: Path
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
@@ -300,6 +332,7 @@ class Params(_Section):
     evaluate: EvaluateParams
     gates: GateParams
     fleet: FleetParams
+    triggers: TriggersParams
 
     def section_hash(self, *sections: str) -> str:
         """Stable short hash of the named sections (all when none): keys runs and cache reuse."""

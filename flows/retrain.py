@@ -1,0 +1,44 @@
+"""The retrain flow (scheduled by `edgeslim serve`): newest dataset version → finetune the champion
+→ held-out comparison → register → move ``champion`` only when better by ``triggers.retrain.margin``.
+
+"Newest dataset version" is the dataset the current params describe, identified by its content
+hash (what the DVC ``dataset`` stage produces; a new seed, size or data.yaml is a new version).
+When the champion was already trained or retrained on that exact content there is nothing new to
+learn and the flow ends without training. Moving ``champion`` starts compression through the MLflow
+webhook (``on_promote: webhook``), or directly through the compress deployment (``deployment``).
+"""
+from __future__ import annotations
+
+from prefect import flow
+
+from edgeslim import workspace
+from edgeslim.config import load_params
+from edgeslim.triggers.start import StartFailed, start_compress
+from tasks.data import dataset_task
+from tasks.pull import pull_task
+from tasks.retrain import compare_task, finetune_champion_task, register_retrained_task
+
+DATASET_TAG = "edgeslim.dataset_sha256"
+
+
+@flow(name="edgeslim-retrain", log_prints=True)
+def retrain_flow(tracking_uri: str, params_file: str = "params.yaml", overrides: list[str] | None = None) -> dict:
+    """Retrain the champion on the newest dataset version; promote it only if it is better."""
+    p = load_params(params_file, overrides or [])
+    data = dataset_task(p)
+    run_dir = workspace.new_run_dir(p, "retrain")
+    alias = p.mlflow.source_alias
+    champion = pull_task(tracking_uri, f"{p.model_name}@{alias}", alias, data.names, run_dir / "champion")
+    if champion.tags.get(DATASET_TAG) == data.sha256:
+        print(f"{p.model_name}@{alias} (version {champion.version}) already learned dataset {data.sha256[:12]}; nothing to retrain")
+        return {"model": p.model_name, "champion": champion.version, "skipped": True, "promoted": False}
+    tuned = finetune_champion_task(champion.weights, data.data_yaml, p, run_dir / "finetune")
+    verdict = compare_task(champion.weights, tuned.weights, data.data_yaml, p, run_dir / "val")
+    out = register_retrained_task(tracking_uri, p, tuned.weights, champion, data.sha256, verdict)
+    out.update(skipped=False, champion_map50_95=verdict.champion_map50_95, new_map50_95=verdict.new_map50_95, dataset_sha256=data.sha256)
+    if out["promoted"] and p.triggers.retrain.on_promote == "deployment":
+        try:
+            out["compress_flow_run"] = start_compress(p, f"{p.model_name}:{out['version']}", f"retrain-{p.model_name}-{out['version']}", "retrained champion")
+        except StartFailed as exc:  # the promotion stands; compression can be started by hand or by the webhook
+            print(f"warning: {exc}")
+    return out

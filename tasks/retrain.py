@@ -1,0 +1,76 @@
+"""Retrain steps: finetune the champion on new data, score old and new on the held-out split,
+register the new version and move the champion alias only when it is better by the margin."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+
+from edgeslim.config import Params
+from edgeslim.evaluate.accuracy import evaluate_map
+from edgeslim.lineage import git_sha, tags
+from edgeslim.models.checkpoint import load_checkpoint
+from edgeslim.prune.finetune import FinetuneResult, finetune
+from edgeslim.registry import mlflow_registry as reg
+from tasks.step import step
+
+RETRAINED_FROM_TAG = "edgeslim.retrained_from"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """New vs champion on the same held-out split, and whether the alias should move."""
+
+    champion_map50_95: float
+    new_map50_95: float
+    margin: float
+
+    @property
+    def promote(self) -> bool:
+        return self.new_map50_95 > self.champion_map50_95 + self.margin
+
+
+@step("finetune-champion")
+def finetune_champion_task(weights: Path, data_yaml: Path, p: Params, out_dir: Path) -> FinetuneResult:
+    """The champion's own architecture and weights, trained further on the new dataset version."""
+    ckpt, model = load_checkpoint(weights)
+    ft = p.triggers.retrain.finetune
+    result = finetune(model, ckpt, data_yaml, p.baseline, p.evaluate, ft, ft.epochs, 0.0, out_dir)
+    print(f"finetuned the champion {result.epochs_run} epochs on the new data")
+    return result
+
+
+@step("compare")
+def compare_task(champion: Path, candidate: Path, data_yaml: Path, p: Params, work_dir: Path) -> Verdict:
+    """Both models through the one validator, on the new dataset's held-out val split."""
+    old = evaluate_map(champion, data_yaml, p.baseline.imgsz, p.evaluate, work_dir).map50_95
+    new = evaluate_map(candidate, data_yaml, p.baseline.imgsz, p.evaluate, work_dir).map50_95
+    verdict = Verdict(old, new, p.triggers.retrain.margin)
+    print(f"held-out mAP50-95: champion {old:.4f}, retrained {new:.4f} (margin {verdict.margin}): {'promote' if verdict.promote else 'keep the champion'}")
+    return verdict
+
+
+@step("register-retrained", retries=2)
+def register_retrained_task(
+    tracking_uri: str, p: Params, weights: Path, source: reg.PulledModel, dataset_sha: str, verdict: Verdict
+) -> dict:
+    """Register the retrained model (always: its evaluation is on record) and move the alias if better."""
+    client = reg.connect(tracking_uri)
+    mlflow.set_experiment(p.mlflow.experiment)
+    lineage = tags(
+        git_sha=git_sha(), params_hash=p.section_hash("baseline", "dataset", "triggers"), dataset_sha256=dataset_sha, kind="retrain",
+        retrained_from=source.version, map50_95=f"{verdict.new_map50_95:.6g}", champion_map50_95=f"{verdict.champion_map50_95:.6g}",
+        promoted=verdict.promote,
+    )
+    with mlflow.start_run(run_name=f"retrain {source.name} v{source.version}"):
+        mlflow.set_tags(lineage)
+        mlflow.log_params(reg.flat_params(p.model_dump(mode="json", include={"dataset", "baseline"})))
+        mlflow.log_metrics({"map50_95": verdict.new_map50_95, "champion_map50_95": verdict.champion_map50_95})
+        model_uri = reg.log_weights_model(weights)
+        mv = reg.register(client, model_uri, source.name, lineage, None)
+    alias = p.mlflow.source_alias
+    if verdict.promote:
+        reg.move_alias(client, source.name, str(mv.version), alias)
+    print(f"registered {source.name} version {mv.version}; @{alias} {'moved to it' if verdict.promote else f'stays on version {source.version}'}")
+    return {"model": source.name, "version": str(mv.version), "promoted": verdict.promote, "champion": str(mv.version) if verdict.promote else source.version}
