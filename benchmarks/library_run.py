@@ -60,14 +60,14 @@ def run_library_steps(p: Params, weights: Path, imgsz: int, out_dir: Path, evalu
     data = _timed(timings, "dataset", dataset_task.fn, p)
     val_dir = workspace.split_dir(data, "val")
     fused = _timed(timings, "fuse", fuse_task.fn, weights, out_dir)
-    _timed(timings, "equivalence", equivalence_task.fn, weights, fused.weights, val_dir, p.fuse.equivalence_images, imgsz)
+    _timed(timings, "equivalence", equivalence_task.fn, weights, fused.weights, val_dir, p.fuse, imgsz, fused.rename)
     fp32_unpruned = export_task.fn(fused.weights, imgsz, p.export.opset, out_dir / "model-fp32-unpruned.onnx")  # not a flow step
     shipped = fused.weights
     if p.prune.enabled:
-        pruned = _timed(timings, "prune", prune_task.fn, weights, data.data_yaml, val_dir, p, out_dir / "prune")
+        pruned = _timed(timings, "prune", prune_task.fn, fused.unfused, data.data_yaml, val_dir, p, out_dir / "prune")
         trained = _timed(timings, "finetune", finetune_task.fn, pruned.weights, data.data_yaml, p, out_dir / "finetune").weights if evaluate else pruned.weights
         shipped = _timed(timings, "fuse", fuse_task.fn, trained, out_dir / "finetune").weights
-        _timed(timings, "equivalence", equivalence_task.fn, trained, shipped, val_dir, p.fuse.equivalence_images, imgsz)
+        _timed(timings, "equivalence", equivalence_task.fn, trained, shipped, val_dir, p.fuse, imgsz)
     fp32 = _timed(timings, "export", export_task.fn, shipped, imgsz, p.export.opset, out_dir / "model-fp32.onnx")
     calib = _timed(
         timings, "calibration", calibration_task.fn, workspace.split_dir(data, "calib_pool"), fp32, imgsz, data.names, p.calibration, out_dir, p.evaluate.threads

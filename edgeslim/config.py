@@ -68,6 +68,7 @@ class DatasetParams(_Section):
 
 class BaselineParams(_Section):
     arch: str
+    aux_loss_weight: Annotated[float, Field(ge=0)]  # dual-head (PGI) archs: weight of the auxiliary head's loss
     scale: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)], PositiveInt]
     imgsz: Annotated[int, Field(ge=32, multiple_of=32)]
     epochs: PositiveInt
@@ -103,6 +104,8 @@ class FuseParams(_Section):
     equivalence_images: PositiveInt
     max_rel_l2: Annotated[float, Field(ge=0)]
     max_rel_abs: Annotated[float, Field(ge=0)]
+    onnx_max_rel_l2: Annotated[float, Field(ge=0)]  # ONNX Runtime FP32 vs the torch model it was exported from
+    onnx_max_rel_abs: Annotated[float, Field(ge=0)]
 
 
 class ExportParams(_Section):

@@ -34,16 +34,34 @@ def map_gate(candidate_map: float, baseline_map: float, min_ratio: float) -> Gat
     )
 
 
-def equivalence_gate(eq: Equivalence, fp: FuseParams, name: str = "equivalence") -> Gate:
-    """Fused output must match the unfused one within both relative tolerances."""
-    passed = eq.rel_l2 <= fp.max_rel_l2 and eq.rel_max_abs <= fp.max_rel_abs
+def _departure(eq: Equivalence) -> str:
+    d = eq.departure
+    if not d:
+        return ""
+    return f"; first departing module {d['module']} ({d['kind']}): relative L2 {d['rel_l2']:.3e} > tolerance {d['tolerance']:.1e}"
+
+
+def _tolerance_gate(eq: Equivalence, name: str, what: str, max_rel_l2: float, max_rel_abs: float) -> Gate:
+    worst = max(eq.parts, key=lambda k: eq.parts[k]["rel_l2"]) if eq.parts else None
     return Gate(
         name=name,
-        passed=passed,
+        passed=eq.within(max_rel_l2, max_rel_abs),
         value=eq.rel_l2,
-        threshold=fp.max_rel_l2,
+        threshold=max_rel_l2,
         detail=(
-            f"fused vs unfused on {eq.n_images} val images: relative L2 {eq.rel_l2:.3e} (max {fp.max_rel_l2:.1e}), "
-            f"max relative {eq.rel_max_abs:.3e} (max {fp.max_rel_abs:.1e})"
+            f"{what} on {eq.n_images} val images: relative L2 {eq.rel_l2:.3e} (max {max_rel_l2:.1e}), "
+            f"max relative {eq.rel_max_abs:.3e} (max {max_rel_abs:.1e})"
+            + (f", worst output {worst}" if worst else "")
+            + _departure(eq)
         ),
     )
+
+
+def equivalence_gate(eq: Equivalence, fp: FuseParams, name: str = "equivalence") -> Gate:
+    """Fused (and stripped) output must match the source's main output within both relative tolerances."""
+    return _tolerance_gate(eq, name, "fused vs unfused", fp.max_rel_l2, fp.max_rel_abs)
+
+
+def onnx_equivalence_gate(eq: Equivalence, fp: FuseParams) -> Gate:
+    """The exported ONNX FP32 model in ONNX Runtime must match the torch model it was exported from."""
+    return _tolerance_gate(eq, "onnx_equivalence", "ONNX Runtime FP32 vs torch", fp.onnx_max_rel_l2, fp.onnx_max_rel_abs)

@@ -82,10 +82,28 @@ class Report:
             rows.append(f"| {s.name} | {fmt(s.map50_95, '.4f')} | {fmt(s.map50, '.4f')} | {pct} | {size} | {macs} | {params} | {fmt(s.latency_ms, '.2f')} | {verdict} |")
         lines = [f"### edgeslim compress: `{self.model}` version {self.source_version}", "", *rows, "", "**Gates**", ""]
         lines += [f"- {'PASS' if g.passed else 'FAIL'} `{g.name}`: {g.detail}" for g in self.gates.values()]
+        lines += _fusion_lines(self.details)
         lines += _quantization_lines(self.details)
         pub = self.published
         lines += ["", f"**Published**: `{pub['model']}` version {pub['version']} @ `{pub['alias']}`" if pub else "**Published**: nothing (registry unchanged)"]
         return "\n".join(lines) + "\n"
+
+
+def _fusion_lines(details: dict) -> list[str]:
+    """What fusion did, what it could not fuse, and what stripping a dual-head source removed."""
+    f = details.get("fusion")
+    if not f:
+        return []
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(f.get("fused_kinds", {}).items()))
+    lines = ["", f"**Fusion**: {len(f['fused'])} modules fused ({kinds}); BatchNorm layers {f['bn_before']} -> {f['bn_after']}"]
+    if f["not_fused"]:
+        lines.append(f"- not fused: {', '.join(f'{n} ({k})' for n, k in f['not_fused'].items())}")
+    if "strip" in f:
+        s = f["strip"]
+        lines.append(
+            f"- auxiliary branch stripped: {len(s['removed'])} layers removed, parameters {s['params_before']} -> {s['params_after']}"
+        )
+    return lines
 
 
 def _quantization_lines(details: dict) -> list[str]:

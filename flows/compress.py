@@ -20,7 +20,7 @@ from edgeslim.config import Params, load_params
 from edgeslim.data.images import list_images, preprocess
 from edgeslim.errors import GateFailed
 from edgeslim.fleet.page import raise_for_channels
-from edgeslim.gates import equivalence_gate, map_gate
+from edgeslim.gates import equivalence_gate, map_gate, onnx_equivalence_gate
 from edgeslim.lineage import RUN_ID_TAG
 from edgeslim.registry.mlflow_registry import download_run_file, flat_params
 from edgeslim.registry.tracking import StepRecord
@@ -32,7 +32,7 @@ from tasks.publish import find_published_task, lineage_tags, publish_task
 from tasks.prune import finetune_task, prune_task
 from tasks.pull import pull_task
 from tasks.quantize import TENSORRT_ENGINE, calibration_task, export_task, map_scorer, quantize_task, tensorrt_task
-from tasks.reparam import equivalence_task, fuse_task
+from tasks.reparam import equivalence_task, fuse_task, onnx_equivalence_task
 
 REPORT_ARTIFACT_KEY = "edgeslim-compress-report"
 # Which params section each step reads, and the file it leaves in the run folder: what its nested
@@ -43,7 +43,7 @@ STEP_SECTIONS = {
     "prune": "prune", "finetune": "prune",
 }
 STEP_FILES = {
-    "fuse": ("fused.pt",), "export": ("model-fp32.onnx",), "calibration": (MANIFEST_NAME, PLOT_NAME), "quantize": ("model-int8.onnx",),
+    "fuse": ("fused.pt", "stripped.pt"), "export": ("model-fp32.onnx",), "calibration": (MANIFEST_NAME, PLOT_NAME), "quantize": ("model-int8.onnx",),
     "tensorrt": (TENSORRT_ENGINE,), "prune": ("prune/pruned.pt", "prune/channels.png"), "finetune": ("finetune/finetuned.pt",),
 }
 STEP_DETAILS = {"fuse": "fusion", "equivalence": "equivalence", "calibration": "calibration", "quantize": "quantization", "tensorrt": "tensorrt",
@@ -126,21 +126,28 @@ def compress_flow(
     with report.timed("fuse"):
         fused = fuse_task(source.weights, run_dir)
     with report.timed("equivalence"):
-        eq = equivalence_task(source.weights, fused.weights, val_dir, p.fuse.equivalence_images, imgsz)
+        eq = equivalence_task(source.weights, fused.weights, val_dir, p.fuse, imgsz, fused.rename)
     report.gates["equivalence"] = equivalence_gate(eq, p.fuse)
-    report.details.update(fusion=fused.report.as_dict(), equivalence=eq.as_dict())
+    report.details.update(fusion=fused.as_dict(), equivalence=eq.as_dict())
     lineage = lineage_tags(p, source, data.sha256, None)
     if not report.passed:
         return _finish(report, run_dir, tracking_uri, p, None, lineage, key, force)
 
     torch_stages = [("baseline", source.weights, None), ("fused", fused.weights, "equivalence")]
     if p.prune.enabled:
-        torch_stages += _prune_and_finetune(p, report, source.weights, data.data_yaml, val_dir, run_dir)
+        # a dual-head source is pruned as its stripped single-head model (fused.unfused)
+        torch_stages += _prune_and_finetune(p, report, fused.unfused, data.data_yaml, val_dir, run_dir)
         if not report.passed:
             return _finish(report, run_dir, tracking_uri, p, None, lineage, key, force)
     export_from = torch_stages[-1][1]
     with report.timed("export"):
         fp32 = export_task(export_from, imgsz, p.export.opset, run_dir / "model-fp32.onnx")
+    with report.timed("equivalence"):
+        onnx_eq = onnx_equivalence_task(export_from, fp32, val_dir, p.fuse.equivalence_images, imgsz, p.evaluate.threads)
+    report.gates["onnx_equivalence"] = onnx_equivalence_gate(onnx_eq, p.fuse)
+    report.details["onnx_equivalence"] = onnx_eq.as_dict()
+    if not report.passed:
+        return _finish(report, run_dir, tracking_uri, p, None, lineage, key, force)
     with report.timed("calibration"):
         calib = calibration_task(workspace.split_dir(data, "calib_pool"), fp32, imgsz, data.names, p.calibration, run_dir, p.evaluate.threads)
     report.details["calibration"] = calib.report
@@ -192,7 +199,7 @@ def _prune_and_finetune(p: Params, report: Report, source: Path, data_yaml: Path
     with report.timed("fuse"):
         fused = fuse_task(tuned.weights, run_dir / "finetune")
     with report.timed("equivalence"):
-        eq = equivalence_task(tuned.weights, fused.weights, val_dir, p.fuse.equivalence_images, p.baseline.imgsz)
+        eq = equivalence_task(tuned.weights, fused.weights, val_dir, p.fuse, p.baseline.imgsz)
     report.gates["equivalence_pruned"] = equivalence_gate(eq, p.fuse, "equivalence_pruned")
     report.details.update(pruning=pruned.report, finetune=tuned.as_dict(), equivalence_pruned=eq.as_dict())
     return [("pruned", pruned.weights, None), ("finetuned", fused.weights, "equivalence_pruned")]

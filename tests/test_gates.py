@@ -30,7 +30,7 @@ def test_compare_arrays_rejects_shape_mismatch():
 
 
 def test_equivalence_gate_uses_both_tolerances():
-    fp = FuseParams(equivalence_images=1, max_rel_l2=1e-4, max_rel_abs=1e-3)
+    fp = FuseParams(equivalence_images=1, max_rel_l2=1e-4, max_rel_abs=1e-3, onnx_max_rel_l2=1e-4, onnx_max_rel_abs=1e-3)
     ref = np.linspace(1, 100, 50)
     assert equivalence_gate(compare_arrays(ref, ref * (1 + 1e-6), 1), fp).passed
     spike = ref.copy()

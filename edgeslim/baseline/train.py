@@ -11,7 +11,9 @@ from pathlib import Path
 
 from edgeslim.config import BaselineParams, EvaluateParams
 from edgeslim.models.arch import write_arch_yaml
+from edgeslim.models.dual import DualDetectionTrainer, is_dual_cfg
 from edgeslim.ultra import YOLO
+from ultralytics.nn.tasks import yaml_model_load
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,7 @@ def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: i
     """Train from scratch and return the best checkpoint (copied to ``out_dir/baseline.pt``)."""
     out_dir = Path(out_dir).resolve()
     arch_yaml = write_arch_yaml(p, nc, out_dir)
-    model = YOLO(str(arch_yaml), task="detect")
-    model.add_callback("on_fit_epoch_end", print_epoch)
-    model.train(
+    args = dict(
         data=str(data_yaml),
         epochs=p.epochs,
         imgsz=p.imgsz,
@@ -64,7 +64,17 @@ def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: i
         conf=ev.conf,
         iou=ev.iou,
     )
-    trainer = model.trainer
+    if is_dual_cfg(yaml_model_load(arch_yaml)):
+        # YOLO() would build a plain DetectionModel from the yaml; the dual trainer builds the
+        # dual-head model and trains it with the auxiliary loss.
+        trainer = DualDetectionTrainer(overrides={**args, "model": str(arch_yaml), "task": "detect", "mode": "train"})
+        trainer.add_callback("on_fit_epoch_end", print_epoch)
+        trainer.train()
+    else:
+        model = YOLO(str(arch_yaml), task="detect")
+        model.add_callback("on_fit_epoch_end", print_epoch)
+        model.train(**args)
+        trainer = model.trainer
     best = Path(trainer.best)
     if not best.exists():
         raise RuntimeError(f"training finished without a checkpoint at {best}")

@@ -11,15 +11,19 @@ from pathlib import Path
 import yaml
 
 from edgeslim.config import BaselineParams
+from edgeslim.models.dual import AUX_WEIGHT_KEY, is_dual_cfg
 from edgeslim.ultra import CFG_MODELS
+
+PROJECT_MODELS = Path(__file__).parent / "cfg"  # edgeslim's own architectures (yolov9-dual)
 
 
 def family_yaml(arch: str) -> Path:
-    """Path of the installed ultralytics yaml for ``arch`` (e.g. ``yolov8``, ``yolo11``)."""
-    matches = sorted(CFG_MODELS.rglob(f"{arch}.yaml"))
+    """Path of the yaml for ``arch``: edgeslim's own (``yolov9-dual``) or the installed ultralytics one."""
+    matches = sorted(PROJECT_MODELS.glob(f"{arch}.yaml")) or sorted(CFG_MODELS.rglob(f"{arch}.yaml"))
     if not matches:
         known = sorted(p.stem for p in CFG_MODELS.rglob("yolo*.yaml") if "-" not in p.stem)
-        raise ValueError(f"unknown architecture {arch!r}; ultralytics ships: {', '.join(known)}")
+        own = sorted(p.stem for p in PROJECT_MODELS.glob("*.yaml"))
+        raise ValueError(f"unknown architecture {arch!r}; ultralytics ships: {', '.join(known)}; edgeslim adds: {', '.join(own)}")
     return matches[0]
 
 
@@ -35,6 +39,8 @@ def write_arch_yaml(p: BaselineParams, nc: int, out_dir: Path) -> Path:
     depth, width, max_channels = p.scale
     cfg["scales"] = {"edgeslim": [depth, width, max_channels]}
     cfg["nc"] = nc
+    if is_dual_cfg(cfg):
+        cfg[AUX_WEIGHT_KEY] = p.aux_loss_weight
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{p.arch}-edgeslim.yaml"
     out.write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -1,12 +1,20 @@
-"""Numerical equivalence of two models on real images.
+"""Numerical equivalence of two models on real images, and where they part when they are not.
 
 Why relative norms: fused-vs-unfused differences are ~1e-4 absolute on pixel-unit box outputs
 but ~3e-7 relative (DESIGN.md); an absolute tolerance would either flag every fusion or none.
-Both the relative L2 error and the worst element relative to the output's scale are reported.
+Both the relative L2 error and the worst element relative to the output's scale are reported, for
+the head's raw outputs (box distributions, class logits) and for the decoded boxes and scores: a
+fault in the decode (anchors, strides, DFL) shows only in the latter, a fault in a logit that the
+sigmoid saturates shows only in the former.
+
+When a comparison fails, :func:`first_departure` runs both models with forward hooks and names the
+first module, in execution order, whose output departs from the reference's by more than the
+tolerance: the module a broken fusion (or a corrupted kernel) sits in.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,17 +23,22 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Equivalence:
-    rel_l2: float  # ||b - a|| / ||a||
-    rel_max_abs: float  # max |b - a| / max |a|
+    rel_l2: float  # ||b - a|| / ||a||, worst over the compared outputs
+    rel_max_abs: float  # max |b - a| / max |a|, worst over the compared outputs
     max_abs: float
     n_images: int
+    parts: dict[str, dict[str, float]] = field(default_factory=dict)  # output → its figures
+    departure: dict[str, Any] | None = None  # first departing module, when the comparison failed
 
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def within(self, max_rel_l2: float, max_rel_abs: float) -> bool:
+        return self.rel_l2 <= max_rel_l2 and self.rel_max_abs <= max_rel_abs
+
 
 def _main_output(out: object) -> torch.Tensor:
-    """ultralytics Detect returns (decoded, raw) in eval mode; compare the decoded predictions."""
+    """ultralytics Detect returns (decoded, raw) in eval mode; the decoded predictions."""
     while isinstance(out, (tuple, list)):
         out = out[0]
     if isinstance(out, dict):
@@ -33,7 +46,17 @@ def _main_output(out: object) -> torch.Tensor:
     return out
 
 
-def compare_arrays(reference: np.ndarray, candidate: np.ndarray, n_images: int) -> Equivalence:
+def output_parts(out: object, nc: int) -> dict[str, np.ndarray]:
+    """Decoded boxes and scores, and (where the model returns them) the raw box and class outputs."""
+    decoded = _main_output(out)
+    parts = {"decoded_boxes": decoded[:, :4], "decoded_scores": decoded[:, 4 : 4 + nc]}
+    raw = out[1] if isinstance(out, tuple) and len(out) > 1 and isinstance(out[1], dict) else {}
+    if "boxes" in raw and "scores" in raw:
+        parts.update(raw_boxes=raw["boxes"], raw_scores=raw["scores"])
+    return {k: v.detach().cpu().numpy() for k, v in parts.items()}
+
+
+def _figures(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
     reference = reference.astype(np.float64)
     candidate = candidate.astype(np.float64)
     if reference.shape != candidate.shape:
@@ -41,12 +64,19 @@ def compare_arrays(reference: np.ndarray, candidate: np.ndarray, n_images: int) 
     diff = np.abs(candidate - reference)
     scale_l2 = float(np.linalg.norm(reference)) or 1.0
     scale_max = float(np.abs(reference).max()) or 1.0
-    return Equivalence(
-        rel_l2=float(np.linalg.norm(diff)) / scale_l2,
-        rel_max_abs=float(diff.max()) / scale_max,
-        max_abs=float(diff.max()),
-        n_images=n_images,
-    )
+    return {"rel_l2": float(np.linalg.norm(diff)) / scale_l2, "rel_max_abs": float(diff.max()) / scale_max, "max_abs": float(diff.max())}
+
+
+def compare_arrays(reference: np.ndarray, candidate: np.ndarray, n_images: int) -> Equivalence:
+    return Equivalence(**_figures(reference, candidate), n_images=n_images)
+
+
+def compare_parts(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray], n_images: int) -> Equivalence:
+    """Figures per output both sides have; the headline figures are the worst of them."""
+    common = [k for k in reference if k in candidate]
+    parts = {k: _figures(reference[k], candidate[k]) for k in common}
+    worst = {m: max(p[m] for p in parts.values()) for m in ("rel_l2", "rel_max_abs", "max_abs")}
+    return Equivalence(**worst, n_images=n_images, parts=parts)
 
 
 @torch.no_grad()
@@ -57,6 +87,92 @@ def compare_models(reference: nn.Module, candidate: nn.Module, images: np.ndarra
     cache would break a later pruning trace or finetuning of the same model.
     """
     x = torch.from_numpy(images)
-    ref = _main_output(reference.eval()(x)).numpy()
-    cand = _main_output(candidate.eval()(x)).numpy()
-    return compare_arrays(ref, cand, n_images=len(images))
+    nc = int(reference.model[-1].nc) if hasattr(reference, "model") else _main_output(reference.eval()(x)).shape[1] - 4
+    ref = output_parts(reference.eval()(x), nc)
+    cand = output_parts(candidate.eval()(x), nc)
+    return compare_parts(ref, cand, n_images=len(images))
+
+
+def _flat(out: object) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _flat(o)]
+    return []
+
+
+def _comparable(model: nn.Module) -> dict[str, nn.Module]:
+    """Modules whose output means the same before and after fusion: ultralytics' blocks and layers.
+
+    torch primitives are left out: inside a fused Conv the ``conv`` child's output already includes
+    the folded BatchNorm, so comparing it with the unfused ``conv`` would flag every correct fusion.
+    """
+    return {name: m for name, m in model.named_modules() if name and not type(m).__module__.startswith("torch.")}
+
+
+def _rename(name: str, rename: dict[str, str]) -> str:
+    head, dot, rest = name.partition(".")
+    layer, dot2, tail = rest.partition(".")
+    prefix = f"{head}.{layer}"
+    return f"{rename.get(prefix, prefix)}{dot2}{tail}" if dot else name
+
+
+@torch.no_grad()
+def first_departure(
+    reference: nn.Module, candidate: nn.Module, images: np.ndarray, tolerance: float, rename: dict[str, str] | None = None
+) -> dict[str, Any] | None:
+    """The first module (execution order) whose output departs from the reference's by > ``tolerance``.
+
+    ``rename`` maps candidate layer prefixes (``model.12``) to the reference's when stripping
+    renumbered the layers. Outputs are compared as relative L2 over all the module's output tensors.
+    """
+    rename = rename or {}
+    x = torch.from_numpy(images)
+    recorded: dict[str, list[torch.Tensor]] = {}
+    order: list[tuple[str, list[torch.Tensor]]] = []
+    ref_modules = _comparable(reference)
+    hooks = [m.register_forward_hook(lambda _m, _i, out, n=n: recorded.update({n: _flat(out)}) if n not in recorded else None) for n, m in ref_modules.items()]
+    try:
+        reference.eval()(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    hooks = [m.register_forward_hook(lambda _m, _i, out, n=n: order.append((n, _flat(out)))) for n, m in _comparable(candidate).items()]
+    try:
+        candidate.eval()(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    for name, outs in order:
+        ref = recorded.get(_rename(name, rename))
+        if not ref or len(ref) != len(outs) or any(a.shape != b.shape for a, b in zip(ref, outs)):
+            continue
+        a = torch.cat([t.double().flatten() for t in ref])
+        b = torch.cat([t.double().flatten() for t in outs])
+        err = float((b - a).norm() / (a.norm() or 1.0))
+        if not err <= tolerance:  # NaN departs too
+            module = candidate.get_submodule(name)
+            return {"module": name, "kind": type(module).__name__, "reference_module": _rename(name, rename), "rel_l2": err, "tolerance": tolerance}
+    return None
+
+
+@torch.no_grad()
+def compare_onnx(model: nn.Module, onnx_path: str, images: np.ndarray, threads: int) -> Equivalence:
+    """The torch model vs its exported ONNX FP32 in ONNX Runtime, on the decoded boxes and scores.
+
+    The exported graph returns only the decoded predictions (ultralytics' export mode), one image
+    per run (static batch 1).
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    onnx_out = np.concatenate([session.run(None, {name: images[i : i + 1]})[0] for i in range(len(images))])
+    nc = int(model.model[-1].nc)
+    ref = output_parts(model.eval()(torch.from_numpy(images)), nc)
+    cand = {"decoded_boxes": onnx_out[:, :4], "decoded_scores": onnx_out[:, 4 : 4 + nc]}
+    return compare_parts(ref, cand, n_images=len(images))

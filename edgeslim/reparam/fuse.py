@@ -1,7 +1,10 @@
-"""Re-parameterization by fusion: Conv+BN folding, RepConv branch merging (ultralytics ``fuse``).
+"""Re-parameterization by fusion: BN folding and parallel-branch merging (ultralytics ``fuse``).
 
-Works on a deep copy (``fuse`` mutates in place) and reports what changed, module by module, and
-every module that still holds BatchNorm afterwards, so nothing is skipped silently.
+ultralytics' ``fuse`` covers Conv/Conv2/DWConv+BN, ConvTranspose+BN, RepConv (3x3 + 1x1 + optional
+identity BN → one 3x3) and RepVGGDW (7x7 + 3x3 depthwise → one 7x7). It works in place, so this runs
+it on a deep copy and reports what changed, module by module, and every module that still holds a
+BatchNorm or unmerged parallel branches afterwards (a block type ultralytics does not know how to
+fuse), so nothing is skipped silently.
 """
 from __future__ import annotations
 
@@ -17,16 +20,19 @@ from ultralytics.nn.tasks import DetectionModel
 @dataclass
 class FuseReport:
     fused: dict[str, str] = field(default_factory=dict)  # module name → kind
-    not_fused: dict[str, str] = field(default_factory=dict)  # still holds BatchNorm after fusion
+    not_fused: dict[str, str] = field(default_factory=dict)  # still holds BatchNorm or parallel branches
     bn_before: int = 0
     bn_after: int = 0
 
     def as_dict(self) -> dict:
-        return {"fused": self.fused, "not_fused": self.not_fused, "bn_before": self.bn_before, "bn_after": self.bn_after}
+        kinds: dict[str, int] = {}
+        for kind in self.fused.values():
+            kinds[kind] = kinds.get(kind, 0) + 1
+        return {"fused": self.fused, "fused_kinds": kinds, "not_fused": self.not_fused, "bn_before": self.bn_before, "bn_after": self.bn_after}
 
 
 def _bn_holders(model: nn.Module) -> dict[str, str]:
-    """Modules that own a BatchNorm child directly (a Conv's ``bn``, a RepConv branch's ``bn``...)."""
+    """Modules that own a BatchNorm child directly (a Conv's ``bn``, a RepConv's identity ``bn``...)."""
     holders = {}
     for name, module in model.named_modules():
         if any(isinstance(child, nn.modules.batchnorm._BatchNorm) for child in module.children()):
@@ -34,8 +40,33 @@ def _bn_holders(model: nn.Module) -> dict[str, str]:
     return holders
 
 
+def _unmerged_branches(model: nn.Module) -> dict[str, str]:
+    """Re-parameterizable modules (they define ``forward_fuse``) still running their training forward."""
+    return {
+        name: type(m).__name__
+        for name, m in model.named_modules()
+        if hasattr(m, "forward_fuse") and "forward" not in vars(m) and any(True for _ in m.children())
+    }
+
+
 def _count_bn(model: nn.Module) -> int:
     return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def _kind(source: nn.Module, name: str) -> tuple[str, str]:
+    """Name and kind to report for a BatchNorm holder that fusion removed.
+
+    A branch of a re-parameterizable block (RepConv's conv1/conv2, RepVGGDW's conv/conv1) is reported
+    as the block, since the branches merged into one conv; a RepConv's own BatchNorm is its identity branch.
+    """
+    parent = name.rpartition(".")[0]
+    if parent and hasattr(source.get_submodule(parent), "forward_fuse"):
+        name = parent
+    module = source.get_submodule(name)
+    kind = type(module).__name__
+    if kind == "RepConv" and getattr(module, "bn", None) is not None:
+        kind = "RepConv+identity"
+    return name, kind
 
 
 def fuse_model(model: DetectionModel) -> tuple[DetectionModel, FuseReport]:
@@ -44,15 +75,11 @@ def fuse_model(model: DetectionModel) -> tuple[DetectionModel, FuseReport]:
     before = _bn_holders(source)
     fused = copy.deepcopy(source).fuse(verbose=False)
     after = _bn_holders(fused)
-    report = FuseReport(bn_before=_count_bn(source), bn_after=_count_bn(fused))
+    report = FuseReport(bn_before=_count_bn(source), bn_after=_count_bn(fused), not_fused=_unmerged_branches(fused))
     for name, kind in before.items():
         if name in after:
             report.not_fused[name] = kind
             continue
-        # RepConv's branches (conv1, conv2, identity bn) merge into one conv: report the RepConv.
-        parent = name.rpartition(".")[0]
-        if parent and type(source.get_submodule(parent)).__name__ == "RepConv":
-            report.fused[parent] = "RepConv"
-        else:
-            report.fused[name] = kind
+        name, kind = _kind(source, name)
+        report.fused[name] = kind
     return fused.eval(), report
