@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
 
 from edgeslim.config import Params
 from flows.compress import compress_flow
@@ -25,7 +26,7 @@ def deployments(p: Params, tracking_uri: str, params_file: Path, overrides: list
     )
     retrain = retrain_flow.to_deployment(
         name=p.triggers.retrain_deployment, parameters=common, tags=["edgeslim"],
-        cron=p.triggers.retrain.cron, timezone=p.triggers.retrain.timezone,
+        schedule=Cron(p.triggers.retrain.cron, timezone=p.triggers.retrain.timezone),
         description="Finetune the champion on the newest dataset version; move the champion alias only when better.",
     )
     return [compress, retrain]

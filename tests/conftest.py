@@ -55,6 +55,9 @@ def _offline_env(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("yolo-config")))
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    # The session `mlflow server` delivers registry webhooks to a receiver on loopback (test_triggers_e2e):
+    # MLflow refuses http and private addresses unless told, and caches each event's webhook list 60 s.
+    os.environ.update(MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https", MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true", MLFLOW_WEBHOOK_CACHE_TTL="1")
 
 
 @pytest.fixture(scope="session")
