@@ -13,6 +13,7 @@ from edgeslim.lineage import git_sha, tags
 from edgeslim.models.checkpoint import load_checkpoint
 from edgeslim.prune.finetune import FinetuneResult, finetune
 from edgeslim.registry import mlflow_registry as reg
+from tasks.register import BASELINE_KEY_TAG
 from tasks.step import step
 
 RETRAINED_FROM_TAG = "edgeslim.retrained_from"
@@ -68,7 +69,10 @@ def register_retrained_task(
         mlflow.log_params(reg.flat_params(p.model_dump(mode="json", include={"dataset", "baseline"})))
         mlflow.log_metrics({"map50_95": verdict.new_map50_95, "champion_map50_95": verdict.champion_map50_95})
         model_uri = reg.log_weights_model(weights)
-        mv = reg.register(client, model_uri, source.name, lineage, None)
+        # Inherit the baseline key: `edgeslim baseline`/`demo` then keep a retrained champion instead
+        # of training a fresh baseline over it.
+        inherited = {BASELINE_KEY_TAG: source.tags[BASELINE_KEY_TAG]} if BASELINE_KEY_TAG in source.tags else {}
+        mv = reg.register(client, model_uri, source.name, {**lineage, **inherited}, None)
     alias = p.mlflow.source_alias
     if verdict.promote:
         reg.move_alias(client, source.name, str(mv.version), alias)
