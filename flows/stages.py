@@ -14,6 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+import yaml
+
 from edgeslim import workspace
 from edgeslim.config import Params
 from edgeslim.data.images import list_images, preprocess
@@ -44,8 +46,11 @@ def _metrics(p: Params, stage: str, figures: dict) -> None:
 
 
 def _dataset(p: Params) -> DatasetInfo:
+    """The dataset stage's output (class names from its data.yaml: a user's set has its own)."""
     folder = _dir(p, "dataset")
-    return DatasetInfo(folder, folder / "data.yaml", dataset_sha256(folder), tuple(p.dataset.classes))
+    names = (yaml.safe_load((folder / "data.yaml").read_text()) or {}).get("names") or {}
+    names = tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else tuple(names)
+    return DatasetInfo(folder, folder / "data.yaml", dataset_sha256(folder), names)
 
 
 def _check(gate: Gate) -> None:
@@ -54,7 +59,8 @@ def _check(gate: Gate) -> None:
 
 
 def dataset(p: Params) -> None:
-    """The embedded dataset for the current ``dataset`` params (a user's data.yaml is copied in)."""
+    """The embedded dataset for the current ``dataset`` params, or a copy of the user's ``data.yaml``
+    folder (DVC then versions its content; rerun with ``dvc repro -f -s dataset`` after changing it)."""
     folder = _dir(p, "dataset")
     if p.dataset.data_yaml is not None:
         src = workspace.dataset(p)
