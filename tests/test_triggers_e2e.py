@@ -84,7 +84,7 @@ def _flow_runs(api: str) -> list[dict]:
 @pytest.mark.slow
 def test_alias_set_in_mlflow_starts_the_compress_deployment_which_publishes(champion: str, params_file: Path, processes: Processes, tmp_path: Path):
     client = MlflowClient(champion, champion)
-    client.copy_model_version(f"models:/pcb-detector@champion", MODEL)
+    client.copy_model_version("models:/pcb-detector@champion", MODEL)
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     prefect_env = {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api, "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
