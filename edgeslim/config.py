@@ -360,7 +360,18 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
         node = child
     if parts[-1] not in node:
         raise ConfigError(f"override {override!r}: unknown key {key!r}")
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    node[parts[-1]] = _override_value(raw)
+
+
+def _override_value(raw: str) -> Any:
+    """A YAML scalar/collection as `dvc exp run -S` reads it; text that isn't YAML (a cron line such as
+    ``*/5 * * * *`` reads as an alias) stays a string, and validation then says whether it fits."""
+    if not raw.strip():
+        return None
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS, overrides: list[str] | tuple[str, ...] = ()) -> Params:

@@ -19,6 +19,13 @@ def test_override_parses_yaml_values():
     assert p.quantize.op_types == ["Conv", "MatMul"]
 
 
+def test_override_that_is_not_yaml_is_taken_as_text():
+    """An unquoted cron line is not YAML (``*`` starts an alias); it is the string the user meant."""
+    assert load_params(REPO / "params.yaml", ["triggers.retrain.cron=*/5 * * * *"]).triggers.retrain.cron == "*/5 * * * *"
+    with pytest.raises(ConfigError, match="fuse.equivalence_images"):
+        load_params(REPO / "params.yaml", ["fuse.equivalence_images=*/5"])
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
