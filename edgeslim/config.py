@@ -74,6 +74,7 @@ class BaselineParams(_Section):
     epochs: PositiveInt
     batch: PositiveInt
     lr0: Annotated[float, Field(gt=0)]
+    warmup_epochs: Annotated[float, Field(ge=0)]  # ultralytics' warmup (at least 100 iterations unless 0)
     patience: PositiveInt
     seed: int
     workers: Annotated[int, Field(ge=0)]

@@ -49,6 +49,7 @@ def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: i
         imgsz=p.imgsz,
         batch=p.batch,
         lr0=p.lr0,
+        warmup_epochs=p.warmup_epochs,
         patience=p.patience,
         seed=p.seed,
         deterministic=True,
