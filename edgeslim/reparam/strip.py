@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from edgeslim.models.dual import DualDetectionModel, buildable_cfg
+from edgeslim.models.dual import AUX_WEIGHT_KEY, DualDetectionModel, buildable_cfg
 from ultralytics.nn.tasks import DetectionModel
 
 
@@ -79,7 +79,7 @@ def strip_auxiliary(model: DualDetectionModel) -> tuple[DetectionModel, StripRep
     kept_rows = [[_remap(all_rows[old][0], old, index), *all_rows[old][1:]] for old in keep]
     new_head = len(keep)
     kept_rows.append([[index[j] for j in head.f[head.n_aux :]], 1, "Detect", [source.yaml["nc"]]])
-    cfg = {k: v for k, v in rows.items() if k not in ("backbone", "head", "channels")}
+    cfg = {k: v for k, v in rows.items() if k not in ("backbone", "head", "channels", AUX_WEIGHT_KEY)}
     split = sum(old < n_backbone for old in keep)
     cfg.update(backbone=kept_rows[:split], head=kept_rows[split:])
     plain = DetectionModel(cfg, ch=source.yaml.get("channels", 3), nc=source.yaml["nc"], verbose=False)
