@@ -74,7 +74,8 @@ def test_compress_accepts_dual_head_baseline_and_publishes_single_head(champion:
     with mlflow.start_run(run_name="dual baseline (grafted)"):
         reg.register(client, reg.log_weights_model(weights), DUAL, {"edgeslim.kind": "baseline"}, "champion")
 
-    fast = ("-S", "calibration.num_images=8", "-S", "quantize.tensorrt.enabled=false")
+    # its own edge model (<model_name>-edge), so the session's pcb-detector-edge versions stay the other tests'
+    fast = ("-S", f"model_name={DUAL}", "-S", "calibration.num_images=8", "-S", "quantize.tensorrt.enabled=false")
     result = run_cli("compress", "--params", str(params_file), "--model", f"{DUAL}@champion", *NO_PRUNE, *fast,
                      env_extra={"MLFLOW_TRACKING_URI": champion})
     assert result.returncode == 0, result.stderr[-4000:]
