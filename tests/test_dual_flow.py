@@ -86,7 +86,9 @@ def test_compress_accepts_dual_head_baseline_and_publishes_single_head(champion:
     assert fusion["params_after_strip"] == sum(p.numel() for p in main.parameters()) < fusion["params_before_strip"]
     assert {"CBLinear", "CBFuse", "C2f", "DualDetect.aux"} <= set(fusion["strip"]["removed"].values())
     assert gates["equivalence"]["passed"] and gates["onnx_equivalence"]["passed"] and gates["map_ratio"]["passed"]
-    assert report["details"]["equivalence"]["rel_l2"] <= 1e-6, report["details"]["equivalence"]
+    # measured 1.6e-7 (boxes) to 7.7e-7 (decoded scores) on a trained model: a tenth of the gate's 1e-4 leaves
+    # room for another CPU's float32 rounding; test_reparam holds the 1e-6 parity bar on tiny models
+    assert report["details"]["equivalence"]["rel_l2"] <= 1e-5, report["details"]["equivalence"]
     assert set(report["details"]["equivalence"]["parts"]) == {"raw_boxes", "raw_scores", "decoded_boxes", "decoded_scores"}
     assert "auxiliary branch stripped" in result.stdout + result.stderr  # the stage table, as Prefect logs it
     assert report["published"]["model"] == f"{DUAL}{p.mlflow.edge_suffix}"
