@@ -5,32 +5,19 @@ and params as the compress flow, whose mAP figures the flow-cost section puts ne
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from edgeslim.config import Params
 from edgeslim.evaluate.accuracy import evaluate_map
 from benchmarks import exports
+from benchmarks.artifact_kind import ORT, PYTORCH, Artifact
 from benchmarks.library_run import FINETUNED, FUSED, ONNX_FP32, ONNX_FP32_UNPRUNED, ONNX_INT8, SOURCE, LibraryRun, run_library_steps
 from benchmarks.subjects import Subject
 
-PYTORCH, ORT = "pytorch-eager", "onnxruntime"
 REFERENCE = "ultralytics-onnx-fp32"  # every ratio is against this artifact
 PRUNING_OFF = "prune.enabled is false: the compress flow ships the unpruned model"
 UNTRAINED = "untrained (random init from the ultralytics yaml): mAP would be meaningless"
-
-
-@dataclass(frozen=True)
-class Artifact:
-    name: str
-    producer: str  # source checkpoint | ultralytics | edgeslim
-    runtime: str  # PYTORCH | ORT
-    precision: str
-    path: Path | None = None
-    batch_twin: Path | None = None  # what batches > 1 run on: the .pt itself, or the ONNX dynamic twin
-    cost_from: Path | None = None  # checkpoint whose torch model is counted for MACs/params
-    accuracy: dict | None = None  # map50_95, map50 on the held-out val split
-    absent: str | None = None  # why the artifact does not exist
 
 
 def _accuracy(path: Path, subject: Subject, p: Params, data_yaml: Path, work: Path) -> dict | None:

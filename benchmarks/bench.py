@@ -21,7 +21,8 @@ from edgeslim.cli import _tracking_uri
 from edgeslim.config import Params, load_params
 from edgeslim.registry.server import stop_server
 from benchmarks import exports
-from benchmarks.artifacts import ORT, REFERENCE, UNTRAINED, Artifact, build_artifacts
+from benchmarks.artifact_kind import ORT, Artifact
+from benchmarks.artifacts import REFERENCE, UNTRAINED, build_artifacts
 from benchmarks.flow_cost import Quietly, breakdown, prefect_startup_s, preserved, run_compress, scratch_registry
 from benchmarks.gpu import gpu_section
 from benchmarks.library_run import run_library_steps
@@ -272,7 +273,8 @@ def run_benchmark(s: Settings) -> dict:
         costs: dict[Path, dict] = {}
         entries = [describe_artifact(a, subj, costs) for a in artifacts]
         measured += [(e, a, inputs) for e, a in zip(entries, artifacts)]
-        results.append({"key": subj.key, "label": subj.label, "imgsz": subj.imgsz, "trained": subj.trained, "origin": subj.origin, "artifacts": entries})
+        results.append({"key": subj.key, "label": subj.label, "imgsz": subj.imgsz, "trained": subj.trained, "origin": subj.origin,
+                        "inputs": str(inputs), "artifacts": entries})
         gpu_inputs.append((subj.key, artifacts, inputs))
     load["before_probes"] = os.getloadavg()
     measure_cpu(measured, s.batch, timing)

@@ -11,7 +11,7 @@ from pathlib import Path
 import onnxruntime as ort
 import torch
 
-from benchmarks.artifacts import PYTORCH, Artifact
+from benchmarks.artifact_kind import PYTORCH, Artifact
 from benchmarks.measure import Timing, probe, summarize
 
 CPU_EP = "CPUExecutionProvider"

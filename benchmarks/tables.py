@@ -95,7 +95,9 @@ def _flow_table(flow: dict) -> list[str]:
 def _gpu_lines(gpu: dict) -> list[str]:
     if "skipped" in gpu:
         return [f"Skipped: {gpu['skipped']}.", ""]
-    rows = [f"Device: {gpu['device']}; ONNX Runtime providers: {', '.join(gpu['onnxruntime_providers'])}", "",
+    measured = gpu.get("measured")  # set when the section was measured later, on another machine (benchmarks.gpu_rerun)
+    where = f" · measured {measured['created']} with `{measured['command']}`" if measured else ""
+    rows = [f"Device: {gpu['device']}; ONNX Runtime providers: {', '.join(gpu['onnxruntime_providers'])}{where}", "",
             "| subject | artifact | runtime | batch | median ms | p90 ms | img/s |", "|---|---|---|---|---|---|---|"]
     for key, artifacts in gpu["subjects"].items():
         for name, runtimes in artifacts.items():
