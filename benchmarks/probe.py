@@ -96,7 +96,7 @@ def _torch_loader() -> Loader:
 RUNTIMES: dict[str, Callable[[], Loader]] = {"ort": _ort_loader, "torch": _torch_loader}
 
 
-def _latencies_ms(run: Runner, x: np.ndarray, warmup: int, runs: int) -> list[float]:
+def latencies_ms(run: Runner, x: np.ndarray, warmup: int, runs: int) -> list[float]:
     for _ in range(warmup):
         run(x)
     times = []
@@ -118,7 +118,7 @@ def measure(spec: dict) -> dict:
     start = time.perf_counter()
     run, device_peak = load(spec)
     load_s = time.perf_counter() - start
-    times = _latencies_ms(run, x, spec["warmup"], spec["runs"])
+    times = latencies_ms(run, x, spec["warmup"], spec["runs"])
     after = _memory_kib()
     memory = {
         "peak_mib": after["VmHWM"] / KIB_PER_MIB,

@@ -25,7 +25,6 @@ import copy
 import json
 import os
 import platform
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from edgeslim.reparam.equivalence import compare_models
 from edgeslim.reparam.fuse import fuse_model
 from edgeslim.reparam.strip import strip_auxiliary
 from edgeslim.ultra import CFG_MODELS
+from benchmarks.probe import latencies_ms
 from tasks.data import dataset_task
 from ultralytics.nn.modules import Detect
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
@@ -81,14 +81,7 @@ def _time_all(calls: dict[str, object], x: np.ndarray, runs: int, rounds: int, w
     times: dict[str, list[list[float]]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
-            for _ in range(warmup):
-                call(x)
-            round_times = []
-            for _ in range(runs):
-                start = time.perf_counter()
-                call(x)
-                round_times.append((time.perf_counter() - start) * 1000)
-            times[name].append(round_times)
+            times[name].append(latencies_ms(call, x, warmup, runs))
     out = {}
     for name, per_round in times.items():
         medians = [float(np.median(t)) for t in per_round]
