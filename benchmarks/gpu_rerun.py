@@ -55,12 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("result", type=Path, help="a benchmark result JSON (benchmarks/results/<name>.json)")
     parser.add_argument("--relocate", action="append", default=[], metavar="OLD=NEW", help="path prefix the artifacts were moved from/to (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the updated <name>.json/.md (default: next to RESULT)")
+    parser.add_argument("--rounds", type=int, default=None, help="probe processes per figure (default: the CPU run's; the same runs are split over them)")
     parser.add_argument("--probe-timeout", type=float, default=600.0, help="seconds one latency probe may take (default: %(default)s)")
     args = parser.parse_args(argv)
 
     result = json.loads(args.result.read_text())
     s = result["settings"]
-    timing = Timing(s["threads"], s["runs"], s["warmup_per_round"], s["rounds"], args.probe_timeout)
+    timing = Timing(s["threads"], s["runs"], s["warmup_per_round"], args.rounds or s["rounds"], args.probe_timeout)
     move = _relocator(args.relocate)
     subjects = [(subj["key"], artifacts_of(subj, move), move(subj["inputs"])) for subj in result["subjects"]]
     result["gpu"] = gpu_section(subjects, tuple(s["batches"]), timing)
