@@ -25,7 +25,8 @@ TINY = {
     "baseline": {"imgsz": 128, "epochs": 30, "batch": 16},
     "calibration": {"num_images": 24},
     # measured: 40% fewer MACs, then 8-10 epochs bring val mAP50-95 back to the 30-epoch baseline; 12 for margin
-    "prune": {"finetune": {"epochs": 12, "patience": 12}},
+    # round_to 8: what the figures above were measured with (params.yaml's 16 is tuned for the default model)
+    "prune": {"round_to": 8, "finetune": {"epochs": 12, "patience": 12}},
     "evaluate": {"latency_runs": 5, "latency_warmup": 1},
     "fleet": {"demo": {"enabled": False}},  # `edgeslim demo` without its local broker/agent; the fleet tests turn it on
 }
