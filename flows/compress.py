@@ -32,7 +32,7 @@ from tasks.publish import find_published_task, lineage_tags, publish_task
 from tasks.prune import finetune_task, prune_task
 from tasks.pull import pull_task
 from tasks.quantize import TENSORRT_ENGINE, calibration_task, export_task, map_scorer, quantize_task, tensorrt_task
-from tasks.reparam import equivalence_task, fuse_task, onnx_equivalence_task
+from tasks.reparam import STRIPPED_FILE, equivalence_task, fuse_task, onnx_equivalence_task
 
 REPORT_ARTIFACT_KEY = "edgeslim-compress-report"
 # Which params section each step reads, and the file it leaves in the run folder: what its nested
@@ -43,7 +43,7 @@ STEP_SECTIONS = {
     "prune": "prune", "finetune": "prune",
 }
 STEP_FILES = {
-    "fuse": ("fused.pt", "stripped.pt"), "export": ("model-fp32.onnx",), "calibration": (MANIFEST_NAME, PLOT_NAME), "quantize": ("model-int8.onnx",),
+    "fuse": ("fused.pt", STRIPPED_FILE), "export": ("model-fp32.onnx",), "calibration": (MANIFEST_NAME, PLOT_NAME), "quantize": ("model-int8.onnx",),
     "tensorrt": (TENSORRT_ENGINE,), "prune": ("prune/pruned.pt", "prune/channels.png"), "finetune": ("finetune/finetuned.pt",),
 }
 STEP_DETAILS = {"fuse": "fusion", "equivalence": "equivalence", "calibration": "calibration", "quantize": "quantization", "tensorrt": "tensorrt",

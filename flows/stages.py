@@ -27,9 +27,8 @@ from tasks.baseline import train_task
 from tasks.evaluate import evaluate_task
 from tasks.prune import finetune_task, prune_task
 from tasks.quantize import calibration_task, export_task, map_scorer, quantize_task
-from tasks.reparam import equivalence_task, fuse_task
+from tasks.reparam import STRIPPED_FILE, equivalence_task, fuse_task
 
-STRIPPED_FILE = "stripped.pt"  # fuse stage, dual-head sources only: the single-head model before fusion
 MODEL_FILE = "model.pt"  # finetune stage: the checkpoint that is exported (fused; pruned+finetuned when enabled)
 
 

@@ -13,6 +13,8 @@ from edgeslim.reparam.fuse import FuseReport, fuse_model
 from edgeslim.reparam.strip import StripReport, strip_auxiliary
 from tasks.step import step
 
+STRIPPED_FILE = "stripped.pt"  # a dual-head source without its auxiliary branch, before fusion
+
 
 @dataclass(frozen=True)
 class Fused:
@@ -39,7 +41,7 @@ def fuse_task(source: Path, out_dir: Path) -> Fused:
     unfused, strip = source, None
     if is_dual(model):
         model, strip = strip_auxiliary(model)
-        unfused = save_checkpoint(model, ckpt, out_dir / "stripped.pt")
+        unfused = save_checkpoint(model, ckpt, out_dir / STRIPPED_FILE)
         print(
             f"stripped the auxiliary branch: {len(strip.removed)} layers removed, "
             f"parameters {strip.params_before} -> {strip.params_after}"
