@@ -229,9 +229,25 @@ def cmd_webhook(args: argparse.Namespace, p: Params) -> int:
 
 
 def cmd_stage(args: argparse.Namespace, p: Params) -> int:
-    from flows.stages import STAGES
+    from edgeslim.dag.dvc import run_stage
 
-    STAGES[args.stage](p)
+    run_stage(args.stage, p)
+    return 0
+
+
+def cmd_dvc_yaml(args: argparse.Namespace, p: Params) -> int:
+    from edgeslim.dag.dvc import dvc_yaml
+
+    text, path = dvc_yaml(p), Path("dvc.yaml")
+    if args.check:
+        if not path.is_file() or path.read_text() != text:
+            raise EdgeslimError(f"{path} does not match the step registry: run `edgeslim dvc-yaml --write`")
+        print(f"{path} matches the step registry")
+    elif args.write:
+        path.write_text(text)
+        print(f"wrote {path}")
+    else:
+        print(text, end="")
     return 0
 
 
@@ -288,7 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     hook.add_argument("action", choices=["serve", "create"], help="serve: run the receiver (triggers.webhook); create: create or update the webhook in MLflow")
     hook.add_argument("--url", help="create: URL MLflow posts to (default: triggers.webhook.public_url, else http://host:port/path)")
     stage = add("stage", cmd_stage, "run one pipeline stage for `dvc repro` (dvc.yaml); outputs under <workspace>/dvc/, figures in <workspace>/dvc/metrics/")
-    stage.add_argument("stage", choices=["dataset", "baseline", "fuse", "prune", "finetune", "calibrate", "quantize", "evaluate"])
+    stage.add_argument("stage", metavar="NAME", help="a stage of dvc.yaml: a step of edgeslim/dag/registry.py (dataset, baseline, fuse, ...)")
+    dvc = add("dvc-yaml", cmd_dvc_yaml, "print dvc.yaml as the step registry declares it (stages, deps, params, outs)")
+    how = dvc.add_mutually_exclusive_group()
+    how.add_argument("--write", action="store_true", help="write it to ./dvc.yaml")
+    how.add_argument("--check", action="store_true", help="fail (exit 2) when ./dvc.yaml differs from it")
     return parser
 
 

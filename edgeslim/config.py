@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgeslim.errors import EdgeslimError
 
@@ -79,6 +79,19 @@ class BaselineParams(_Section):
     seed: int
     workers: Annotated[int, Field(ge=0)]
 
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, arch: str) -> str:
+        """Reject an unknown family here, naming the accepted ones, not as a traceback at training time."""
+        from edgeslim.errors import ArchError
+        from edgeslim.models.arch import family_yaml  # lazy: arch.py imports this module for its type hints
+
+        try:
+            family_yaml(arch)
+        except ArchError as exc:
+            raise ValueError(str(exc)) from None
+        return arch
+
 
 class MlflowParams(_Section):
     tracking_uri: str | None
@@ -114,7 +127,7 @@ class ExportParams(_Section):
 
 
 class FinetuneParams(_Section):
-    epochs: PositiveInt  # final finetune after the last pruning round
+    epochs: Annotated[int, Field(ge=0)]  # final finetune after the last pruning round (0: export the pruned model untrained)
     round_epochs: PositiveInt  # finetune between iterative pruning rounds
     optimizer: Literal["SGD", "AdamW", "Adam"]
     lr0: Annotated[float, Field(gt=0)]
@@ -313,6 +326,12 @@ class RetrainParams(_Section):
     on_promote: Literal["webhook", "deployment", "none"]  # who starts compress after `champion` moved
     finetune: FinetuneParams
 
+    @model_validator(mode="after")
+    def _trains(self) -> "RetrainParams":
+        if self.finetune.epochs == 0:
+            raise ValueError("finetune.epochs must be at least 1: a retrain trains")
+        return self
+
 
 class TriggersParams(_Section):
     compress_deployment: Annotated[str, Field(min_length=1)]  # deployment names `edgeslim serve` creates
@@ -342,7 +361,16 @@ class Params(_Section):
         """Stable short hash of the named sections (all when none): keys runs and cache reuse."""
         data = self.model_dump(mode="json")
         picked = {s: data[s] for s in sections} if sections else data
-        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+        return _digest(picked)
+
+
+def section_digest(name: str, section: BaseModel) -> str:
+    """``Params.section_hash(name)`` from the section alone (a step sees only its own sections)."""
+    return _digest({name: section.model_dump(mode="json")})
+
+
+def _digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 DEFAULT_PARAMS = Path("params.yaml")

@@ -12,6 +12,10 @@ class CheckpointError(EdgeslimError):
     """A model file that cannot be loaded, or whose classes do not match the data."""
 
 
+class ArchError(EdgeslimError):
+    """A model architecture (``baseline.arch``) that is unknown or whose yaml cannot be built as asked."""
+
+
 class DataError(EdgeslimError):
     """A dataset or image pool that is missing, empty or unreadable."""
 

@@ -7,13 +7,14 @@ folder named by the hash of its params so a changed knob never reuses stale imag
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 
-from edgeslim.config import Params
+from edgeslim.config import DatasetParams, Params, section_digest
 from edgeslim.data.synthetic import DatasetInfo, dataset_sha256, generate_dataset
 from edgeslim.errors import DataError
 
@@ -59,20 +60,38 @@ def tracking_uri(p: Params) -> str | None:
     return p.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
 
 
+def datasets_dir(p: Params) -> Path:
+    """Where runs of this workspace share their generated datasets (one folder per params hash)."""
+    return root(p) / "datasets"
+
+
 def dataset(p: Params, progress: bool = True) -> DatasetInfo:
-    """The dataset the params name: the user's data.yaml, or the synthetic set (generated once)."""
-    if p.dataset.data_yaml is not None:
-        data_yaml = Path(p.dataset.data_yaml).resolve()
-        if not data_yaml.is_file():
-            raise DataError(f"dataset.data_yaml {data_yaml} does not exist")
-        cfg = yaml.safe_load(data_yaml.read_text()) or {}
-        names = cfg.get("names")
-        names = tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else tuple(names or ())
-        if not names:
-            raise DataError(f"{data_yaml} has no 'names' list of classes")
-        return DatasetInfo(data_yaml.parent, data_yaml, dataset_sha256(data_yaml.parent), names)
-    folder = root(p) / "datasets" / f"synthetic-{p.section_hash('dataset')}"
-    return generate_dataset(p.dataset, folder, progress=progress)
+    """The dataset the params name, in this workspace's shared dataset folder (generated once)."""
+    return resolve_dataset(p.dataset, datasets_dir(p) / f"synthetic-{section_digest('dataset', p.dataset)}", copy_user=False, progress=progress)
+
+
+def resolve_dataset(dp: DatasetParams, folder: Path, copy_user: bool, progress: bool = True) -> DatasetInfo:
+    """The user's data.yaml (``copy_user``: copied into ``folder``, so DVC versions its content), or
+    the synthetic set generated into ``folder`` (once: the folder is keyed by the params' hash)."""
+    if dp.data_yaml is None:
+        return generate_dataset(dp, folder, progress=progress)
+    data_yaml = Path(dp.data_yaml).resolve()
+    if not data_yaml.is_file():
+        raise DataError(f"dataset.data_yaml {data_yaml} does not exist")
+    if copy_user:
+        shutil.copytree(data_yaml.parent, folder, dirs_exist_ok=True)
+        data_yaml = folder / data_yaml.name
+    return DatasetInfo(data_yaml.parent, data_yaml, dataset_sha256(data_yaml.parent), class_names(data_yaml))
+
+
+def class_names(data_yaml: Path) -> tuple[str, ...]:
+    """The ``names`` of a data.yaml, as a list or an index → name mapping."""
+    cfg = yaml.safe_load(data_yaml.read_text()) or {}
+    names = cfg.get("names")
+    names = tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else tuple(names or ())
+    if not names:
+        raise DataError(f"{data_yaml} has no 'names' list of classes")
+    return names
 
 
 def split_dir(info: DatasetInfo, split: str) -> Path:

@@ -1,1 +1,1 @@
-"""Prefect flows: the DAGs that chain the tasks/ steps."""
+"""Prefect flows: the compress DAG of edgeslim.dag.registry between pull and publish, the baseline and retrain flows."""

@@ -13,10 +13,15 @@ from prefect import flow
 
 from edgeslim import workspace
 from edgeslim.config import load_params
+from edgeslim.dag.layout import Layout
+from edgeslim.dag.registry import DATASET
+from edgeslim.dag.run import run_steps
+from edgeslim.dag.steps.dataset import dataset_info
+from edgeslim.registry import mlflow_registry as reg
 from edgeslim.triggers.start import StartFailed, start_compress
-from tasks.data import dataset_task
 from tasks.pull import pull_task
 from tasks.retrain import compare_task, finetune_champion_task, register_retrained_task
+from tasks.step import as_task
 
 DATASET_TAG = "edgeslim.dataset_sha256"
 
@@ -25,16 +30,17 @@ DATASET_TAG = "edgeslim.dataset_sha256"
 def retrain_flow(tracking_uri: str, params_file: str = "params.yaml", overrides: list[str] | None = None) -> dict:
     """Retrain the champion on the newest dataset version; promote it only if it is better."""
     p = load_params(params_file, overrides or [])
-    data = dataset_task(p)
+    client = reg.connect(tracking_uri)
     run_dir = workspace.new_run_dir(p, "retrain")
+    data = dataset_info(run_steps((DATASET,), p, Layout(run_dir, datasets=workspace.datasets_dir(p)), call=as_task)[DATASET.name])
     alias = p.mlflow.source_alias
-    champion = pull_task(tracking_uri, f"{p.model_name}@{alias}", alias, data.names, run_dir / "champion")
+    champion = pull_task(client, f"{p.model_name}@{alias}", alias, data.names, run_dir / "champion")
     if champion.tags.get(DATASET_TAG) == data.sha256:
         print(f"{p.model_name}@{alias} (version {champion.version}) already learned dataset {data.sha256[:12]}; nothing to retrain")
         return {"model": p.model_name, "champion": champion.version, "skipped": True, "promoted": False}
     tuned = finetune_champion_task(champion.weights, data.data_yaml, p, run_dir / "finetune")
     verdict = compare_task(champion.weights, tuned.weights, data.data_yaml, p, run_dir / "val")
-    out = register_retrained_task(tracking_uri, p, tuned.weights, champion, data.sha256, verdict)
+    out = register_retrained_task(client, p, tuned.weights, champion, data.sha256, verdict)
     out.update(skipped=False, champion_map50_95=verdict.champion_map50_95, new_map50_95=verdict.new_map50_95, dataset_sha256=data.sha256)
     if out["promoted"] and p.triggers.retrain.on_promote == "deployment":
         try:

@@ -2,7 +2,7 @@
 gate passed, register the edge version under the model's publish lock."""
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlflow
@@ -12,6 +12,7 @@ from prefect.artifacts import create_link_artifact
 from prefect.runtime import flow_run
 
 from edgeslim.config import Params
+from edgeslim.dag.layout import Layout
 from edgeslim.errors import RegistryError
 from edgeslim.lineage import PUBLISH_KEY_TAG, RUN_ID_TAG, gate_tags, git_sha, tags
 from edgeslim.plots import Point, pareto_plot
@@ -30,13 +31,12 @@ def edge_model_name(p: Params) -> str:
 
 
 @step("find-published", retries=2)
-def find_published_task(tracking_uri: str, p: Params, publish_key: str) -> dict | None:
+def find_published_task(client: mlflow.MlflowClient, p: Params, publish_key: str) -> dict | None:
     """The edge version already published from the same source version, params and data, if any.
 
     A version whose publish was cut short after registration (server gone before the alias moved)
     is finished here, under the publish lock, instead of being published a second time.
     """
-    client = reg.connect(tracking_uri)
     edge = edge_model_name(p)
     existing = reg.published_with_key(client, edge, PUBLISH_KEY_TAG, publish_key)
     if existing is None or existing["complete"]:
@@ -56,12 +56,12 @@ def _resume(client: mlflow.MlflowClient, p: Params, existing: dict) -> dict:
     return {"model": existing["model"], "version": existing["version"], "alias": alias, "reused": True}
 
 
-def _log_report(client: mlflow.MlflowClient, run_id: str, report: Report, run_dir: Path) -> None:
+def _log_report(client: mlflow.MlflowClient, run_id: str, report: Report, layout: Layout) -> None:
     """report.json/report.md as artifacts, and the table as the run's description (the UI shows it first)."""
-    report.write_json(run_dir / "report.json")
-    (run_dir / "report.md").write_text(report.markdown())
-    for name in ("report.json", "report.md"):
-        client.log_artifact(run_id, str(run_dir / name))
+    report.write_json(layout.report_json())
+    layout.report_md().write_text(report.markdown())
+    for path in (layout.report_json(), layout.report_md()):
+        client.log_artifact(run_id, str(path))
     client.set_tag(run_id, NOTE_TAG, report.markdown())
 
 
@@ -86,18 +86,29 @@ def _plot(report: Report, previous: Point | None, out: Path) -> Path | None:
     return pareto_plot(points, title, out, reference=previous)
 
 
+@dataclass(frozen=True)
+class Publication:
+    """What publishing did: the version it registered (or found), and where the run is in MLflow."""
+
+    published: dict | None  # {"model", "version", "alias"[, "reused"]}; None when a gate failed
+    run_url: str
+    pareto_url: str | None
+
+
 @step("record-and-publish")
 def publish_task(
+    client: mlflow.MlflowClient,
     tracking_uri: str,
     p: Params,
     report: Report,
-    run_dir: Path,
+    layout: Layout,
     edge_artifact: Path | None,
     lineage: dict[str, str],
     steps: list[StepRecord],
     publish_key: str,
     force: bool,
-) -> dict | None:
+    example_image: Path | None,
+) -> Publication:
     """Log the parent run and one nested run per step; when gates passed, register and move the alias.
 
     A failed gate never reaches the registry: the run is still recorded (status FAILED) so the
@@ -106,7 +117,7 @@ def publish_task(
     their alias moves. The alias moves last, after the version and all its tags exist.
     """
     try:
-        return _record_and_publish(tracking_uri, p, report, run_dir, edge_artifact, lineage, steps, publish_key, force)
+        return _record_and_publish(client, tracking_uri, p, report, layout, edge_artifact, lineage, steps, publish_key, force, example_image)
     except (MlflowException, requests.RequestException) as exc:
         message = exc.message if isinstance(exc, MlflowException) else str(exc)
         raise RegistryError(
@@ -116,10 +127,9 @@ def publish_task(
 
 
 def _record_and_publish(
-    tracking_uri: str, p: Params, report: Report, run_dir: Path, edge_artifact: Path | None,
-    lineage: dict[str, str], steps: list[StepRecord], publish_key: str, force: bool,
-) -> dict | None:
-    client = reg.connect(tracking_uri)
+    client: mlflow.MlflowClient, tracking_uri: str, p: Params, report: Report, layout: Layout, edge_artifact: Path | None,
+    lineage: dict[str, str], steps: list[StepRecord], publish_key: str, force: bool, example_image: Path | None,
+) -> Publication:
     print(f"recording the run in {tracking_uri}")
     exp_id = experiment_id(client, p.mlflow.experiment)
     ui_url = flow_run.ui_url  # "None/flow-runs/..." on an ephemeral server, which has no UI to link to
@@ -140,42 +150,47 @@ def _record_and_publish(
     log_batch(client, run_id, reg.flat_params(p.model_dump(mode="json")), {**stage_metrics, **gate_metrics})
     for record in steps:
         log_step(client, exp_id, run_id, record)
-    plot = _plot(report, _previous_candidate(client, p), run_dir / "pareto.png")
+    plot = _plot(report, _previous_candidate(client, p), layout.pareto_png())
+    pareto_url = None
     if plot:
         client.log_artifact(run_id, str(plot))
-        report.details["pareto_png"] = f"{tracking_uri.rstrip('/')}/get-artifact?path=pareto.png&run_uuid={run_id}"
-
-    report.details["mlflow_run_url"] = url
-    _log_report(client, run_id, report, run_dir)  # before registering: a cut-short publish still has its report
-    if report.passed and edge_artifact is not None:
-        edge = edge_model_name(p)
-        with registry_lock(client, edge, flow_run.id or run_id, p.mlflow.lock_ttl_s, p.mlflow.lock_timeout_s, p.mlflow.lock_poll_s):
-            existing = None if force else reg.published_with_key(client, edge, PUBLISH_KEY_TAG, publish_key)
-            if existing:  # an identical run published while this one computed
-                report.published = _resume(client, p, existing)
-            else:
-                print(f"registering a new version of {edge}")
-                with mlflow.start_run(run_id=run_id):
-                    model_uri = reg.log_weights_model(edge_artifact, example_image=_example_image(steps))
-                version_tags = {**lineage, **gate_tags(report.gates), RUN_ID_TAG: run_id, PUBLISH_KEY_TAG: publish_key}
-                mv = reg.register(client, model_uri, edge, version_tags, p.mlflow.edge_alias, description=report.markdown())
-                report.published = {"model": edge, "version": str(mv.version), "alias": p.mlflow.edge_alias}
-        verb = "found already published" if report.published.get("reused") else "published"
-        print(f"{verb}: {report.published['model']} version {report.published['version']} @ {report.published['alias']}")
-        _log_report(client, run_id, report, run_dir)
-    client.set_terminated(run_id, "FINISHED" if report.passed else "FAILED")
+        pareto_url = f"{tracking_uri.rstrip('/')}/get-artifact?path={plot.name}&run_uuid={run_id}"
+    links = {"mlflow_run_url": url, **({"pareto_png": pareto_url} if pareto_url else {})}
+    recorded = replace(report, details={**report.details, **links})
+    _log_report(client, run_id, recorded, layout)  # before registering: a cut-short publish still has its report
+    published = None
+    if recorded.passed and edge_artifact is not None:
+        published = _register(client, p, recorded, edge_artifact, lineage, run_id, publish_key, force, example_image)
+        verb = "found already published" if published.get("reused") else "published"
+        print(f"{verb}: {published['model']} version {published['version']} @ {published['alias']}")
+        _log_report(client, run_id, replace(recorded, published=published), layout)
+    client.set_terminated(run_id, "FINISHED" if recorded.passed else "FAILED")
     create_link_artifact(link=url, link_text=f"MLflow run of {report.model} v{report.source_version}", key="mlflow-run")
-    return report.published
+    return Publication(published, url, pareto_url)
 
 
-def _example_image(steps: list[StepRecord]) -> Path | None:
-    """A real calibration image from the manifest, used as the logged model's input example."""
-    for record in steps:
-        for path in record.artifacts:
-            if Path(path).name == "calibration_manifest.json" and Path(path).exists():
-                images = json.loads(Path(path).read_text())["images"]
-                return Path(images[0]["path"]) if images else None
-    return None
+def _register(
+    client: mlflow.MlflowClient, p: Params, report: Report, edge_artifact: Path, lineage: dict[str, str], run_id: str,
+    publish_key: str, force: bool, example_image: Path | None,
+) -> dict:
+    """A new edge version under the publish lock, or the identical one another run published meanwhile.
+
+    The version's description is the report as it reads once published; the alias moves after it.
+    """
+    edge = edge_model_name(p)
+    with registry_lock(client, edge, flow_run.id or run_id, p.mlflow.lock_ttl_s, p.mlflow.lock_timeout_s, p.mlflow.lock_poll_s):
+        existing = None if force else reg.published_with_key(client, edge, PUBLISH_KEY_TAG, publish_key)
+        if existing:  # an identical run published while this one computed
+            return _resume(client, p, existing)
+        print(f"registering a new version of {edge}")
+        with mlflow.start_run(run_id=run_id):
+            model_uri = reg.log_weights_model(edge_artifact, example_image=example_image)
+        version_tags = {**lineage, **gate_tags(report.gates), RUN_ID_TAG: run_id, PUBLISH_KEY_TAG: publish_key}
+        mv = reg.register(client, model_uri, edge, version_tags, None)
+        published = {"model": edge, "version": str(mv.version), "alias": p.mlflow.edge_alias}
+        client.update_model_version(edge, mv.version, description=replace(report, published=published).markdown())
+        reg.move_alias(client, edge, str(mv.version), p.mlflow.edge_alias)
+        return published
 
 
 def lineage_tags(p: Params, source: reg.PulledModel, dataset_sha: str, calibration_sha: str | None) -> dict[str, str]:

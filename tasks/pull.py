@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlflow import MlflowClient
+
 from edgeslim.errors import CheckpointError
 from edgeslim.models.checkpoint import class_names, load_checkpoint
 from edgeslim.registry import mlflow_registry as reg
@@ -9,9 +11,8 @@ from tasks.step import step
 
 
 @step("pull")
-def pull_task(tracking_uri: str, model: str, default_alias: str, expected_names: tuple[str, ...], dest: Path) -> reg.PulledModel:
+def pull_task(client: MlflowClient, model: str, default_alias: str, expected_names: tuple[str, ...], dest: Path) -> reg.PulledModel:
     """Download the source version and check it loads and predicts the dataset's classes."""
-    client = reg.connect(tracking_uri)
     pulled = reg.pull(client, reg.ModelRef.parse(model, default_alias), dest)
     _, net = load_checkpoint(pulled.weights)
     names = class_names(net)

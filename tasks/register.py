@@ -1,10 +1,12 @@
 """Register a trained baseline as ``<model_name>@champion`` (or find the one already there)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
+from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from edgeslim.baseline.train import TrainResult
 from edgeslim.config import Params
 from edgeslim.errors import RegistryError
 from edgeslim.lineage import git_sha, tags
@@ -15,9 +17,8 @@ BASELINE_KEY_TAG = "edgeslim.baseline_key"
 
 
 @step("find-champion")
-def reusable_champion_task(tracking_uri: str, p: Params, baseline_key: str) -> ModelVersion | None:
+def reusable_champion_task(client: MlflowClient, p: Params, baseline_key: str) -> ModelVersion | None:
     """The current champion when it was trained from the same dataset and baseline params."""
-    client = reg.connect(tracking_uri)
     try:
         champion = reg.resolve(client, reg.ModelRef(p.model_name, alias=p.mlflow.source_alias))
     except RegistryError:
@@ -26,16 +27,17 @@ def reusable_champion_task(tracking_uri: str, p: Params, baseline_key: str) -> M
 
 
 @step("register-baseline", retries=2)
-def register_baseline_task(tracking_uri: str, p: Params, trained: TrainResult, dataset_sha: str, baseline_key: str) -> ModelVersion:
-    client = reg.connect(tracking_uri)
+def register_baseline_task(
+    client: MlflowClient, p: Params, weights: Path, arch_yaml: Path, figures: dict[str, float], dataset_sha: str, baseline_key: str
+) -> ModelVersion:
     mlflow.set_experiment(p.mlflow.experiment)
     lineage = tags(git_sha=git_sha(), params_hash=p.section_hash("baseline", "dataset"), dataset_sha256=dataset_sha, kind="baseline")
     with mlflow.start_run(run_name=f"baseline {p.model_name}"):
         mlflow.set_tags(lineage)
         mlflow.log_params(reg.flat_params(p.model_dump(mode="json", include={"dataset", "baseline"})))
-        mlflow.log_metrics({"map50_95": trained.map50_95, "map50": trained.map50, "epochs_run": trained.epochs_run})
-        mlflow.log_artifact(str(trained.arch_yaml))
-        model_uri = reg.log_weights_model(trained.weights)
+        mlflow.log_metrics(figures)
+        mlflow.log_artifact(str(arch_yaml))
+        model_uri = reg.log_weights_model(weights)
         mv = reg.register(client, model_uri, p.model_name, {**lineage, BASELINE_KEY_TAG: baseline_key}, p.mlflow.source_alias)
     print(f"registered {p.model_name} version {mv.version} @ {p.mlflow.source_alias}")
     return mv

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+from mlflow import MlflowClient
 
 from edgeslim.config import Params
 from edgeslim.evaluate.accuracy import evaluate_map
@@ -54,10 +55,9 @@ def compare_task(champion: Path, candidate: Path, data_yaml: Path, p: Params, wo
 
 @step("register-retrained", retries=2)
 def register_retrained_task(
-    tracking_uri: str, p: Params, weights: Path, source: reg.PulledModel, dataset_sha: str, verdict: Verdict
+    client: MlflowClient, p: Params, weights: Path, source: reg.PulledModel, dataset_sha: str, verdict: Verdict
 ) -> dict:
     """Register the retrained model (always: its evaluation is on record) and move the alias if better."""
-    client = reg.connect(tracking_uri)
     mlflow.set_experiment(p.mlflow.experiment)
     lineage = tags(
         git_sha=git_sha(), params_hash=p.section_hash("baseline", "dataset", "triggers"), dataset_sha256=dataset_sha, kind="retrain",

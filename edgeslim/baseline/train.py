@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeslim.config import BaselineParams, EvaluateParams
+from edgeslim.errors import CheckpointError
 from edgeslim.models.arch import write_arch_yaml
 from edgeslim.models.dual import DualDetectionTrainer, is_dual_cfg
 from edgeslim.ultra import YOLO
@@ -78,7 +79,7 @@ def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: i
         trainer = model.trainer
     best = Path(trainer.best)
     if not best.exists():
-        raise RuntimeError(f"training finished without a checkpoint at {best}")
+        raise CheckpointError(f"training finished without a checkpoint at {best}")
     weights = out_dir / "baseline.pt"
     shutil.copy2(best, weights)
     metrics = trainer.metrics or {}

@@ -4,6 +4,22 @@ Why a real server and not a file store: the registry's aliases, webhooks and con
 behave as in production only through the server. The demo leaves its server running (pid and log
 in the workspace) so the user can open the UI afterwards; tests start one per session on a free
 port and stop it in teardown.
+
+MLflow's job execution is switched off (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``, MLflow's own
+switch, read in ``mlflow.server._run_server``; there is no CLI flag for it). It backs only the GenAI
+endpoints (genai evaluate, issue detection, online scorers, prompt optimization) that edgeslim never
+calls, yet costs a ``mlflow.server.jobs._job_runner`` plus one ``huey_consumer`` per job kind and a
+periodic-tasks consumer, each a full Python process with MLflow imported, and leaves a Huey store
+directory in /dev/shm per start. Registry webhooks are unaffected: MLflow delivers them from a thread
+pool inside the uvicorn worker (``mlflow.webhooks.delivery``), not through jobs. Kept as they are:
+the ``mlflow server`` supervisor (it is how the supported CLI runs uvicorn), one uvicorn worker
+(``--workers 1``: one process, and one webhook cache so a new webhook is seen by the next event),
+and the gateway/assistant routes, which live in the uvicorn worker and add no process.
+
+Measured 2026-12-01 (MLflow 3.17.2, Linux, 2 CPU cores; idle 40 s after /health; summed over the
+server's process group): with job execution 10 processes (supervisor, uvicorn, job runner, 6 Huey
+consumers, periodic-tasks consumer), RSS 2846 MB (PSS 1980 MB); without it 2 processes
+(``mlflow server`` + uvicorn), RSS 588 MB (PSS 487 MB).
 """
 from __future__ import annotations
 
@@ -21,6 +37,10 @@ import requests
 from edgeslim.errors import RegistryError
 
 HEALTH_POLL_S = 0.5
+
+# MLflow's job runner and Huey consumers serve only GenAI endpoints edgeslim does not use (see above).
+# An explicit MLFLOW_SERVER_ENABLE_JOB_EXECUTION in the environment still wins.
+SERVER_ENV_DEFAULTS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 @dataclass(frozen=True)
@@ -63,8 +83,9 @@ def start_server(
         "--artifacts-destination", artifacts_destination or str(root / "artifacts"),
         "--host", host, "--port", str(port), "--workers", "1",
     ]
+    env = {**SERVER_ENV_DEFAULTS, **os.environ}
     with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=detach, cwd=root)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=detach, cwd=root, env=env)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from edgeslim.errors import PruneError
 from edgeslim.models.dual import AUX_WEIGHT_KEY, DualDetectionModel, buildable_cfg
 from ultralytics.nn.tasks import DetectionModel
 
@@ -92,9 +93,12 @@ def strip_auxiliary(model: DualDetectionModel) -> tuple[DetectionModel, StripRep
             state[f"model.{index[old]}.{rest}"] = value
         elif old == head.i and not rest.startswith("aux."):
             state[f"model.{new_head}.{rest}"] = value
-    plain.load_state_dict(state, strict=True)
+    try:
+        plain.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # torch's report of weights without a home, or homes without a weight
+        raise PruneError(f"the kept weights do not fit the stripped model: {exc}") from None
     if not torch.equal(plain.stride, source.stride):
-        raise RuntimeError(f"stripped model strides {plain.stride.tolist()} differ from the dual model's {source.stride.tolist()}")
+        raise PruneError(f"stripped model strides {plain.stride.tolist()} differ from the dual model's {source.stride.tolist()}")
     plain.names, plain.args = source.names, getattr(source, "args", {})
     report = StripReport(
         kept=index,

@@ -1,0 +1,57 @@
+"""Running steps in order: the one loop every runner shares (Prefect wraps each call in a task).
+
+A step whose gate fails ends the run: nothing after it may publish a model that failed a gate.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+from edgeslim.config import Params
+from edgeslim.dag.layout import Layout
+from edgeslim.dag.outcome import Outcome
+from edgeslim.dag.scoped import scope
+from edgeslim.dag.step import Step, StepInput
+from edgeslim.errors import EdgeslimError
+
+Call = Callable[[Step, StepInput, Params], Outcome]  # how a runner executes one body (directly, as a Prefect task)
+
+
+class MissingInput(EdgeslimError):
+    """A step ran before the steps it reads (DVC: their stage outputs are missing)."""
+
+
+def direct(step: Step, inp: StepInput, p: Params) -> Outcome:
+    return step.body(inp, p)
+
+
+def run_step(step: Step, p: Params, layout: Layout, outcomes: Mapping[str, Outcome], call: Call = direct) -> Outcome:
+    """One step with exactly its declared params and needs; its wall time (runner overhead included)."""
+    scoped = scope(p, step.reads, step.name)
+    reason = step.skip(scoped) if step.skip else None
+    if reason:
+        return Outcome(step.name, skipped=reason)
+    missing = [n for n in step.needs if n not in outcomes]
+    if missing:
+        raise MissingInput(f"step {step.name} needs the outcome of {', '.join(missing)} first")
+    inp = StepInput(step.name, layout, {n: outcomes[n] for n in step.needs})
+    start = time.perf_counter()
+    outcome = call(step, inp, scoped)
+    return replace(outcome, seconds=time.perf_counter() - start)
+
+
+def run_steps(
+    steps: Sequence[Step], p: Params, layout: Layout, done: Mapping[str, Outcome] | None = None, call: Call = direct
+) -> dict[str, Outcome]:
+    """Run ``steps`` after the outcomes already ``done``; stop after the first step whose gate fails."""
+    outcomes = dict(done or {})
+    for step in steps:
+        outcomes[step.name] = outcome = run_step(step, p, layout, outcomes, call)
+        if outcome.failed_gates:
+            break
+    return outcomes
+
+
+def failed_gates(outcomes: Mapping[str, Outcome]) -> list[str]:
+    return [f"gate {g.name} failed: {g.detail}" for o in outcomes.values() for g in o.failed_gates]

@@ -1,0 +1,35 @@
+"""Step ``calibrate``: curate the INT8 calibration set from the ``calib_pool`` split (manifest +
+coverage plot), measured with the FP32 ONNX model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgeslim import workspace
+from edgeslim.calibration.curate import build_calibration_set
+from edgeslim.config import Params
+from edgeslim.dag.outcome import Outcome, numeric
+from edgeslim.dag.step import StepInput
+from edgeslim.dag.steps.dataset import dataset_info
+
+
+def calibrate(inp: StepInput, p: Params) -> Outcome:
+    data = dataset_info(inp.outcome("dataset"))
+    pool = workspace.split_dir(data, "calib_pool")
+    fp32 = inp.outcome("export").artifact("fp32")
+    cs = build_calibration_set(pool, fp32, p.baseline.imgsz, data.names, p.calibration, inp.layout.calibration_dir(), p.evaluate.threads)
+    r = cs.report
+    print(
+        f"calibration set ({r['method']}): {r['images']} of {r['pool_images']} images from {pool}, objects from {r['objects_from']}; "
+        f"strata covered {r['selected_strata_covered']}/{r['strata_total']} (random sample: {r['random_strata_covered']}), "
+        f"manifest {cs.manifest}"
+    )
+    return Outcome(
+        inp.step, artifacts={"manifest": cs.manifest, "plot": cs.plot}, metrics=numeric(r),
+        details={"calibration": {**r, "sha256": cs.sha256}},
+    )
+
+
+def calibration_images(manifest: Path) -> list[Path]:
+    """The images a calibration manifest lists, in its order."""
+    return [Path(entry["path"]) for entry in json.loads(manifest.read_text())["images"]]

@@ -1,0 +1,82 @@
+"""Steps ``evaluate`` and ``evaluate-int8``: every artifact through the one validator (mAP), plus
+file size, CPU latency and MACs: the rows of the stage table.
+
+``evaluate`` scores the torch stages and the FP32 ONNX before quantization, because the INT8
+step's accuracy-aware fallback aims at the gate (a share of the source's mAP) and stops at the
+FP32 model's mAP; ``evaluate-int8`` scores what quantization made.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeslim import workspace
+from edgeslim.config import EvaluateParams, Params
+from edgeslim.dag.outcome import Outcome
+from edgeslim.dag.step import SOURCE, StepInput
+from edgeslim.dag.steps.dataset import dataset_info
+from edgeslim.data.images import list_images, preprocess
+from edgeslim.data.synthetic import DatasetInfo
+from edgeslim.evaluate.accuracy import evaluate_map
+from edgeslim.evaluate.latency import latency_ms
+from edgeslim.models.checkpoint import load_checkpoint
+from edgeslim.prune.structured import count_macs
+from edgeslim.report import StageResult
+
+# Stage names of the table, and the gate each stage's figure feeds.
+BASELINE, FUSED, PRUNED, FINETUNED, ONNX_FP32, ONNX_INT8, TENSORRT = (
+    "baseline", "fused", "pruned", "finetuned", "onnx-fp32", "onnx-int8", "tensorrt-int8-gpu",
+)
+
+
+class Scorer:
+    """Scores artifacts of one run: same data, image size, validator settings and latency sample."""
+
+    def __init__(self, data: DatasetInfo, imgsz: int, ev: EvaluateParams, work_dir: Path) -> None:
+        self.data, self.imgsz, self.ev, self.work_dir = data, imgsz, ev, work_dir
+        self.sample = preprocess(list_images(workspace.split_dir(data, "val"))[0], imgsz)
+
+    def map50_95(self, artifact: Path) -> float:
+        return evaluate_map(artifact, self.data.data_yaml, self.imgsz, self.ev, self.work_dir).map50_95
+
+    def stage(self, name: str, artifact: Path, gate: str | None = None, torch_source: Path | None = None) -> StageResult:
+        """mAP, size, latency and MACs of one artifact; ``torch_source`` is the checkpoint a non-PyTorch
+        artifact was made from (MACs are counted on the torch graph)."""
+        acc = evaluate_map(artifact, self.data.data_yaml, self.imgsz, self.ev, self.work_dir)
+        counted = artifact if artifact.suffix == ".pt" else torch_source
+        macs, params = count_macs(load_checkpoint(counted)[1], self.imgsz) if counted else (None, None)
+        latency = latency_ms(artifact, self.sample, self.ev)
+        print(f"{name}: mAP50-95 {acc.map50_95:.4f} mAP50 {acc.map50:.4f} latency {latency:.2f} ms")
+        return StageResult(
+            name=name, artifact=str(artifact), map50_95=acc.map50_95, map50=acc.map50, size_bytes=artifact.stat().st_size,
+            latency_ms=latency, gate=gate, macs=macs, params=params,
+        )
+
+
+def scorer(inp: StepInput, p: Params) -> Scorer:
+    return Scorer(dataset_info(inp.outcome("dataset")), p.baseline.imgsz, p.evaluate, inp.layout.validation(inp.step))
+
+
+def stage_metrics(stages: tuple[StageResult, ...]) -> dict[str, float]:
+    """``<stage>.map50_95`` / ``.latency_ms`` of each scored stage (MLflow metrics)."""
+    return {f"{s.name}.{k}": float(v) for s in stages for k, v in (("map50_95", s.map50_95), ("latency_ms", s.latency_ms)) if v is not None}
+
+
+def evaluate(inp: StepInput, p: Params) -> Outcome:
+    score = scorer(inp, p)
+    export = inp.outcome("export")
+    rows = [(BASELINE, inp.outcome(SOURCE).artifact(SOURCE), None), (FUSED, inp.outcome("fuse").artifact("model"), "equivalence")]
+    if inp.outcome("finetune").skipped is None:
+        rows += [(PRUNED, inp.outcome("prune").artifact("pruned"), None), (FINETUNED, inp.outcome("finetune").artifact("model"), "equivalence_pruned")]
+    rows.append((ONNX_FP32, export.artifact("fp32"), None))
+    stages = tuple(score.stage(name, path, gate, export.artifact("torch")) for name, path, gate in rows)
+    return Outcome(inp.step, metrics=stage_metrics(stages), stages=stages)
+
+
+def evaluate_int8(inp: StepInput, p: Params) -> Outcome:
+    stages = (scorer(inp, p).stage(ONNX_INT8, inp.outcome("quantize").artifact("int8"), "map_ratio", inp.outcome("export").artifact("torch")),)
+    return Outcome(inp.step, metrics=stage_metrics(stages), stages=stages)
+
+
+def stage_map(outcome: Outcome, name: str) -> float:
+    """mAP50-95 of the stage ``name`` an evaluate outcome scored (0 when it has none)."""
+    return next((s.map50_95 or 0.0 for s in outcome.stages if s.name == name), 0.0)

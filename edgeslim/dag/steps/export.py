@@ -1,0 +1,25 @@
+"""Step ``export``: the model to ship (finetuned when pruning ran, else the fused source) to ONNX
+FP32, gated on ONNX Runtime computing what the torch model computes (``onnx_equivalence``)."""
+from __future__ import annotations
+
+from edgeslim.config import Params
+from edgeslim.dag.outcome import Outcome, numeric
+from edgeslim.dag.step import StepInput
+from edgeslim.dag.steps.fuse import val_images
+from edgeslim.export.onnx_export import export_onnx
+from edgeslim.gates import onnx_equivalence_gate
+from edgeslim.models.checkpoint import load_checkpoint
+from edgeslim.reparam.equivalence import compare_onnx
+
+
+def export(inp: StepInput, p: Params) -> Outcome:
+    torch_model = inp.latest("model")
+    fp32 = export_onnx(torch_model, p.baseline.imgsz, p.export.opset, inp.layout.fp32())
+    _, model = load_checkpoint(torch_model)
+    eq = compare_onnx(model, str(fp32), val_images(inp, p), p.evaluate.threads)
+    print(f"ONNX Runtime FP32 vs torch on {eq.n_images} images: rel L2 {eq.rel_l2:.3e}, max rel {eq.rel_max_abs:.3e}")
+    section = eq.as_dict()
+    return Outcome(
+        inp.step, artifacts={"fp32": fp32, "torch": torch_model}, metrics=numeric(section),
+        details={"onnx_equivalence": section}, gates=(onnx_equivalence_gate(eq, p.fuse),),
+    )

@@ -1,0 +1,66 @@
+"""The local `mlflow server` runs without MLflow's job runner, and a failing command ends on its own line.
+
+Nothing mocked: a real `mlflow server` started the way the product starts it, and the real CLI in a
+subprocess with Prefect's ephemeral API server.
+"""
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import run_cli, write_params
+from edgeslim.registry.server import start_server
+
+# What MLflow's job execution starts (mlflow.server.jobs.utils): `python -m mlflow.server.jobs._job_runner`
+# (or `._executor_runner`), which starts `python -m huey.bin.huey_consumer mlflow.server.jobs....`.
+JOB_PROCESS_MARKERS = ("mlflow.server.jobs", "huey_consumer", "huey.bin")
+
+
+def _process_group(pgid: int) -> dict[int, str]:
+    """pid -> command line of every live process in process group ``pgid`` (Linux /proc)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # exited meanwhile
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces or parens, so split after the last ')'
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and cmdline:
+            out[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+    return out
+
+
+def test_server_runs_without_job_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)  # the product default, not an opt-in
+    server = start_server(tmp_path / "mlflow", "127.0.0.1", 0, timeout_s=120, detach=True)
+    try:
+        assert requests.get(f"{server.url}/health", timeout=10).ok
+        # MLflow launches its job runner right after spawning uvicorn, so it would exist by the time
+        # /health answers; its Huey consumers follow within seconds.
+        procs = _process_group(server.pid)
+        assert server.pid in procs and any("uvicorn" in cmd for cmd in procs.values()), procs
+        jobs = [cmd for cmd in procs.values() if any(marker in cmd for marker in JOB_PROCESS_MARKERS)]
+        assert not jobs, f"MLflow job-runner processes under the server: {jobs}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+
+
+def test_failing_command_ends_with_its_error_line(mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # Prefect's ephemeral server, as for a user
+    params = write_params(tmp_path / "params.yaml", tmp_path / "workspace")
+    result = run_cli(
+        "compress", "--model", "nosuch@champion", "--params", str(params),
+        env_extra={"MLFLOW_TRACKING_URI": mlflow_server}, timeout=600,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Starting temporary server" in result.stderr, result.stderr[-3000:]  # the ephemeral server did run
+    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("edgeslim: error:") and "nosuch" in last, result.stderr[-3000:]
