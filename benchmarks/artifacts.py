@@ -12,7 +12,7 @@ from edgeslim.config import Params
 from edgeslim.evaluate.accuracy import evaluate_map
 from benchmarks import exports
 from benchmarks.artifact_kind import ORT, PYTORCH, Artifact
-from benchmarks.library_run import FINETUNED, FUSED, ONNX_FP32, ONNX_FP32_UNPRUNED, ONNX_INT8, SOURCE, LibraryRun, run_library_steps
+from benchmarks.library_run import FINETUNED, FUSED, ONNX_FP32, ONNX_INT8, SOURCE_STAGE, LibraryRun, run_library_steps
 from benchmarks.subjects import Subject
 
 REFERENCE = "ultralytics-onnx-fp32"  # every ratio is against this artifact
@@ -27,9 +27,9 @@ def _accuracy(path: Path, subject: Subject, p: Params, data_yaml: Path, work: Pa
     return {"map50_95": acc.map50_95, "map50": acc.map50}
 
 
-def _stage_accuracy(run: LibraryRun, stage: str) -> dict | None:
+def _stage_accuracy(run: LibraryRun, stage: str, subject: Subject) -> dict | None:
     s = run.stages.get(stage)
-    return None if s is None else {"map50_95": s.map50_95, "map50": s.map50}
+    return None if s is None or not subject.trained else {"map50_95": s.map50_95, "map50": s.map50}
 
 
 def _ultralytics_export(subject: Subject, p: Params, calib_yaml: Path, precision: str, folder: Path, dynamic: bool) -> Path:
@@ -55,25 +55,25 @@ def _ultralytics(subject: Subject, p: Params, data_yaml: Path, calib_yaml: Path,
 def build_artifacts(subject: Subject, p: Params, data_yaml: Path, calib_yaml: Path, work: Path) -> list[Artifact]:
     """The source checkpoint, ultralytics' exports, and edgeslim's artifacts (library run) of ``subject``."""
     theirs = _ultralytics(subject, p, data_yaml, calib_yaml, work)
-    run = run_library_steps(p, subject.weights, subject.imgsz, work / "edgeslim", evaluate=subject.trained)
+    run = run_library_steps(p, subject.weights, subject.imgsz, work / "edgeslim", subject.trained)
     unpruned_twin = exports.edgeslim_dynamic_fp32(run.fused, subject.imgsz, p, work / "edgeslim-dynamic" / "unpruned")
     fp32_twin = exports.edgeslim_dynamic_fp32(run.shipped, subject.imgsz, p, work / "edgeslim-dynamic" / "shipped")
     int8_twin = exports.edgeslim_dynamic_int8(fp32_twin, subject.imgsz, p, run.calib_images)
     theirs = [a if a.absent else replace(a, cost_from=run.fused) for a in theirs]  # ultralytics fuses before export
     source = Artifact(
         "pytorch-eager", "source checkpoint", PYTORCH, "fp32", subject.weights, subject.weights, subject.weights,
-        _stage_accuracy(run, SOURCE),
+        _stage_accuracy(run, SOURCE_STAGE, subject),
     )
     pruned_name = "edgeslim-pruned-finetuned-pt" if subject.trained else "edgeslim-pruned-pt"
     pruned = (
-        Artifact(pruned_name, "edgeslim", PYTORCH, "fp32", run.shipped, run.shipped, run.shipped, _stage_accuracy(run, FINETUNED))
+        Artifact(pruned_name, "edgeslim", PYTORCH, "fp32", run.shipped, run.shipped, run.shipped, _stage_accuracy(run, FINETUNED, subject))
         if run.pruned else Artifact(pruned_name, "edgeslim", PYTORCH, "fp32", absent=PRUNING_OFF)
     )
     ours = [
-        Artifact("edgeslim-fused-pt", "edgeslim", PYTORCH, "fp32", run.fused, run.fused, run.fused, _stage_accuracy(run, FUSED)),
-        Artifact("edgeslim-onnx-fp32-unpruned", "edgeslim", ORT, "fp32", run.fp32_unpruned, unpruned_twin, run.fused, _stage_accuracy(run, ONNX_FP32_UNPRUNED)),
+        Artifact("edgeslim-fused-pt", "edgeslim", PYTORCH, "fp32", run.fused, run.fused, run.fused, _stage_accuracy(run, FUSED, subject)),
+        Artifact("edgeslim-onnx-fp32-unpruned", "edgeslim", ORT, "fp32", run.fp32_unpruned, unpruned_twin, run.fused, _accuracy(run.fp32_unpruned, subject, p, data_yaml, work / "val")),
         pruned,
-        Artifact("edgeslim-onnx-fp32", "edgeslim", ORT, "fp32", run.fp32, fp32_twin, run.shipped, _stage_accuracy(run, ONNX_FP32)),
-        Artifact("edgeslim-onnx-int8", "edgeslim", ORT, "int8", run.int8, int8_twin, run.shipped, _stage_accuracy(run, ONNX_INT8)),
+        Artifact("edgeslim-onnx-fp32", "edgeslim", ORT, "fp32", run.fp32, fp32_twin, run.shipped, _stage_accuracy(run, ONNX_FP32, subject)),
+        Artifact("edgeslim-onnx-int8", "edgeslim", ORT, "int8", run.int8, int8_twin, run.shipped, _stage_accuracy(run, ONNX_INT8, subject)),
     ]
     return [source, *theirs, *ours]

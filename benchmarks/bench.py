@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from benchmarks.paths import repo_relative
 from edgeslim import workspace
 from edgeslim.cli import _tracking_uri
 from edgeslim.config import Params, load_params
@@ -34,7 +35,7 @@ from benchmarks.tables import markdown
 VERSIONED_PACKAGES = ("torch", "onnxruntime", "onnx", "onnxslim", "ultralytics", "ultralytics-thop", "prefect", "mlflow")
 CPU_MODEL_KEY = "model name"
 SCRATCH_REGISTRY = "flow-registry"
-LATEST_REPORT = Path("latest") / "report.json"  # what flows/compress.py rewrites in the workspace
+from flows.compress import LATEST_REPORT  # noqa: E402 (what the flow rewrites in the workspace)
 
 METHODOLOGY = {
     "latency": "each (artifact, batch) figure comes from `rounds` fresh child processes (benchmarks/probe.py), "
@@ -307,6 +308,7 @@ def run_benchmark(s: Settings) -> dict:
         "outputs": {k: str(v) for k, v in paths.items()},
     }
     result["wall_s"] = time.perf_counter() - started  # everything but writing the three files
+    result = repo_relative(result)
     paths["json"].write_text(json.dumps(result, indent=2) + "\n")
     paths["md"].write_text(markdown(result))
     plot_results(result, paths["png"])

@@ -14,6 +14,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from benchmarks.paths import repo_relative
 from edgeslim.config import DEFAULT_PARAMS, load_params
 from edgeslim.errors import EdgeslimError
 
@@ -40,16 +41,20 @@ def run(args: argparse.Namespace) -> dict:
     from edgeslim.calibration.probe import ModelProbe
     from edgeslim.evaluate.accuracy import evaluate_map
     from edgeslim.quantize.ort_int8 import quantize_int8
-    from tasks.quantize import export_task
-    from tasks.reparam import fuse_task
+    from edgeslim.dag.layout import Layout
+    from edgeslim.dag.outcome import Outcome
+    from edgeslim.dag.registry import DATASET, through
+    from edgeslim.dag.run import run_steps
+    from edgeslim.dag.step import SOURCE
 
-    p = load_params(args.params, args.set)
+    p = load_params(args.params, [*args.set, "prune.enabled=false"])  # calibration of the unpruned fused model
     workspace.configure_environment(p)
     data = workspace.dataset(p)
     imgsz = p.baseline.imgsz
     work = workspace.new_run_dir(p, "bench-calibration")
     weights = args.weights or _pull(p, args.model, work)
-    fp32 = export_task.fn(fuse_task.fn(weights, work).weights, imgsz, p.export.opset, work / "model-fp32.onnx")
+    source = {SOURCE: Outcome(SOURCE, artifacts={SOURCE: weights})}
+    fp32 = run_steps((DATASET, *through("export")), p, Layout(work, datasets=workspace.datasets_dir(p)), source)["export"].artifact("fp32")
 
     def score(artifact: Path) -> float:
         return evaluate_map(artifact, data.data_yaml, imgsz, p.evaluate, work / "val").map50_95
@@ -120,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks.calibration: error: {exc}", file=sys.stderr)
         return exc.exit_code
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    result = repo_relative(result)
     (RESULTS_DIR / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS_DIR / f"{args.name}.md").write_text(markdown(result))
     print(markdown(result))

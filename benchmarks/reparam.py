@@ -33,6 +33,7 @@ import onnxruntime as ort
 import torch
 from thop import profile
 
+from benchmarks.paths import repo_relative
 from edgeslim import workspace
 from edgeslim.config import Params, load_params
 from edgeslim.data.images import list_images, preprocess_batch
@@ -43,7 +44,6 @@ from edgeslim.reparam.fuse import fuse_model
 from edgeslim.reparam.strip import strip_auxiliary
 from edgeslim.ultra import CFG_MODELS
 from benchmarks.probe import latencies_ms
-from tasks.data import dataset_task
 from ultralytics.nn.modules import Detect
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = load_params(args.params, args.overrides)
     args.imgsz = args.imgsz or p.baseline.imgsz
     torch.set_num_threads(p.evaluate.threads)
-    data = dataset_task.fn(p)
+    data = workspace.dataset(p)
     images = preprocess_batch(list_images(workspace.split_dir(data, "val"))[: p.fuse.equivalence_images], args.imgsz)
     work = workspace.root(p) / "bench" / args.name
     work.mkdir(parents=True, exist_ok=True)
@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
         "subjects": {"repconv_heavy": heavy, "dual_head": dual_result},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
+    result = repo_relative(result)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / f"{args.name}.md").write_text(_markdown(result))
     print(_markdown(result))

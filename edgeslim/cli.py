@@ -14,6 +14,7 @@ from typing import Callable
 
 from edgeslim.config import DEFAULT_PARAMS, Params, load_params
 from edgeslim.errors import EdgeslimError
+from edgeslim.prefect_logging import quiet_prefect_shutdown
 
 EPILOG = """examples:
   edgeslim demo                                   # whole job on the embedded default
@@ -314,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_prefect_shutdown()  # Prefect's exit-time "Stopping temporary server" must not follow our last line
     try:
         params = load_params(args.params, args.set)
         if getattr(args, "needs_workspace", True):  # the edge agent has no workspace, MLflow or Prefect

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from conftest import NO_PRUNE, REPO, run_cli
+from edgeslim.dag.layout import Layout
 from edgeslim.baseline.train import train_baseline
 from edgeslim.config import load_params
 from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
@@ -93,10 +94,10 @@ def test_compress_accepts_dual_head_baseline_and_publishes_single_head(champion:
     assert "auxiliary branch stripped" in result.stdout + result.stderr  # the stage table, as Prefect logs it
     assert report["published"]["model"] == f"{DUAL}{p.mlflow.edge_suffix}"
 
-    _, shipped = load_checkpoint(report_path.parent / "fused.pt")
+    _, shipped = load_checkpoint(Layout(report_path.parent).fused())
     assert type(shipped) is DetectionModel and type(shipped.model[-1]) is Detect
     assert not any(isinstance(m, (CBLinear, CBFuse)) for m in shipped.modules())
-    stripped = load_checkpoint(report_path.parent / "stripped.pt")[1]
+    stripped = load_checkpoint(Layout(report_path.parent).stripped())[1]
     for (name, a), (_, b) in zip(stripped.state_dict().items(), main.state_dict().items()):
         assert torch.equal(a, b), f"{name}: the stripped model is the champion's main branch, weight for weight"
 

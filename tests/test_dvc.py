@@ -10,12 +10,24 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 
 from dvc_support import dvc_env, fresh_clone, run
+from edgeslim.dag.registry import PIPELINE
 from fleet_support import s3  # noqa: F401 (fixture)
 
-STAGES = ["dataset", "baseline", "fuse", "prune", "finetune", "calibrate", "quantize", "evaluate"]
+STAGES = [s.name for s in PIPELINE]
+KNOB, KNOB_STAGE = "calibration.seed", "calibrate"  # a key only one step reads
 BUCKET = "edgeslim-dvc"  # the bucket of .dvc/config's remote URL
+
+
+def downstream(stage: str) -> list[str]:
+    """``stage`` and every stage that reads it, directly or through others, in pipeline order."""
+    reached = {stage}
+    for step in PIPELINE:
+        if reached & set(step.needs):
+            reached.add(step.name)
+    return [s for s in STAGES if s in reached]
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +49,14 @@ def test_repro_from_a_fresh_clone_then_noop_then_experiment(reproduced: tuple[Pa
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], clone, env).stdout)
     files = next(iter(metrics.values()))["data"]
     evaluate = files["workspace/dvc/metrics/evaluate.json"]["data"]
-    assert {"baseline.map50_95", "fused.map50_95", "onnx-fp32.map50_95", "onnx-int8.map50_95", "gate.passed"} <= set(evaluate)
-    assert evaluate["onnx-int8.size_bytes"] < evaluate["onnx-fp32.size_bytes"]
-    assert files["workspace/dvc/metrics/fuse.json"]["data"]["passed"] is True
+    int8 = files["workspace/dvc/metrics/evaluate-int8.json"]["data"]
+    assert {"baseline.map50_95", "fused.map50_95", "onnx-fp32.map50_95"} <= set(evaluate) and "onnx-int8.map50_95" in int8
+    assert int8["onnx-int8.size_bytes"] < evaluate["onnx-fp32.size_bytes"]
+    assert "gate.map_ratio.passed" in files["workspace/dvc/metrics/gates.json"]["data"]
+    assert files["workspace/dvc/metrics/fuse.json"]["data"]["gate.equivalence.passed"] is True
     rows = json.loads((clone / "workspace/dvc/plots/stages.json").read_text())
-    assert [r["stage"] for r in rows] == ["baseline", "fused", "onnx-fp32", "onnx-int8"]
+    assert [r["name"] for r in rows] == ["baseline", "fused", "onnx-fp32", "onnx-int8"]
+    assert rows[-1]["map_ratio"] is None or rows[-1]["map_ratio"] >= 0
     assert (clone / "workspace/dvc/plots/pareto.png").stat().st_size > 0
     assert (clone / "dvc.lock").exists()
 
@@ -51,10 +66,19 @@ def test_repro_from_a_fresh_clone_then_noop_then_experiment(reproduced: tuple[Pa
     print(f"second dvc repro: {noop_s:.1f}s")
     assert "Running stage" not in again.stdout and "Data and pipelines are up to date." in again.stdout
 
-    exp = run(["dvc", "exp", "run", "-S", "evaluate.latency_runs=3"], clone, env)
+    # A knob only one step reads: `dvc status` names that stage alone; an experiment reruns it and its downstream.
+    params = clone / "params.yaml"
+    original = params.read_text()
+    edited = yaml.safe_load(original)
+    edited["calibration"]["seed"] = 7
+    params.write_text(yaml.safe_dump(edited, sort_keys=False))
+    status = run(["dvc", "status", "--json"], clone, env).stdout
+    assert list(json.loads(status)) == [KNOB_STAGE] and '"calibration": "modified"' in status, status
+    params.write_text(original)
+    exp = run(["dvc", "exp", "run", "-S", f"{KNOB}=7"], clone, env)
     ran = [s for s in STAGES if f"Running stage '{s}'" in exp.stdout]
-    assert ran == ["evaluate"], exp.stdout[-2000:]
-    assert '"latency_runs": 3' in run(["dvc", "exp", "show", "--json"], clone, env).stdout  # the experiment's params
+    assert ran == downstream(KNOB_STAGE), exp.stdout[-2000:]
+    assert '"seed": 7' in run(["dvc", "exp", "show", "--json"], clone, env).stdout  # the experiment's params
 
 
 @pytest.mark.slow

@@ -31,9 +31,18 @@ def test_compare_arrays_rejects_shape_mismatch():
 
 def test_equivalence_gate_uses_both_tolerances():
     fp = FuseParams(equivalence_images=1, max_rel_l2=1e-4, max_rel_abs=1e-3, onnx_max_rel_l2=1e-4, onnx_max_rel_abs=1e-3)
-    ref = np.linspace(1, 100, 50)
+    ref = np.linspace(1, 100, 10_000)  # many values: one spike moves the L2 norm little, the max a lot
     assert equivalence_gate(compare_arrays(ref, ref * (1 + 1e-6), 1), fp).passed
+
     spike = ref.copy()
-    spike[0] += 0.5  # tiny in L2, large in max-relative terms? 0.5/100 = 5e-3 > 1e-3
-    gate = equivalence_gate(compare_arrays(ref, spike, 1), fp)
-    assert not gate.passed and "max relative" in gate.detail
+    spike[0] += 0.5  # 0.5 / 100 = 5e-3 of the max (> 1e-3) but 0.5 / ||ref|| ~ 8e-5 in L2 (< 1e-4)
+    eq = compare_arrays(ref, spike, 1)
+    assert eq.rel_l2 < fp.max_rel_l2 < fp.max_rel_abs < eq.rel_max_abs
+    gate = equivalence_gate(eq, fp)
+    assert not gate.passed and gate.value < gate.threshold, "failed on the max-relative bound alone"
+
+    spread = ref * (1 + 5e-4)  # every value off by 5e-4 of itself: under the max bound (1e-3), over the L2 bound (1e-4)
+    eq = compare_arrays(ref, spread, 1)
+    assert eq.rel_max_abs < fp.max_rel_abs and eq.rel_l2 > fp.max_rel_l2
+    gate = equivalence_gate(eq, fp)
+    assert not gate.passed and gate.value > gate.threshold, "failed on the L2 bound alone"

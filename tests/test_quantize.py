@@ -17,11 +17,20 @@ from mlflow import MlflowClient
 from conftest import NO_PRUNE, error_line, run_cli
 from edgeslim import workspace
 from edgeslim.config import Params, QuantizeParams, load_params
+from edgeslim.dag.layout import Layout
+from edgeslim.dag.outcome import Outcome
+from edgeslim.dag.registry import DATASET, through
+from edgeslim.dag.run import run_steps
+from edgeslim.dag.step import SOURCE
+from edgeslim.dag.steps.calibrate import calibration_images
+from edgeslim.dag.steps.dataset import dataset_info
+from edgeslim.dag.steps.evaluate import BASELINE, ONNX_FP32, Scorer, stage_map
+from edgeslim.quantize.fallback import quantize_with_fallback
+from edgeslim.quantize.ort_int8 import OrtQuantizer
 from edgeslim.quantize.sensitivity import DECODE_SUFFIX
+from edgeslim.quantize.tensorrt import unavailable
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.report import Report
-from tasks.quantize import calibration_task, export_task, map_scorer, quantize_task
-from tasks.reparam import fuse_task
 from test_e2e import registry_snapshot
 
 MAX_SIZE_RATIO = 0.30  # the issue's bar: INT8 file at most 30% of the FP32 ONNX file
@@ -43,20 +52,23 @@ class Trained:
         target = self.target if target is None else target
         out = self.work / name / "model-int8.onnx"
         out.parent.mkdir()
-        return quantize_task.fn(self.fp32, self.images, self.p.baseline.imgsz, qp, out, self.score, target, self.fp32_map if ceiling is None else ceiling)
+        quantizer = OrtQuantizer(self.fp32, self.images, self.p.baseline.imgsz, qp, out.parent / "work")
+        return quantize_with_fallback(quantizer, out, self.fp32.stat().st_size, qp.fallback, self.score, target, self.fp32_map if ceiling is None else ceiling)
 
 
 @pytest.fixture(scope="module")
 def trained(champion: str, params_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    p = load_params(params_file)
-    imgsz = p.baseline.imgsz
+    """The registry's steps up to evaluation on the unpruned champion, as the flow runs them."""
+    p = load_params(params_file, ["prune.enabled=false"])
     work = tmp_path_factory.mktemp("quantize")
-    data = workspace.dataset(p, progress=False)
     weights = reg.pull(reg.connect(champion), reg.ModelRef(p.model_name, p.mlflow.source_alias), work / "source").weights
-    fp32 = export_task.fn(fuse_task.fn(weights, work).weights, imgsz, p.export.opset, work / "model-fp32.onnx")
-    calib = calibration_task.fn(workspace.split_dir(data, "calib_pool"), fp32, imgsz, data.names, p.calibration, work, p.evaluate.threads)
-    score = map_scorer(data.data_yaml, imgsz, p.evaluate, work / "val")
-    return Trained(p, fp32, calib.images, score, p.gates.min_map_ratio * score(weights), score(fp32), work)
+    source = {SOURCE: Outcome(SOURCE, artifacts={SOURCE: weights})}
+    outcomes = run_steps((DATASET, *through("evaluate")), p, Layout(work, datasets=workspace.datasets_dir(p)), source)
+    scored = outcomes["evaluate"]
+    score = Scorer(dataset_info(outcomes[DATASET.name]), p.baseline.imgsz, p.evaluate, work / "val").map50_95
+    images = calibration_images(outcomes["calibrate"].artifact("manifest"))
+    target = p.gates.min_map_ratio * stage_map(scored, BASELINE)
+    return Trained(p, outcomes["export"].artifact("fp32"), images, score, target, stage_map(scored, ONNX_FP32), work)
 
 
 def _quantize_params(params_file: Path, overrides: list[str]) -> QuantizeParams:
@@ -103,6 +115,7 @@ def test_flow_fails_cleanly_and_publishes_nothing_when_the_budget_is_spent(champ
     report_path = Path(last.rsplit("report: ", 1)[1].strip())
     report = json.loads(report_path.read_text())
     assert report["published"] is None and report["details"]["quantization"]["outcome"].startswith("budget spent: 0 layer(s)")
-    assert "tensorrt" in report["details"]["tensorrt"]["skipped"] or "CUDA" in report["details"]["tensorrt"]["skipped"]
+    assert report["details"]["tensorrt"]["skipped"] == unavailable(load_params(params_file).quantize.tensorrt)  # this machine's reason
     assert report["details"]["calibration"]["selected_strata_covered"] == report["details"]["calibration"]["strata_total"]
-    assert (report_path.parent / "calibration_manifest.json").exists() and (report_path.parent / "calibration_coverage.png").exists()
+    layout = Layout(report_path.parent)
+    assert layout.calibration_manifest().exists() and layout.calibration_plot().exists()

@@ -19,9 +19,10 @@ from edgeslim.errors import RegistryError
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.lineage import PUBLISH_KEY_TAG, RUN_ID_TAG
 from edgeslim.registry.lock import LOCK_SUFFIX, registry_lock
+from edgeslim.dag.registry import COMPRESS, DATASET
 
 EDGE = "pcb-detector-edge"
-STEPS = {"dataset", "pull", "fuse", "equivalence", "prune", "finetune", "export", "calibration", "quantize", "evaluate", "tensorrt"}
+STEPS = {s.name for s in (DATASET, *COMPRESS)}  # one nested run per registry step
 
 
 def _edge_versions(client: MlflowClient) -> list[int]:
@@ -46,14 +47,15 @@ def test_parent_and_nested_runs_carry_params_metrics_timings_artifacts(champion,
         assert child.data.metrics["duration_s"] >= 0 and child.info.status == "FINISHED"
     assert by_name["quantize"].data.params["quantize.per_channel"] == "True"
     assert by_name["quantize"].data.metrics["quantized_tensors"] > 0
-    assert by_name["equivalence"].data.metrics["rel_l2"] == report["details"]["equivalence"]["rel_l2"]
+    assert by_name["fuse"].data.metrics["rel_l2"] == report["details"]["equivalence"]["rel_l2"]
     assert [a.path for a in client.list_artifacts(by_name["quantize"].info.run_id)] == ["model-int8.onnx"]
-    assert [a.path for a in client.list_artifacts(by_name["calibration"].info.run_id)] == ["calibration_coverage.png", "calibration_manifest.json"]
-    assert by_name["calibration"].data.metrics["selected_strata_covered"] == by_name["calibration"].data.metrics["strata_total"]
+    assert [a.path for a in client.list_artifacts(by_name["calibrate"].info.run_id)] == ["calibration_coverage.png", "calibration_manifest.json"]
+    assert by_name["calibrate"].data.metrics["selected_strata_covered"] == by_name["calibrate"].data.metrics["strata_total"]
     assert by_name["prune"].data.params["prune.importance"] == "bn_scale"
     assert by_name["prune"].data.metrics["macs_reduction"] >= 0.4
     assert sorted(a.path for a in client.list_artifacts(by_name["prune"].info.run_id)) == ["channels.png", "pruned.pt"]
-    assert [a.path for a in client.list_artifacts(by_name["finetune"].info.run_id)] == ["finetuned.pt"]
+    assert sorted(a.path for a in client.list_artifacts(by_name["finetune"].info.run_id)) == ["finetuned.pt", "fused.pt"]
+    assert by_name["finetune"].data.params["prune.finetune.epochs"] == "12" and "prune.importance" not in by_name["finetune"].data.params
 
 
 def test_edge_version_lineage_signature_and_input_example(champion, published):

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from edgeslim.config import load_params
-from edgeslim.data.images import preprocess
+from edgeslim.dag.steps.fuse import check_fused
+from edgeslim.data.images import list_images, preprocess, preprocess_batch
 from edgeslim.gates import equivalence_gate
 from edgeslim.models.arch import write_arch_yaml
 from edgeslim.models.checkpoint import save_checkpoint
@@ -22,7 +23,6 @@ from edgeslim.reparam.equivalence import compare_models
 from edgeslim.reparam.fuse import fuse_model
 from edgeslim.reparam.strip import strip_auxiliary
 from edgeslim.ultra import CFG_MODELS
-from tasks.reparam import equivalence_task
 from ultralytics.cfg import get_cfg
 from ultralytics.nn.modules import CBFuse, CBLinear, Detect
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
@@ -153,10 +153,10 @@ def test_corrupted_fused_kernel_fails_the_gate_and_names_the_module(arch: str, b
     source = save_checkpoint(model, {}, tmp_path / "source.pt")
     corrupt = save_checkpoint(fused, {}, tmp_path / "fused.pt")
 
-    eq = equivalence_task.fn(source, corrupt, val_dir, params.fuse, IMGSZ, strip.rename() if strip else None)
-    gate = equivalence_gate(eq, params.fuse)
+    images = preprocess_batch(list_images(val_dir)[: params.fuse.equivalence_images], IMGSZ)
+    gate, eq = check_fused(source, corrupt, images, params.fuse, "equivalence", strip.rename() if strip else None)
     assert not gate.passed
-    assert eq.departure["module"] == target and eq.departure["tolerance"] == params.fuse.max_rel_l2
-    assert eq.departure["rel_l2"] > params.fuse.max_rel_l2 and target in gate.detail
+    assert eq["departure"]["module"] == target and eq["departure"]["tolerance"] == params.fuse.max_rel_l2
+    assert eq["departure"]["rel_l2"] > params.fuse.max_rel_l2 and target in gate.detail
     if strip:
         assert eq.departure["reference_module"] != target and eq.departure["reference_module"].startswith(f"model.{len(model.model) - 1}.")

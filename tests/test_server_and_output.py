@@ -1,16 +1,22 @@
-"""The local `mlflow server` runs without MLflow's job runner, and a failing command ends on its own line.
+"""The local `mlflow server` runs without MLflow's job runner (webhooks still delivered), and a failing
+command ends on its own line.
 
 Nothing mocked: a real `mlflow server` started the way the product starts it, and the real CLI in a
 subprocess with Prefect's ephemeral API server.
 """
 from __future__ import annotations
 
+import json
 import os
+import queue
 import signal
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
+from mlflow import MlflowClient
 
 from conftest import run_cli, write_params
 from edgeslim.registry.server import start_server
@@ -38,7 +44,34 @@ def _process_group(pgid: int) -> dict[int, str]:
     return out
 
 
-def test_server_runs_without_job_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+class _Receiver(BaseHTTPRequestHandler):
+    deliveries: queue.Queue = queue.Queue()
+
+    def do_POST(self) -> None:
+        self.deliveries.put(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _assert_webhook_delivered(url: str) -> None:
+    """MLflow delivers registry webhooks from the server process itself (not its job runner)."""
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        client = MlflowClient(url, url)
+        hook = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+        client.create_webhook(name="no-jobs", url=hook, events=["registered_model.created"], secret="s3cret")
+        client.create_registered_model("no-jobs-model")
+        payload = _Receiver.deliveries.get(timeout=30)
+        assert payload["entity"] == "registered_model" and payload["data"]["name"] == "no-jobs-model", payload
+    finally:
+        receiver.shutdown()
+
+
+def test_server_runs_without_job_runner_and_delivers_webhooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)  # the product default, not an opt-in
     server = start_server(tmp_path / "mlflow", "127.0.0.1", 0, timeout_s=120, detach=True)
     try:
@@ -49,6 +82,7 @@ def test_server_runs_without_job_runner(tmp_path: Path, monkeypatch: pytest.Monk
         assert server.pid in procs and any("uvicorn" in cmd for cmd in procs.values()), procs
         jobs = [cmd for cmd in procs.values() if any(marker in cmd for marker in JOB_PROCESS_MARKERS)]
         assert not jobs, f"MLflow job-runner processes under the server: {jobs}"
+        _assert_webhook_delivered(server.url)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
 

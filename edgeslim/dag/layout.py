@@ -12,6 +12,7 @@ from edgeslim.calibration.curate import MANIFEST_NAME, PLOT_NAME
 
 OUTCOME_FILE = "outcome.json"  # a step's typed outcome, read back by the steps after it (DVC: other processes)
 STAGES_JSON, PARETO_PNG = "stages.json", "pareto.png"  # the gates step's stage table and plot (DVC plots)
+PLOTS_DIR = "plots"
 
 
 @dataclass(frozen=True)
@@ -99,10 +100,11 @@ class Layout:
 
     # --- gates / report -------------------------------------------------------------------------
     def stages_json(self) -> Path:
-        return self.dir("gates") / STAGES_JSON
+        """The stage table as DVC plots read it: beside, not inside, the gates step's outs."""
+        return self.dir(PLOTS_DIR) / STAGES_JSON
 
     def stages_png(self) -> Path:
-        return self.dir("gates") / PARETO_PNG
+        return self.dir(PLOTS_DIR) / PARETO_PNG
 
     def report_json(self) -> Path:
         return self.root / "report.json"

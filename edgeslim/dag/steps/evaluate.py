@@ -57,8 +57,9 @@ def scorer(inp: StepInput, p: Params) -> Scorer:
 
 
 def stage_metrics(stages: tuple[StageResult, ...]) -> dict[str, float]:
-    """``<stage>.map50_95`` / ``.latency_ms`` of each scored stage (MLflow metrics)."""
-    return {f"{s.name}.{k}": float(v) for s in stages for k, v in (("map50_95", s.map50_95), ("latency_ms", s.latency_ms)) if v is not None}
+    """``<stage>.map50_95`` / ``.latency_ms`` / ``.size_bytes`` of each scored stage (MLflow and DVC metrics)."""
+    figures = ("map50_95", "latency_ms", "size_bytes")
+    return {f"{s.name}.{k}": float(v) for s in stages for k in figures if (v := getattr(s, k)) is not None}
 
 
 def evaluate(inp: StepInput, p: Params) -> Outcome:

@@ -1,0 +1,111 @@
+"""The step registry is the one definition of the DAG: every runner iterates it, dvc.yaml is
+generated from it, and a step can read only the params and outcomes it declares."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from edgeslim.config import load_params
+from edgeslim.dag import dvc, registry
+from edgeslim.dag.layout import Layout
+from edgeslim.dag.outcome import Outcome
+from edgeslim.dag.run import MissingInput, run_step
+from edgeslim.dag.scoped import UndeclaredParam, scope
+from edgeslim.dag.step import Step, StepInput
+from edgeslim.errors import EdgeslimError
+from edgeslim.gates import Gate
+from edgeslim.report import StageResult
+
+# Modules every step may use without declaring them: the DAG's own types, params, errors.
+SHARED = ("edgeslim.dag.layout", "edgeslim.dag.outcome", "edgeslim.dag.step", "edgeslim.config", "edgeslim.errors")
+
+
+def test_flow_dvc_and_benchmark_iterate_the_same_registry():
+    import benchmarks.calibration
+    import benchmarks.library_run
+    import flows.baseline
+    import flows.compress
+    import flows.retrain
+
+    assert flows.compress.COMPRESS is registry.COMPRESS and flows.compress.DATASET is registry.DATASET
+    assert benchmarks.library_run.COMPRESS is registry.COMPRESS and benchmarks.library_run.DATASET is registry.DATASET
+    assert flows.baseline.BASELINE is registry.BASELINE and flows.retrain.DATASET is registry.DATASET
+    assert list(dvc.STAGES.values()) == list(registry.PIPELINE) == [registry.DATASET, registry.BASELINE, *registry.COMPRESS]
+    assert registry.through("export")[-1].name == "export"
+    assert benchmarks.calibration  # the calibration benchmark runs registry.through("export") too
+    names = [s.name for s in registry.PIPELINE]
+    assert len(names) == len(set(names)), "step names are unique (they are Prefect task names and DVC stages)"
+
+
+def test_dvc_yaml_is_generated_from_the_registry():
+    text = dvc.dvc_yaml(load_params(REPO / "params.yaml"))
+    assert (REPO / "dvc.yaml").read_text() == text, "dvc.yaml is stale: run `edgeslim dvc-yaml --write`"
+
+
+@pytest.mark.parametrize("step", registry.PIPELINE, ids=lambda s: s.name)
+def test_each_step_declares_the_code_it_calls_and_reads_earlier_steps_only(step: Step):
+    tree = ast.parse((REPO / step.module).read_text())
+    imported = {
+        f"{n.module}.{a.name}" if n.module == "edgeslim" else n.module
+        for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("edgeslim") for a in n.names
+    }
+    own = step.body.__module__
+    for module in imported - {own, *SHARED}:
+        if module.startswith(dvc.STEPS_PACKAGE):
+            assert f"{module.replace('.', '/')}.py" in dvc.code_deps(step), f"{step.name}: the step module {module} it uses is a dvc dep"
+            continue
+        path = module.replace(".", "/")
+        assert any(path == c.removesuffix(".py") or path.startswith(f"{c}/") for c in step.code), f"{step.name}: {module} is not in its code deps"
+    earlier = [s.name for s in registry.PIPELINE[: registry.PIPELINE.index(step)]] + ["source"]
+    assert all(n in earlier for n in step.needs), f"{step.name} needs a later step: {step.needs}"
+
+
+def test_a_step_sees_only_its_declared_params():
+    p = load_params(REPO / "params.yaml")
+    scoped = scope(p, ("fuse", "prune.finetune.epochs"), "demo")
+    assert scoped.fuse.max_rel_l2 == p.fuse.max_rel_l2 and scoped.prune.finetune.epochs == p.prune.finetune.epochs
+    with pytest.raises(UndeclaredParam, match="'demo' reads params key 'prune.finetune.lr0'"):
+        _ = scoped.prune.finetune.lr0
+    with pytest.raises(UndeclaredParam, match="'baseline'"):
+        _ = scoped.baseline
+    with pytest.raises(UndeclaredParam, match="declares params key 'fuse.nope'"):
+        scope(p, ("fuse.nope",), "demo")
+
+
+def test_a_step_sees_only_its_declared_needs(tmp_path: Path):
+    def body(inp: StepInput, p) -> Outcome:  # noqa: ANN001 (scoped params)
+        inp.outcome("fuse")
+        return Outcome(inp.step)
+
+    p = load_params(REPO / "params.yaml")
+    step = Step("probe", body, reads=(), needs=("dataset",), code=())
+    with pytest.raises(KeyError, match="does not declare it in its needs"):
+        run_step(step, p, Layout(tmp_path), {"dataset": Outcome("dataset"), "fuse": Outcome("fuse")})
+    with pytest.raises(MissingInput, match="needs the outcome of dataset"):
+        run_step(step, p, Layout(tmp_path), {})
+
+
+def test_outcome_round_trips_through_json_with_relative_paths(tmp_path: Path):
+    stage = StageResult("onnx-int8", str(tmp_path / "q" / "m.onnx"), map50_95=0.3, size_bytes=10, gate="map_ratio")
+    outcome = Outcome(
+        "quantize", artifacts={"int8": tmp_path / "q" / "m.onnx"}, metrics={"size_ratio": 0.27}, details={"quantization": {"outcome": "ok"}},
+        gates=(Gate("map_ratio", True, 1.0, 0.95, "fine"),), stages=(stage,), seconds=1.5,
+    )
+    text = outcome.to_json(tmp_path)
+    assert '"int8": "q/m.onnx"' in text
+    moved = tmp_path / "elsewhere"
+    back = Outcome.from_json(text, moved)
+    assert back.artifacts == {"int8": moved / "q" / "m.onnx"} and back.gates == outcome.gates and back.stages == outcome.stages
+
+
+def test_stage_before_its_inputs_is_one_clear_error(tmp_path: Path):
+    from conftest import write_params
+
+    p = load_params(write_params(tmp_path / "params.yaml", tmp_path / "ws"))
+    with pytest.raises(MissingInput, match=r"stage dataset has not run here .* run `dvc repro`"):
+        dvc.run_stage("quantize", p)
+    with pytest.raises(EdgeslimError, match="no stage 'nope'; the stages are dataset, baseline"):
+        dvc.run_stage("nope", p)
