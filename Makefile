@@ -1,10 +1,10 @@
-# The two commands of README.md. Each bootstraps .venv from pyproject.toml (once per change of it).
+# The two commands of README.md, plus the edit loop. Each bootstraps .venv from pyproject.toml (once per change of it).
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
 
-.PHONY: demo test install clean
+.PHONY: demo test test-fast lint format install clean
 
 install: $(STAMP)
 
@@ -17,8 +17,23 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/edgeslim demo
 
-test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+# ruff (lint + format check), mypy, and dvc.yaml against the step registry; `make test` runs it first.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/edgeslim dvc-yaml --check
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The edit loop: lint, then everything but the long end-to-end runs (`-m "not slow"`).
+test-fast: lint
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	-$(VENV)/bin/edgeslim server stop

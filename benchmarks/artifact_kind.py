@@ -1,5 +1,6 @@
 """What one benchmarked artifact is, apart from how it was built: light enough to import on a GPU
 machine that has torch and ultralytics but none of the flow's stack (benchmarks.gpu_rerun)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

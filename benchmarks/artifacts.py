@@ -3,17 +3,18 @@
 edgeslim's artifacts come from the flow's own task bodies (benchmarks.library_run): the same code
 and params as the compress flow, whose mAP figures the flow-cost section puts next to these.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
-from edgeslim.config import Params
-from edgeslim.evaluate.accuracy import evaluate_map
 from benchmarks import exports
 from benchmarks.artifact_kind import ORT, PYTORCH, Artifact
 from benchmarks.library_run import FINETUNED, FUSED, ONNX_FP32, ONNX_INT8, SOURCE_STAGE, LibraryRun, run_library_steps
 from benchmarks.subjects import Subject
+from edgeslim.config import Params
+from edgeslim.evaluate.accuracy import evaluate_map
 
 REFERENCE = "ultralytics-onnx-fp32"  # every ratio is against this artifact
 PRUNING_OFF = "prune.enabled is false: the compress flow ships the unpruned model"
@@ -48,7 +49,9 @@ def _ultralytics(subject: Subject, p: Params, data_yaml: Path, calib_yaml: Path,
         except Exception as exc:  # noqa: BLE001 — a failure of ultralytics' exporter is a finding to record
             made.append(Artifact(name, "ultralytics", ORT, precision, absent=f"ultralytics export failed: {type(exc).__name__}: {exc}"))
             continue
-        made.append(Artifact(name, "ultralytics", ORT, precision, static, twin, accuracy=_accuracy(static, subject, p, data_yaml, work / "val")))
+        made.append(
+            Artifact(name, "ultralytics", ORT, precision, static, twin, accuracy=_accuracy(static, subject, p, data_yaml, work / "val"))
+        )
     return made
 
 
@@ -61,17 +64,33 @@ def build_artifacts(subject: Subject, p: Params, data_yaml: Path, calib_yaml: Pa
     int8_twin = exports.edgeslim_dynamic_int8(fp32_twin, subject.imgsz, p, run.calib_images)
     theirs = [a if a.absent else replace(a, cost_from=run.fused) for a in theirs]  # ultralytics fuses before export
     source = Artifact(
-        "pytorch-eager", "source checkpoint", PYTORCH, "fp32", subject.weights, subject.weights, subject.weights,
+        "pytorch-eager",
+        "source checkpoint",
+        PYTORCH,
+        "fp32",
+        subject.weights,
+        subject.weights,
+        subject.weights,
         _stage_accuracy(run, SOURCE_STAGE, subject),
     )
     pruned_name = "edgeslim-pruned-finetuned-pt" if subject.trained else "edgeslim-pruned-pt"
     pruned = (
         Artifact(pruned_name, "edgeslim", PYTORCH, "fp32", run.shipped, run.shipped, run.shipped, _stage_accuracy(run, FINETUNED, subject))
-        if run.pruned else Artifact(pruned_name, "edgeslim", PYTORCH, "fp32", absent=PRUNING_OFF)
+        if run.pruned
+        else Artifact(pruned_name, "edgeslim", PYTORCH, "fp32", absent=PRUNING_OFF)
     )
     ours = [
         Artifact("edgeslim-fused-pt", "edgeslim", PYTORCH, "fp32", run.fused, run.fused, run.fused, _stage_accuracy(run, FUSED, subject)),
-        Artifact("edgeslim-onnx-fp32-unpruned", "edgeslim", ORT, "fp32", run.fp32_unpruned, unpruned_twin, run.fused, _accuracy(run.fp32_unpruned, subject, p, data_yaml, work / "val")),
+        Artifact(
+            "edgeslim-onnx-fp32-unpruned",
+            "edgeslim",
+            ORT,
+            "fp32",
+            run.fp32_unpruned,
+            unpruned_twin,
+            run.fused,
+            _accuracy(run.fp32_unpruned, subject, p, data_yaml, work / "val"),
+        ),
         pruned,
         Artifact("edgeslim-onnx-fp32", "edgeslim", ORT, "fp32", run.fp32, fp32_twin, run.shipped, _stage_accuracy(run, ONNX_FP32, subject)),
         Artifact("edgeslim-onnx-int8", "edgeslim", ORT, "int8", run.int8, int8_twin, run.shipped, _stage_accuracy(run, ONNX_INT8, subject)),

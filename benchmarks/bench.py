@@ -4,6 +4,7 @@ Order matters for honest numbers: every CPU probe runs before the flow-cost sect
 Prefect's ephemeral API server and a scratch MLflow server, so no background server of ours
 shares the two cores with a latency measurement.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -13,14 +14,9 @@ import platform
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.paths import repo_relative
-from edgeslim import workspace
-from edgeslim.cli import _tracking_uri
-from edgeslim.config import Params, load_params
-from edgeslim.registry.server import stop_server
 from benchmarks import exports
 from benchmarks.artifact_kind import ORT, Artifact
 from benchmarks.artifacts import REFERENCE, UNTRAINED, build_artifacts
@@ -28,9 +24,14 @@ from benchmarks.flow_cost import Quietly, breakdown, prefect_startup_s, preserve
 from benchmarks.gpu import gpu_section
 from benchmarks.library_run import run_library_steps
 from benchmarks.measure import Timing, input_shape, model_cost, onnx_opset, probe, save_inputs, summarize
+from benchmarks.paths import repo_relative
 from benchmarks.plot import plot_results
 from benchmarks.subjects import Subject, build_reference, pull_registered
 from benchmarks.tables import markdown
+from edgeslim import workspace
+from edgeslim.cli import _tracking_uri
+from edgeslim.config import load_params
+from edgeslim.registry.server import stop_server
 
 VERSIONED_PACKAGES = ("torch", "onnxruntime", "onnx", "onnxslim", "ultralytics", "ultralytics-thop", "prefect", "mlflow")
 CPU_MODEL_KEY = "model name"
@@ -122,8 +123,10 @@ def describe_artifact(a: Artifact, subject: Subject, costs: dict[Path, dict]) ->
     entry.update(path=str(a.path), size_bytes=a.path.stat().st_size)
     if a.runtime == ORT:
         entry["onnx"] = {
-            "opset": onnx_opset(a.path), "input_shape": input_shape(a.path),
-            "batch_twin": str(a.batch_twin), "batch_twin_input_shape": input_shape(a.batch_twin),
+            "opset": onnx_opset(a.path),
+            "input_shape": input_shape(a.path),
+            "batch_twin": str(a.batch_twin),
+            "batch_twin_input_shape": input_shape(a.batch_twin),
             "batch_twin_size_bytes": a.batch_twin.stat().st_size,
         }
     entry.update(a.accuracy or {"map50_95": None, "map50": None})
@@ -232,18 +235,24 @@ def flow_cost_section(s: Settings, source: Subject, work: Path) -> dict:
         "overrides": list(FLOW_COST_OVERRIDES),
         "registry": f"throwaway local mlflow server ({server.url}) holding a copy of {source.origin['reference']} as {model_ref}",
         "first_run": {
-            "wall_s": first.wall_s, "report": str(first.report_path),
-            "timings_s": first.report["timings_s"], "published": first.report["published"],
+            "wall_s": first.wall_s,
+            "report": str(first.report_path),
+            "timings_s": first.report["timings_s"],
+            "published": first.report["published"],
         },
         "rerun_nothing_changed": {
-            "wall_s": second.wall_s, "report": str(second.report_path), "published": second.report["published"],
+            "wall_s": second.wall_s,
+            "report": str(second.report_path),
+            "published": second.report["published"],
             "note": "Prefect's API server is already up in this process; a fresh `edgeslim compress` also pays prefect_startup_s",
         },
         "prefect_startup_s": startup,
         "scratch_server_settle_waits_s": quietly.waits_s,
         "direct_timings_s": {"before_first_run": before.timings_s, "after_first_run": after.timings_s, "mean": direct},
         "breakdown": breakdown(first, startup, direct),
-        "map50_95_flow_vs_direct": {k: {"flow": v, "direct": before.stages[k].map50_95 if k in before.stages else None} for k, v in flow_maps.items()},
+        "map50_95_flow_vs_direct": {
+            k: {"flow": v, "direct": before.stages[k].map50_95 if k in before.stages else None} for k, v in flow_maps.items()
+        },
     }
 
 
@@ -274,8 +283,17 @@ def run_benchmark(s: Settings) -> dict:
         costs: dict[Path, dict] = {}
         entries = [describe_artifact(a, subj, costs) for a in artifacts]
         measured += [(e, a, inputs) for e, a in zip(entries, artifacts)]
-        results.append({"key": subj.key, "label": subj.label, "imgsz": subj.imgsz, "trained": subj.trained, "origin": subj.origin,
-                        "inputs": str(inputs), "artifacts": entries})
+        results.append(
+            {
+                "key": subj.key,
+                "label": subj.label,
+                "imgsz": subj.imgsz,
+                "trained": subj.trained,
+                "origin": subj.origin,
+                "inputs": str(inputs),
+                "artifacts": entries,
+            }
+        )
         gpu_inputs.append((subj.key, artifacts, inputs))
     load["before_probes"] = os.getloadavg()
     measure_cpu(measured, s.batch, timing)
@@ -292,14 +310,21 @@ def run_benchmark(s: Settings) -> dict:
     paths = {ext: s.out_dir / f"{s.name}.{ext}" for ext in ("json", "md", "png")}
     result = {
         "name": s.name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": s.command,
         "machine": {**machine_info(), "load_average_1_5_15": load},
         "settings": {
-            "threads": timing.threads, "runs": timing.runs_per_round * timing.rounds, "rounds": timing.rounds,
-            "warmup_per_round": timing.warmup, "batches": [1, s.batch], "quick": s.quick,
-            "params_file": str(s.params_file), "overrides": list(s.overrides),
-            "evaluate": p.evaluate.model_dump(), "calibration": p.calibration.model_dump(), "quantize": p.quantize.model_dump(),
+            "threads": timing.threads,
+            "runs": timing.runs_per_round * timing.rounds,
+            "rounds": timing.rounds,
+            "warmup_per_round": timing.warmup,
+            "batches": [1, s.batch],
+            "quick": s.quick,
+            "params_file": str(s.params_file),
+            "overrides": list(s.overrides),
+            "evaluate": p.evaluate.model_dump(),
+            "calibration": p.calibration.model_dump(),
+            "quantize": p.quantize.model_dump(),
         },
         "methodology": METHODOLOGY,
         "subjects": results,

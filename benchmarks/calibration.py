@@ -5,13 +5,14 @@ each calibration-set size K, the curated selection and ``--seeds`` seeded random
 quantized with the flow's own recipe (params.yaml ``quantize``, no fallback) and scored by the flow's
 validator on the held-out val split. Writes ``benchmarks/results/<name>.{json,md}``.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.paths import repo_relative
@@ -26,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", type=Path, help="a trained ultralytics checkpoint (default: the registered champion)")
     source.add_argument("--model", default=None, help="NAME, NAME@ALIAS or NAME:VERSION in the registry (default: <model_name>@champion)")
-    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="calibration-set sizes K (default: calibration.num_images and a quarter of it)")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=None, help="calibration-set sizes K (default: calibration.num_images and a quarter of it)"
+    )
     parser.add_argument("--seeds", type=int, default=5, help="random samples per size (default: %(default)s)")
     parser.add_argument("--name", default="calibration", help="result name (default: %(default)s)")
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
@@ -39,13 +42,13 @@ def run(args: argparse.Namespace) -> dict:
     from edgeslim.calibration.curate import select_calibration_set
     from edgeslim.calibration.pool import measure_pool
     from edgeslim.calibration.probe import ModelProbe
-    from edgeslim.evaluate.accuracy import evaluate_map
-    from edgeslim.quantize.ort_int8 import quantize_int8
     from edgeslim.dag.layout import Layout
     from edgeslim.dag.outcome import Outcome
     from edgeslim.dag.registry import DATASET, through
     from edgeslim.dag.run import run_steps
     from edgeslim.dag.step import SOURCE
+    from edgeslim.evaluate.accuracy import evaluate_map
+    from edgeslim.quantize.ort_int8 import quantize_int8
 
     p = load_params(args.params, [*args.set, "prune.enabled=false"])  # calibration of the unpruned fused model
     workspace.configure_environment(p)
@@ -60,7 +63,12 @@ def run(args: argparse.Namespace) -> dict:
         return evaluate_map(artifact, data.data_yaml, imgsz, p.evaluate, work / "val").map50_95
 
     baseline, fp32_map = score(weights), score(fp32)
-    pool = measure_pool(workspace.split_dir(data, "calib_pool"), ModelProbe(fp32, p.calibration.pred_conf, p.calibration.pred_iou, p.evaluate.threads), imgsz, len(data.names))
+    pool = measure_pool(
+        workspace.split_dir(data, "calib_pool"),
+        ModelProbe(fp32, p.calibration.pred_conf, p.calibration.pred_iou, p.evaluate.threads),
+        imgsz,
+        len(data.names),
+    )
     sizes = args.sizes or sorted({p.calibration.num_images, max(1, p.calibration.num_images // 4)})
     rows = []
     for k in sizes:
@@ -71,20 +79,33 @@ def run(args: argparse.Namespace) -> dict:
             int8 = quantize_int8(fp32, chosen.images, imgsz, p.quantize, folder / "model-int8.onnx").path
             value = score(int8)
             cov = chosen.report["coverage"]["selected"]
-            rows.append({
-                "k": k, "set": method, "seed": seed, "map50_95": round(value, 4), "ratio": round(value / baseline, 4),
-                "strata_covered": f"{cov['strata_covered']}/{cov['strata_total']}", "mean_range_coverage": cov["mean_range_coverage"],
-                "feature_radius": cov["feature_radius"], "size_ratio": round(int8.stat().st_size / fp32.stat().st_size, 4),
-            })
+            rows.append(
+                {
+                    "k": k,
+                    "set": method,
+                    "seed": seed,
+                    "map50_95": round(value, 4),
+                    "ratio": round(value / baseline, 4),
+                    "strata_covered": f"{cov['strata_covered']}/{cov['strata_total']}",
+                    "mean_range_coverage": cov["mean_range_coverage"],
+                    "feature_radius": cov["feature_radius"],
+                    "size_ratio": round(int8.stat().st_size / fp32.stat().st_size, 4),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     return {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "weights": str(weights), "pool_images": len(pool.images),
-        "baseline_map50_95": round(baseline, 4), "fp32_map50_95": round(fp32_map, 4), "quantize": p.quantize.model_dump(mode="json"),
-        "rows": rows, "summary": _summary(rows),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "weights": str(weights),
+        "pool_images": len(pool.images),
+        "baseline_map50_95": round(baseline, 4),
+        "fp32_map50_95": round(fp32_map, 4),
+        "quantize": p.quantize.model_dump(mode="json"),
+        "rows": rows,
+        "summary": _summary(rows),
     }
 
 
-def _pull(p, model: str | None, work: Path) -> Path:  # noqa: ANN001 (Params)
+def _pull(p, model: str | None, work: Path) -> Path:
     from benchmarks.subjects import pull_registered
     from edgeslim.cli import _tracking_uri
 
@@ -97,22 +118,40 @@ def _summary(rows: list[dict]) -> list[dict]:
     for k in sorted({r["k"] for r in rows}):
         curated = next(r["map50_95"] for r in rows if r["k"] == k and r["set"] == "curated")
         random_maps = [r["map50_95"] for r in rows if r["k"] == k and r["set"] == "random"]
-        out.append({
-            "k": k, "curated": curated, "random_mean": round(statistics.mean(random_maps), 4), "random_min": min(random_maps),
-            "random_max": max(random_maps), "random_beaten_or_tied": sum(curated >= m for m in random_maps), "random_samples": len(random_maps),
-        })
+        out.append(
+            {
+                "k": k,
+                "curated": curated,
+                "random_mean": round(statistics.mean(random_maps), 4),
+                "random_min": min(random_maps),
+                "random_max": max(random_maps),
+                "random_beaten_or_tied": sum(curated >= m for m in random_maps),
+                "random_samples": len(random_maps),
+            }
+        )
     return out
 
 
 def markdown(result: dict) -> str:
     lines = [
-        "# Calibration set: curated vs random (INT8 mAP50-95 on held-out val)", "",
+        "# Calibration set: curated vs random (INT8 mAP50-95 on held-out val)",
+        "",
         f"{result['when']} · weights `{result['weights']}` · pool {result['pool_images']} images · baseline mAP50-95 "
-        f"{result['baseline_map50_95']} · FP32 ONNX {result['fp32_map50_95']} · quantize.method {result['quantize']['method']}", "",
-        "| K | curated | random mean | random min | random max | curated ≥ random |", "|---|---|---|---|---|---|",
-        *(f"| {s['k']} | {s['curated']} | {s['random_mean']} | {s['random_min']} | {s['random_max']} | {s['random_beaten_or_tied']}/{s['random_samples']} |" for s in result["summary"]),
-        "", "| K | set | seed | mAP50-95 | × baseline | strata covered | mean range coverage | feature radius | INT8/FP32 size |", "|---|---|---|---|---|---|---|---|---|",
-        *(f"| {r['k']} | {r['set']} | {r['seed']} | {r['map50_95']} | {r['ratio']} | {r['strata_covered']} | {r['mean_range_coverage']} | {r['feature_radius']} | {r['size_ratio']} |" for r in result["rows"]),
+        f"{result['baseline_map50_95']} · FP32 ONNX {result['fp32_map50_95']} · quantize.method {result['quantize']['method']}",
+        "",
+        "| K | curated | random mean | random min | random max | curated ≥ random |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {s['k']} | {s['curated']} | {s['random_mean']} | {s['random_min']} | {s['random_max']} | {s['random_beaten_or_tied']}/{s['random_samples']} |"
+            for s in result["summary"]
+        ),
+        "",
+        "| K | set | seed | mAP50-95 | × baseline | strata covered | mean range coverage | feature radius | INT8/FP32 size |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['k']} | {r['set']} | {r['seed']} | {r['map50_95']} | {r['ratio']} | {r['strata_covered']} | {r['mean_range_coverage']} | {r['feature_radius']} | {r['size_ratio']} |"
+            for r in result["rows"]
+        ),
     ]
     return "\n".join(lines) + "\n"
 

@@ -10,6 +10,7 @@ Static batch-1 files (what ships) cannot run batch 8, so each ONNX artifact also
 exported with ``dynamic=True`` (ultralytics makes batch, height and width dynamic) by the same
 recipe; batch-8 timings are taken on that twin, batch-1 timings on the shipped file.
 """
+
 from __future__ import annotations
 
 import shutil

@@ -11,25 +11,27 @@ Share of orchestration and registry I/O = (Prefect start-up + flow wall time - c
 start-up + flow wall time), where compute is the same steps run directly (benchmarks.library_run)
 in the same process.
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import mlflow
 import psutil
 from prefect import flow
 
+from benchmarks.subjects import Subject
 from edgeslim.cli import _run_flow
 from edgeslim.config import Params
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.server import LocalServer, start_server
 from flows.compress import compress_flow
-from benchmarks.subjects import Subject
 
 T = TypeVar("T")
 FREE_PORT = 0  # start_server picks a free port
@@ -119,7 +121,9 @@ def scratch_registry(p: Params, source: Subject, root: Path) -> tuple[LocalServe
     with mlflow.start_run(run_name="benchmark: copy of the source model"):
         model_uri = reg.log_weights_model(source.weights)
     name = source.origin["name"]
-    reg.register(client, model_uri, name, {COPY_TAG: f"{source.origin['registry']} {name}:{source.origin['version']}"}, p.mlflow.source_alias)
+    reg.register(
+        client, model_uri, name, {COPY_TAG: f"{source.origin['registry']} {name}:{source.origin['version']}"}, p.mlflow.source_alias
+    )
     return server, f"{name}@{p.mlflow.source_alias}"
 
 
@@ -144,8 +148,11 @@ def breakdown(first: FlowRun, prefect_start_s: float, direct_s: dict[str, float]
     total = prefect_start_s + first.wall_s
     compute_s = sum(compute.values())
     per_step = {
-        s: {"flow_s": round(steps[s], 3), "direct_s": round(direct_s[s], 3) if s in direct_s else None,
-            "overhead_s": round(steps[s] - direct_s[s], 3) if s in direct_s else round(steps[s], 3)}
+        s: {
+            "flow_s": round(steps[s], 3),
+            "direct_s": round(direct_s[s], 3) if s in direct_s else None,
+            "overhead_s": round(steps[s] - direct_s[s], 3) if s in direct_s else round(steps[s], 3),
+        }
         for s in steps
     }
     parts = {

@@ -4,6 +4,7 @@ Measured with the same probe (fresh process, same runs and warm-up) as the CPU f
 is still reported, and for PyTorch also the CUDA allocator's peak. An execution provider missing
 from this onnxruntime build is recorded as skipped with the providers that do exist.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,7 +28,8 @@ def _measure(file: Path, inputs: Path, batch: int, timing: Timing, **probe_args:
 def _torch_rows(a: Artifact, inputs: Path, batches: tuple[int, ...], timing: Timing) -> dict:
     return {
         f"pytorch-cuda-{precision}": {
-            f"batch{b}": _measure(a.path if b == 1 else a.batch_twin, inputs, b, timing, device="cuda", precision=precision) for b in batches
+            f"batch{b}": _measure(a.path if b == 1 else a.batch_twin, inputs, b, timing, device="cuda", precision=precision)
+            for b in batches
         }
         for precision in TORCH_PRECISIONS
     }
@@ -39,7 +41,10 @@ def _onnx_rows(a: Artifact, inputs: Path, batches: tuple[int, ...], timing: Timi
         if ep not in available:
             rows[label] = {"skipped": f"{ep} not in this onnxruntime build's providers {available}"}
             continue
-        rows[label] = {f"batch{b}": _measure(a.path if b == 1 else a.batch_twin, inputs, b, timing, device="cuda", providers=(ep, CPU_EP)) for b in batches}
+        rows[label] = {
+            f"batch{b}": _measure(a.path if b == 1 else a.batch_twin, inputs, b, timing, device="cuda", providers=(ep, CPU_EP))
+            for b in batches
+        }
     return rows
 
 
@@ -52,6 +57,7 @@ def gpu_section(subjects: list[tuple[str, list[Artifact], Path]], batches: tuple
     for key, artifacts, inputs in subjects:
         out["subjects"][key] = {
             a.name: _torch_rows(a, inputs, batches, timing) if a.runtime == PYTORCH else _onnx_rows(a, inputs, batches, timing, available)
-            for a in artifacts if a.absent is None
+            for a in artifacts
+            if a.absent is None
         }
     return out

@@ -9,12 +9,13 @@ ultralytics-thop, not the flow's dependencies.
 
   python -m benchmarks.gpu_rerun benchmarks/results/default.json --relocate /work/main=$PWD --out $OUT
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.artifact_kind import ORT, Artifact
@@ -29,7 +30,7 @@ def _relocator(pairs: list[str]):
     def move(path: str) -> Path:
         for old, new in moves:
             if path.startswith(old):
-                return Path(new + path[len(old):])
+                return Path(new + path[len(old) :])
         return Path(path)
 
     return move
@@ -53,9 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.gpu_rerun", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("result", type=Path, help="a benchmark result JSON (benchmarks/results/<name>.json)")
-    parser.add_argument("--relocate", action="append", default=[], metavar="OLD=NEW", help="path prefix the artifacts were moved from/to (repeatable)")
+    parser.add_argument(
+        "--relocate", action="append", default=[], metavar="OLD=NEW", help="path prefix the artifacts were moved from/to (repeatable)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for the updated <name>.json/.md (default: next to RESULT)")
-    parser.add_argument("--rounds", type=int, default=None, help="probe processes per figure (default: the CPU run's; the same runs are split over them)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="probe processes per figure (default: the CPU run's; the same runs are split over them)"
+    )
     parser.add_argument("--probe-timeout", type=float, default=600.0, help="seconds one latency probe may take (default: %(default)s)")
     args = parser.parse_args(argv)
 
@@ -65,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     move = _relocator(args.relocate)
     subjects = [(subj["key"], artifacts_of(subj, move), move(subj["inputs"])) for subj in result["subjects"]]
     result["gpu"] = gpu_section(subjects, tuple(s["batches"]), timing)
-    result["gpu"]["measured"] = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(["python -m benchmarks.gpu_rerun", *sys.argv[1:]])}
+    result["gpu"]["measured"] = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m benchmarks.gpu_rerun", *sys.argv[1:]]),
+    }
 
     out = args.out or args.result.parent
     out.mkdir(parents=True, exist_ok=True)

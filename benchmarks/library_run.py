@@ -6,6 +6,7 @@ the flow's report.json timings are compared with in benchmarks.flow_cost (same s
 An untrained subject is pruned but not finetuned (``prune.finetune.epochs`` 0): there is nothing to
 recover, and its figures are speed and size only (its mAP figures are left out of the results).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -59,7 +60,13 @@ def run_library_steps(p: Params, weights: Path, imgsz: int, out_dir: Path, train
     fp32_unpruned = export_onnx(fused, imgsz, p.export.opset, out_dir / "unpruned" / "model-fp32-unpruned.onnx")  # not a flow step
     stages = {s.name: s for o in outcomes.values() for s in o.stages}
     return LibraryRun(
-        fused=fused, fp32_unpruned=fp32_unpruned, shipped=outcomes["export"].artifact("torch"), fp32=outcomes["export"].artifact("fp32"),
-        int8=outcomes["quantize"].artifact("int8"), calib_images=calibration_images(outcomes["calibrate"].artifact("manifest")),
-        pruned=outcomes["prune"].skipped is None, timings_s={o.step: o.seconds for o in outcomes.values() if o.seconds}, stages=stages,
+        fused=fused,
+        fp32_unpruned=fp32_unpruned,
+        shipped=outcomes["export"].artifact("torch"),
+        fp32=outcomes["export"].artifact("fp32"),
+        int8=outcomes["quantize"].artifact("int8"),
+        calib_images=calibration_images(outcomes["calibrate"].artifact("manifest")),
+        pruned=outcomes["prune"].skipped is None,
+        timings_s={o.step: o.seconds for o in outcomes.values() if o.seconds},
+        stages=stages,
     )

@@ -4,6 +4,7 @@ Latency and peak memory come from benchmarks.probe in a child process (see its d
 MACs and parameters come from the torch model because an ONNX graph has no MAC counter that sees
 through ultralytics' fused layers (an INT8 graph runs the same MACs as its FP32 source).
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,9 +20,9 @@ import onnx
 import torch
 from thop import profile
 
+from benchmarks.probe import RESULT_PREFIX
 from edgeslim.data.images import list_images, preprocess_batch
 from edgeslim.models.checkpoint import load_checkpoint
-from benchmarks.probe import RESULT_PREFIX
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ERROR_TAIL_CHARS = 2000
@@ -57,24 +58,41 @@ def save_inputs(val_dir: Path, imgsz: int, count: int, out: Path) -> Path:
     return out
 
 
-def probe(artifact: Path, inputs: Path, batch: int, timing: Timing, device: str = "cpu", precision: str = "fp32",
-          providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> dict:
+def probe(
+    artifact: Path,
+    inputs: Path,
+    batch: int,
+    timing: Timing,
+    device: str = "cpu",
+    precision: str = "fp32",
+    providers: tuple[str, ...] = ("CPUExecutionProvider",),
+) -> dict:
     """One round: raw latencies and peak memory of ``artifact`` at ``batch``, from a fresh process."""
     spec = {
-        "artifact": str(artifact), "runtime": "ort" if artifact.suffix == ".onnx" else "torch", "inputs": str(inputs),
-        "batch": batch, "threads": timing.threads, "runs": timing.runs_per_round, "warmup": timing.warmup,
-        "device": device, "precision": precision, "providers": list(providers),
+        "artifact": str(artifact),
+        "runtime": "ort" if artifact.suffix == ".onnx" else "torch",
+        "inputs": str(inputs),
+        "batch": batch,
+        "threads": timing.threads,
+        "runs": timing.runs_per_round,
+        "warmup": timing.warmup,
+        "device": device,
+        "precision": precision,
+        "providers": list(providers),
     }
     try:
         done = subprocess.run(
             [sys.executable, "-m", "benchmarks.probe", json.dumps(spec)],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=timing.timeout_s,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timing.timeout_s,
         )
     except subprocess.TimeoutExpired:
         return {"error": f"probe of {artifact.name} at batch {batch} ran past {timing.timeout_s:.0f}s"}
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX):])
+            return json.loads(line[len(RESULT_PREFIX) :])
     return {"error": f"probe exited {done.returncode}: {(done.stderr or done.stdout)[-ERROR_TAIL_CHARS:]}"}
 
 
@@ -114,8 +132,10 @@ def summarize(file: Path, batch: int, rounds: list[dict], timing: Timing) -> dic
         "pooled_latency_ms": _stats([t for r in rounds for t in r["times_ms"]]),
         "throughput_ips": batch * MS_PER_S / medians[best],
         "load_s": float(np.median([r["load_s"] for r in rounds])),
-        "memory": {**max((r["memory"] for r in rounds), key=lambda m: m["peak_mib"]),
-                   "peak_delta_mib": max(r["memory"]["peak_delta_mib"] for r in rounds)},
+        "memory": {
+            **max((r["memory"] for r in rounds), key=lambda m: m["peak_mib"]),
+            "peak_delta_mib": max(r["memory"]["peak_delta_mib"] for r in rounds),
+        },
     }
 
 

@@ -1,5 +1,6 @@
 """Committed results name files relative to the repository: an absolute path says only where one
 machine kept its checkout."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ Why not edgeslim.plots.pareto_plot as is: here several artifacts share a mAP and
 each other; labels of nearby points are stacked instead. Marker scale and Pareto front are the
 flow's own, so the benchmark's picture reads like the one in each MLflow run.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,9 +13,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from edgeslim.plots import MARKER_AREA_PER_MIB, MIN_MARKER_AREA, Point, pareto_front  # noqa: E402
+from edgeslim.plots import MARKER_AREA_PER_MIB, MIN_MARKER_AREA, Point, pareto_front
 
 FIGSIZE_IN = (8, 5)
 DPI = 120
@@ -56,8 +57,14 @@ def plot_results(result: dict, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=FIGSIZE_IN, dpi=DPI)
     for p, offset in zip(points, _label_offsets(points)):
         ax.scatter(p.latency_ms, p.map50_95, s=max(MIN_MARKER_AREA, MARKER_AREA_PER_MIB * p.size_bytes / 2**20), alpha=0.6)
-        ax.annotate(f"{p.label} ({p.size_bytes / BYTES_PER_KIB:.0f} KiB)", (p.latency_ms, p.map50_95),
-                    textcoords="offset points", xytext=offset, fontsize=FONT_SIZE, arrowprops={"arrowstyle": "-", "linewidth": 0.5})
+        ax.annotate(
+            f"{p.label} ({p.size_bytes / BYTES_PER_KIB:.0f} KiB)",
+            (p.latency_ms, p.map50_95),
+            textcoords="offset points",
+            xytext=offset,
+            fontsize=FONT_SIZE,
+            arrowprops={"arrowstyle": "-", "linewidth": 0.5},
+        )
     front = sorted(pareto_front(points), key=lambda p: p.latency_ms)
     if len(front) > 1:
         ax.plot([p.latency_ms for p in front], [p.map50_95 for p in front], "k--", linewidth=0.8, label="Pareto front")

@@ -11,13 +11,14 @@ Invoked by benchmarks.measure as ``python -m benchmarks.probe '<json spec>'``; p
 batch, threads, runs, warmup, device (cpu | cuda), precision (fp32 | fp16, torch only),
 providers (ONNX Runtime execution providers, ort only).
 """
+
 from __future__ import annotations
 
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

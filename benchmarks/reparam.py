@@ -18,6 +18,7 @@ ultralytics exporter would fuse before exporting, hiding the unfused case), with
 default graph optimizations, which fold BatchNorm into convolutions themselves but do not merge
 RepConv's parallel branches. Writes ``benchmarks/results/reparam.json`` and ``.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,15 +26,18 @@ import copy
 import json
 import os
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
 from thop import profile
+from ultralytics.nn.modules import Detect
+from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
 from benchmarks.paths import repo_relative
+from benchmarks.probe import latencies_ms
 from edgeslim import workspace
 from edgeslim.config import Params, load_params
 from edgeslim.data.images import list_images, preprocess_batch
@@ -43,9 +47,6 @@ from edgeslim.reparam.equivalence import compare_models
 from edgeslim.reparam.fuse import fuse_model
 from edgeslim.reparam.strip import strip_auxiliary
 from edgeslim.ultra import CFG_MODELS
-from benchmarks.probe import latencies_ms
-from ultralytics.nn.modules import Detect
-from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -63,7 +64,15 @@ def _export(model: DetectionModel, imgsz: int, opset: int, path: Path) -> Path:
     for m in model.modules():
         if isinstance(m, Detect):
             m.export, m.format = True, "onnx"
-    torch.onnx.export(model, torch.zeros(1, 3, imgsz, imgsz), str(path), opset_version=opset, input_names=["images"], output_names=["output0"], dynamo=False)
+    torch.onnx.export(
+        model,
+        torch.zeros(1, 3, imgsz, imgsz),
+        str(path),
+        opset_version=opset,
+        input_names=["images"],
+        output_names=["output0"],
+        dynamo=False,
+    )
     return path
 
 
@@ -86,8 +95,13 @@ def _time_all(calls: dict[str, object], x: np.ndarray, runs: int, rounds: int, w
     for name, per_round in times.items():
         medians = [float(np.median(t)) for t in per_round]
         pooled = [t for r in per_round for t in r]
-        out[name] = {"median_ms": min(medians), "round_medians_ms": medians, "pooled_median_ms": float(np.median(pooled)),
-                     "pooled_p90_ms": float(np.percentile(pooled, 90)), "calls": len(pooled)}
+        out[name] = {
+            "median_ms": min(medians),
+            "round_medians_ms": medians,
+            "pooled_median_ms": float(np.median(pooled)),
+            "pooled_p90_ms": float(np.percentile(pooled, 90)),
+            "calls": len(pooled),
+        }
     return out
 
 
@@ -114,8 +128,14 @@ def _ort_call(path: Path, threads: int):
     return call
 
 
-def _subject(variants: dict[str, DetectionModel], pairs: dict[str, tuple[str, str]], args: argparse.Namespace, p: Params,
-             images: np.ndarray, work: Path) -> dict:
+def _subject(
+    variants: dict[str, DetectionModel],
+    pairs: dict[str, tuple[str, str]],
+    args: argparse.Namespace,
+    p: Params,
+    images: np.ndarray,
+    work: Path,
+) -> dict:
     """Cost, equivalence, torch eager and ORT latency of each variant; ratios for each (after, before) pair."""
     x = images[:1]
     onnx = {name: _export(m, args.imgsz, p.export.opset, work / f"{name}.onnx") for name, m in variants.items()}
@@ -143,19 +163,39 @@ def _subject(variants: dict[str, DetectionModel], pairs: dict[str, tuple[str, st
 
 
 def _markdown(result: dict) -> str:
-    lines = [f"# Re-parameterization benchmark ({result['settings']['imgsz']} px, batch 1, {result['settings']['threads']} threads)", "",
-             "Latency: median of the fastest of the interleaved rounds (pooled medians in the JSON).", ""]
-    for key, subject in result["subjects"].items():
-        lines += [f"## {subject['title']}", "", "| variant | params | GFLOPs | ONNX KiB | torch eager ms | ONNX Runtime ms |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Re-parameterization benchmark ({result['settings']['imgsz']} px, batch 1, {result['settings']['threads']} threads)",
+        "",
+        "Latency: median of the fastest of the interleaved rounds (pooled medians in the JSON).",
+        "",
+    ]
+    for subject in result["subjects"].values():
+        lines += [
+            f"## {subject['title']}",
+            "",
+            "| variant | params | GFLOPs | ONNX KiB | torch eager ms | ONNX Runtime ms |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, v in subject["variants"].items():
-            lines.append(f"| {name} | {v['params']:,} | {v['gflops']:.3f} | {v['onnx_bytes'] / 1024:.0f} | {v['torch_eager']['median_ms']:.2f} | {v['onnx_runtime']['median_ms']:.2f} |")
-        lines += ["", "| ratio | torch eager latency | ONNX Runtime latency | params | GFLOPs | equivalence rel L2 |", "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {name} | {v['params']:,} | {v['gflops']:.3f} | {v['onnx_bytes'] / 1024:.0f} | {v['torch_eager']['median_ms']:.2f} | {v['onnx_runtime']['median_ms']:.2f} |"
+            )
+        lines += [
+            "",
+            "| ratio | torch eager latency | ONNX Runtime latency | params | GFLOPs | equivalence rel L2 |",
+            "|---|---|---|---|---|---|",
+        ]
         for label, r in subject["ratios"].items():
             eq = subject["equivalence"][label]["rel_l2"]
-            lines.append(f"| {label} | {r['torch_eager_latency']:.3f} | {r['onnx_runtime_latency']:.3f} | {r['params']:.3f} | {r['gflops']:.3f} | {eq:.2e} |")
+            lines.append(
+                f"| {label} | {r['torch_eager_latency']:.3f} | {r['onnx_runtime_latency']:.3f} | {r['params']:.3f} | {r['gflops']:.3f} | {eq:.2e} |"
+            )
         lines.append("")
-    lines += ["The dual model's ONNX file equals the stripped one's: at inference DualDetect returns the main head only, so the",
-              "exporter drops the auxiliary branch as dead code; stripping pays off in eager PyTorch, parameters and checkpoints.", ""]
+    lines += [
+        "The dual model's ONNX file equals the stripped one's: at inference DualDetect returns the main head only, so the",
+        "exporter drops the auxiliary branch as dead code; stripping pays off in eager PyTorch, parameters and checkpoints.",
+        "",
+    ]
     lines += [f"Load average before / after: {result['machine']['load_before']} / {result['machine']['load_after']}", ""]
     return "\n".join(lines)
 
@@ -164,7 +204,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("-S", dest="overrides", action="append", default=[], help="section.key=value override")
-    ap.add_argument("--imgsz", type=int, default=None, help="input size of every variant (default: baseline.imgsz, what the project's models run at)")
+    ap.add_argument(
+        "--imgsz", type=int, default=None, help="input size of every variant (default: baseline.imgsz, what the project's models run at)"
+    )
     ap.add_argument("--runs", type=int, default=60, help="timed calls per variant and round")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     ap.add_argument("--warmup", type=int, default=5, help="untimed calls per variant and round")
@@ -187,7 +229,9 @@ def main(argv: list[str] | None = None) -> dict:
     heavy = _subject({"unfused": repconv, "fused": fused}, {"fused / unfused": ("fused", "unfused")}, args, p, images, work)
     heavy.update(title=f"RepConv-heavy: {args.repconv_cfg}", fused_kinds=report.as_dict()["fused_kinds"])
 
-    dual = _calibrated(build_detection_model(write_arch_yaml(p.baseline.model_copy(update={"arch": "yolov9-dual"}), nc, work), nc=nc), images)
+    dual = _calibrated(
+        build_detection_model(write_arch_yaml(p.baseline.model_copy(update={"arch": "yolov9-dual"}), nc, work), nc=nc), images
+    )
     stripped, strip = strip_auxiliary(dual)
     stripped_fused, _ = fuse_model(stripped)
     pairs = {"stripped / dual": ("stripped", "dual"), "stripped+fused / dual": ("stripped+fused", "dual")}
@@ -195,12 +239,24 @@ def main(argv: list[str] | None = None) -> dict:
     dual_result.update(title=f"dual-head yolov9-dual at scale {list(p.baseline.scale)}", removed_layers=len(strip.removed))
 
     result = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "settings": {"imgsz": args.imgsz, "runs": args.runs, "rounds": args.rounds, "warmup": args.warmup, "threads": p.evaluate.threads,
-                     "opset": p.export.opset, "equivalence_images": len(images)},
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
-                    "onnxruntime": ort.__version__, "load_before": [round(v, 2) for v in load_before],
-                    "load_after": [round(v, 2) for v in os.getloadavg()]},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "settings": {
+            "imgsz": args.imgsz,
+            "runs": args.runs,
+            "rounds": args.rounds,
+            "warmup": args.warmup,
+            "threads": p.evaluate.threads,
+            "opset": p.export.opset,
+            "equivalence_images": len(images),
+        },
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "onnxruntime": ort.__version__,
+            "load_before": [round(v, 2) for v in load_before],
+            "load_after": [round(v, 2) for v in os.getloadavg()],
+        },
         "subjects": {"repconv_heavy": heavy, "dual_head": dual_result},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

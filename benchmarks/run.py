@@ -4,13 +4,14 @@ Heavy imports (torch, ultralytics, Prefect) wait until the params are loaded and
 set, exactly as the ``edgeslim`` CLI does, so ``--help`` is instant and Prefect's database lands
 in the workspace.
 """
+
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from edgeslim.config import DEFAULT_PARAMS, load_params
 from edgeslim.errors import EdgeslimError
@@ -58,26 +59,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default="default", help="result name: benchmarks/results/<name>.{json,md,png} (default: %(default)s)")
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
     parser.add_argument(
-        "-S", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        "-S",
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
         help="override one param, as for edgeslim (repeatable), e.g. -S evaluate.threads=1",
     )
-    parser.add_argument("--model", metavar="NAME[@ALIAS|:VERSION]", help="registered source model (default: <model_name>@<mlflow.source_alias>)")
-    parser.add_argument("--reference-cfg", default="yolov8n.yaml", help="ultralytics model yaml of the untrained reference (default: %(default)s)")
-    parser.add_argument("--reference-imgsz", type=_at_least(1), default=320, help="image size of the reference model (default: %(default)s)")
+    parser.add_argument(
+        "--model", metavar="NAME[@ALIAS|:VERSION]", help="registered source model (default: <model_name>@<mlflow.source_alias>)"
+    )
+    parser.add_argument(
+        "--reference-cfg", default="yolov8n.yaml", help="ultralytics model yaml of the untrained reference (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--reference-imgsz", type=_at_least(1), default=320, help="image size of the reference model (default: %(default)s)"
+    )
     parser.add_argument(
         "--batch", type=_at_least(MIN_LARGER_BATCH), default=8, help="the larger batch timed besides batch 1 (default: %(default)s)"
     )
     parser.add_argument(
-        "--runs", type=_at_least(1), default=150, help="timed runs per latency figure, rounded up to a multiple of --rounds (default: %(default)s)"
+        "--runs",
+        type=_at_least(1),
+        default=150,
+        help="timed runs per latency figure, rounded up to a multiple of --rounds (default: %(default)s)",
     )
     parser.add_argument("--warmup", type=_at_least(0), default=10, help="untimed warm-up runs in each probe process (default: %(default)s)")
     parser.add_argument(
-        "--rounds", type=_at_least(1), default=3,
+        "--rounds",
+        type=_at_least(1),
+        default=3,
         help="split each figure's runs over this many probe processes, interleaved across artifacts; each figure "
         "is its fastest round's, as interference only adds time (default: %(default)s)",
     )
     parser.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help="smoke run: take runs/warm-up from params.yaml (evaluate.latency_runs/latency_warmup) instead of --runs/--warmup",
     )
     parser.add_argument("--probe-timeout", type=float, default=600.0, help="seconds one latency probe may take (default: %(default)s)")
@@ -95,10 +112,20 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.bench import Settings, run_benchmark
 
         settings = Settings(
-            name=args.name, params_file=args.params, overrides=tuple(args.set), model=args.model,
-            reference_cfg=args.reference_cfg, reference_imgsz=args.reference_imgsz, batch=args.batch,
-            runs=args.runs, warmup=args.warmup, rounds=args.rounds, quick=args.quick, probe_timeout_s=args.probe_timeout,
-            out_dir=args.out_dir, command=shlex.join(["python", "-m", "benchmarks.run", *(sys.argv[1:] if argv is None else argv)]),
+            name=args.name,
+            params_file=args.params,
+            overrides=tuple(args.set),
+            model=args.model,
+            reference_cfg=args.reference_cfg,
+            reference_imgsz=args.reference_imgsz,
+            batch=args.batch,
+            runs=args.runs,
+            warmup=args.warmup,
+            rounds=args.rounds,
+            quick=args.quick,
+            probe_timeout_s=args.probe_timeout,
+            out_dir=args.out_dir,
+            command=shlex.join(["python", "-m", "benchmarks.run", *(sys.argv[1:] if argv is None else argv)]),
         )
         result = run_benchmark(settings)
     except EdgeslimError as exc:

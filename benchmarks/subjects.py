@@ -5,19 +5,19 @@ own yaml (nothing can be downloaded here, so it is untrained and has no mAP, onl
 with the dataset's classes, and saved the way ultralytics' trainer saves checkpoints (model in
 FP16), so its .pt size compares with a real one.
 """
+
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-
-import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics)
 import ultralytics
 from ultralytics.nn.tasks import DetectionModel
 
+import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics)
 from edgeslim.config import Params
 from edgeslim.registry import mlflow_registry as reg
 
@@ -60,7 +60,7 @@ def build_reference(cfg: str, names: tuple[str, ...], imgsz: int, seed: int, des
             "model": copy.deepcopy(model).eval().half(),
             "train_args": {"model": cfg, "task": "detect", "imgsz": imgsz},
             "version": ultralytics.__version__,
-            "date": datetime.now(timezone.utc).isoformat(),
+            "date": datetime.now(UTC).isoformat(),
         },
         weights,
     )

@@ -1,4 +1,5 @@
 """The Markdown people read, built from the same dict as the JSON machines read."""
+
 from __future__ import annotations
 
 KIB = 1024
@@ -97,8 +98,12 @@ def _gpu_lines(gpu: dict) -> list[str]:
         return [f"Skipped: {gpu['skipped']}.", ""]
     measured = gpu.get("measured")  # set when the section was measured later, on another machine (benchmarks.gpu_rerun)
     where = f" · measured {measured['created']} with `{measured['command']}`" if measured else ""
-    rows = [f"Device: {gpu['device']}; ONNX Runtime providers: {', '.join(gpu['onnxruntime_providers'])}{where}", "",
-            "| subject | artifact | runtime | batch | median ms | p90 ms | img/s |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        f"Device: {gpu['device']}; ONNX Runtime providers: {', '.join(gpu['onnxruntime_providers'])}{where}",
+        "",
+        "| subject | artifact | runtime | batch | median ms | p90 ms | img/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for key, artifacts in gpu["subjects"].items():
         for name, runtimes in artifacts.items():
             for runtime, batches in runtimes.items():
@@ -107,7 +112,11 @@ def _gpu_lines(gpu: dict) -> list[str]:
                     continue
                 for batch, probe in batches.items():
                     lat = probe.get("latency_ms")
-                    cells = f"{lat['median']:.2f} | {lat['p90']:.2f} | {probe['throughput_ips']:.1f}" if lat else f"error: {probe.get('error', '')[:80]} | | "
+                    cells = (
+                        f"{lat['median']:.2f} | {lat['p90']:.2f} | {probe['throughput_ips']:.1f}"
+                        if lat
+                        else f"error: {probe.get('error', '')[:80]} | | "
+                    )
                     rows.append(f"| {key} | {name} | {runtime} | {batch} | {cells} |")
     return rows + [""]
 
@@ -130,7 +139,7 @@ def markdown(result: dict) -> str:
         "## CPU (ONNX Runtime CPU EP / PyTorch eager)",
         "",
         f"× columns are ratios to `ultralytics-onnx-fp32` of the same model (latency/size below 1 = smaller, "
-        f"throughput above 1 = faster). b{batch} and \"dynamic-twin\" run on a dynamic-batch re-export of each ONNX "
+        f'throughput above 1 = faster). b{batch} and "dynamic-twin" run on a dynamic-batch re-export of each ONNX '
         f"artifact (static batch-1 files cannot run batch {batch}); b1 runs the shipped file. Peak RSS: Δ = what "
         f"loading and running the artifact added to the process, total = whole probe process. MACs of ONNX "
         f"artifacts are those of the fused torch model they were exported from.",
@@ -138,7 +147,12 @@ def markdown(result: dict) -> str:
     ]
     for subject in result["subjects"]:
         lines += _subject_table(subject, batch)
-    lines += ["## Cost of the compress flow itself", "", "Measured with `prune.enabled=false`: finetuning is the same compute in and out of the flow.", ""] + _flow_table(result["flow_cost"])
+    lines += [
+        "## Cost of the compress flow itself",
+        "",
+        "Measured with `prune.enabled=false`: finetuning is the same compute in and out of the flow.",
+        "",
+    ] + _flow_table(result["flow_cost"])
     lines += ["## GPU", ""] + _gpu_lines(result["gpu"])
     lines += [f"Plot: `{result['outputs']['png']}` · JSON: `{result['outputs']['json']}`", ""]
     return "\n".join(lines)

@@ -5,12 +5,13 @@ Every command takes ``--params FILE`` and repeated ``-S section.key=value`` over
 corrupt checkpoint, failed gate) end with one ``edgeslim: error: ...`` line and a non-zero exit:
 2 for bad input or environment, 3 for a failed quality gate.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from edgeslim.config import DEFAULT_PARAMS, Params, load_params
 from edgeslim.errors import EdgeslimError
@@ -46,7 +47,9 @@ def _tracking_uri(p: Params) -> str:
         if uri.startswith(("http://", "https://")) and not is_healthy(uri, timeout=5.0):
             raise RegistryError(f"MLflow tracking server {uri} is unreachable (no answer on /health)")
         return uri
-    server = ensure_server(workspace.mlflow_root(p), p.mlflow.host, p.mlflow.port, p.mlflow.startup_timeout_s, p.mlflow.artifacts_destination)
+    server = ensure_server(
+        workspace.mlflow_root(p), p.mlflow.host, p.mlflow.port, p.mlflow.startup_timeout_s, p.mlflow.artifacts_destination
+    )
     print(f"MLflow UI: {server.url}  (local server, pid {server.pid}; stop with `edgeslim server stop`)", file=sys.stderr)
     return server.url
 
@@ -65,7 +68,7 @@ def _run_flow(flow: Callable, **kwargs: object) -> dict:
     return state.result()
 
 
-def cmd_dataset(args: argparse.Namespace, p: Params) -> int:
+def cmd_dataset(args: argparse.Namespace, p: Params) -> int:  # noqa: ARG001 (every command takes args)
     from edgeslim import workspace
 
     info = workspace.dataset(p)
@@ -85,7 +88,9 @@ def cmd_compress(args: argparse.Namespace, p: Params) -> int:
     from flows.compress import compress_flow
 
     model = args.model or f"{p.model_name}@{p.mlflow.source_alias}"
-    out = _run_flow(compress_flow, model=model, tracking_uri=_tracking_uri(p), params_file=str(args.params), overrides=args.set, force=args.force)
+    out = _run_flow(
+        compress_flow, model=model, tracking_uri=_tracking_uri(p), params_file=str(args.params), overrides=args.set, force=args.force
+    )
     print(out["report"])
     return 0
 
@@ -99,7 +104,13 @@ def cmd_demo(args: argparse.Namespace, p: Params) -> int:
     _run_flow(baseline_flow, tracking_uri=uri, params_file=str(args.params), overrides=args.set)
     with demo_fleet(p, args.params, args.set) as fleet:  # local broker, S3 and one agent (fleet.demo)
         overrides = [*args.set, *fleet.overrides]
-        out = _run_flow(compress_flow, model=f"{p.model_name}@{p.mlflow.source_alias}", tracking_uri=uri, params_file=str(args.params), overrides=overrides)
+        out = _run_flow(
+            compress_flow,
+            model=f"{p.model_name}@{p.mlflow.source_alias}",
+            tracking_uri=uri,
+            params_file=str(args.params),
+            overrides=overrides,
+        )
         fleet.show(uri, out)
     print(f"MLflow UI: {uri}  ({out['published']['model']}@{out['published']['alias']})", file=sys.stderr)
     print(out["report"])
@@ -179,9 +190,17 @@ def cmd_agent(args: argparse.Namespace, p: Params) -> int:
     except ValueError as exc:
         raise EdgeslimError(f"agent: {exc}") from None
     cfg = AgentConfig(
-        device=args.device, group=args.group or p.fleet.group, state_dir=args.state.resolve(), trusted_keys=Path(trusted),
-        knobs=p.fleet.agent, mqtt=p.fleet.mqtt, broker=broker, poll_url=args.poll_url, listen=listen,
-        webhook_secret_env=p.fleet.webhook.secret_env, once=args.once,
+        device=args.device,
+        group=args.group or p.fleet.group,
+        state_dir=args.state.resolve(),
+        trusted_keys=Path(trusted),
+        knobs=p.fleet.agent,
+        mqtt=p.fleet.mqtt,
+        broker=broker,
+        poll_url=args.poll_url,
+        listen=listen,
+        webhook_secret_env=p.fleet.webhook.secret_env,
+        once=args.once,
     )
     return run(cfg)
 
@@ -192,7 +211,9 @@ def _prefect_api() -> str:
 
     url = os.environ.get("PREFECT_API_URL", "")
     if not url:
-        raise EdgeslimError("set PREFECT_API_URL to a running Prefect server (`prefect server start`): deployments cannot live on an ephemeral one")
+        raise EdgeslimError(
+            "set PREFECT_API_URL to a running Prefect server (`prefect server start`): deployments cannot live on an ephemeral one"
+        )
     return url
 
 
@@ -256,7 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
     common.add_argument(
-        "-S", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        "-S",
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
         help="override one param, e.g. -S gates.min_map_ratio=0.97 (repeatable; values parsed as YAML)",
     )
     parser = argparse.ArgumentParser(
@@ -272,15 +297,39 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(func=func)
         return cmd
 
-    add("demo", cmd_demo, "run the whole job on the embedded default: dataset, baseline (reused when unchanged), compress; prints report.json's path last")
-    add("dataset", cmd_dataset, "generate (once) the embedded synthetic dataset, or check dataset.data_yaml; prints data.yaml and its sha256")
-    base = add("baseline", cmd_baseline, "make the dataset, train the tiny baseline and register it as <model_name>@champion (reused when data and params are unchanged)")
+    add(
+        "demo",
+        cmd_demo,
+        "run the whole job on the embedded default: dataset, baseline (reused when unchanged), compress; prints report.json's path last",
+    )
+    add(
+        "dataset",
+        cmd_dataset,
+        "generate (once) the embedded synthetic dataset, or check dataset.data_yaml; prints data.yaml and its sha256",
+    )
+    base = add(
+        "baseline",
+        cmd_baseline,
+        "make the dataset, train the tiny baseline and register it as <model_name>@champion (reused when data and params are unchanged)",
+    )
     base.add_argument("--force", action="store_true", help="train and register a new version even if an identical champion exists")
-    comp = add("compress", cmd_compress, "run the compress flow on a registered model and publish <model_name>-edge@candidate if every gate passes")
-    comp.add_argument("--model", metavar="NAME[@ALIAS|:VERSION]", help="source model (default: <model_name>@<mlflow.source_alias> from params)")
-    comp.add_argument("--force", action="store_true", help="compress and publish again even if this source version was already published with the same params and data")
+    comp = add(
+        "compress", cmd_compress, "run the compress flow on a registered model and publish <model_name>-edge@candidate if every gate passes"
+    )
+    comp.add_argument(
+        "--model", metavar="NAME[@ALIAS|:VERSION]", help="source model (default: <model_name>@<mlflow.source_alias> from params)"
+    )
+    comp.add_argument(
+        "--force",
+        action="store_true",
+        help="compress and publish again even if this source version was already published with the same params and data",
+    )
     rep = add("report", cmd_report, "print the stage table and gate verdicts of a compress run (run id) or of a published edge version")
-    rep.add_argument("ref", metavar="RUN_ID|NAME[@ALIAS|:VERSION]", help="MLflow run id, or edge model version (bare NAME means NAME@<mlflow.edge_alias>)")
+    rep.add_argument(
+        "ref",
+        metavar="RUN_ID|NAME[@ALIAS|:VERSION]",
+        help="MLflow run id, or edge model version (bare NAME means NAME@<mlflow.edge_alias>)",
+    )
     srv = add("server", cmd_server, "start, stop or show this workspace's local MLflow server")
     srv.add_argument("action", choices=["start", "stop", "status"])
     pg = add("page", cmd_page, "page fleet.group with a published edge version: upload, sign, notify the channels, record the rollout")
@@ -288,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys = add("keys", cmd_keys, "generate an Ed25519 signing keypair for update manifests")
     keys.add_argument("action", choices=["generate"])
     keys.add_argument("--out", type=Path, help="folder for the keypair (default: <workspace>/fleet/keys)")
-    agent = add("agent", cmd_agent, "run the edge agent: receive signed manifests, download, verify, smoke-test, swap, report (ONNX Runtime only)")
+    agent = add(
+        "agent", cmd_agent, "run the edge agent: receive signed manifests, download, verify, smoke-test, swap, report (ONNX Runtime only)"
+    )
     agent.set_defaults(needs_workspace=False)
     agent.add_argument("--device", required=True, help="this device's id (its status topic)")
     agent.add_argument("--state", type=Path, required=True, help="folder for models, downloads and state.json")
@@ -299,13 +350,35 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--poll-url", help="also poll this URL for the group's current manifest every fleet.agent.poll_s")
     agent.add_argument("--listen", metavar="HOST:PORT", help="also accept webhook POSTs here (HMAC key from $<fleet.webhook.secret_env>)")
     agent.add_argument("--once", action="store_true", help="with --poll-url: check once, apply, exit (0 = healthy model)")
-    add("retrain", cmd_retrain, "finetune <model_name>@champion on the newest dataset version, register it, move champion only if better by triggers.retrain.margin")
-    add("serve", cmd_serve, "serve the Prefect deployments `compress` and `retrain` (cron: triggers.retrain.cron) until interrupted; needs PREFECT_API_URL")
-    hook = add("webhook", cmd_webhook, "MLflow promotion trigger: `serve` the receiver that verifies registry webhooks and starts the compress deployment, or `create` the MLflow webhook")
-    hook.add_argument("action", choices=["serve", "create"], help="serve: run the receiver (triggers.webhook); create: create or update the webhook in MLflow")
+    add(
+        "retrain",
+        cmd_retrain,
+        "finetune <model_name>@champion on the newest dataset version, register it, move champion only if better by triggers.retrain.margin",
+    )
+    add(
+        "serve",
+        cmd_serve,
+        "serve the Prefect deployments `compress` and `retrain` (cron: triggers.retrain.cron) until interrupted; needs PREFECT_API_URL",
+    )
+    hook = add(
+        "webhook",
+        cmd_webhook,
+        "MLflow promotion trigger: `serve` the receiver that verifies registry webhooks and starts the compress deployment, or `create` the MLflow webhook",
+    )
+    hook.add_argument(
+        "action",
+        choices=["serve", "create"],
+        help="serve: run the receiver (triggers.webhook); create: create or update the webhook in MLflow",
+    )
     hook.add_argument("--url", help="create: URL MLflow posts to (default: triggers.webhook.public_url, else http://host:port/path)")
-    stage = add("stage", cmd_stage, "run one pipeline stage for `dvc repro` (dvc.yaml); outputs under <workspace>/dvc/, figures in <workspace>/dvc/metrics/")
-    stage.add_argument("stage", metavar="NAME", help="a stage of dvc.yaml: a step of edgeslim/dag/registry.py (dataset, baseline, fuse, ...)")
+    stage = add(
+        "stage",
+        cmd_stage,
+        "run one pipeline stage for `dvc repro` (dvc.yaml); outputs under <workspace>/dvc/, figures in <workspace>/dvc/metrics/",
+    )
+    stage.add_argument(
+        "stage", metavar="NAME", help="a stage of dvc.yaml: a step of edgeslim/dag/registry.py (dataset, baseline, fuse, ...)"
+    )
     dvc = add("dvc-yaml", cmd_dvc_yaml, "print dvc.yaml as the step registry declares it (stages, deps, params, outs)")
     how = dvc.add_mutually_exclusive_group()
     how.add_argument("--write", action="store_true", help="write it to ./dvc.yaml")

@@ -5,6 +5,7 @@ instead of silently falling back to a default and publishing a model under the w
 Overrides use the ``section.key=value`` syntax of ``dvc exp run -S`` so the same strings work in
 both tools; values are parsed as YAML, so ``-S quantize.op_types=[Conv,MatMul]`` works.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -419,7 +420,5 @@ def load_params(path: Path | str = DEFAULT_PARAMS, overrides: list[str] | tuple[
     try:
         return Params.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"invalid params in {path}: {problems}") from None

@@ -1,5 +1,6 @@
 """sha256 of a file in bounded memory: artifacts (models, engines) can be larger than a device's RAM
 allows reading at once. Its own module so the edge agent can use it without the fleet's boto3."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Errors the CLI turns into one clear line (no traceback wall) and a non-zero exit."""
+
 from __future__ import annotations
 
 

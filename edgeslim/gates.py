@@ -2,6 +2,7 @@
 
 Each gate carries its figure and threshold so a failure message can name all three.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -50,9 +51,7 @@ def _tolerance_gate(eq: Equivalence, name: str, what: str, max_rel_l2: float, ma
         threshold=max_rel_l2,
         detail=(
             f"{what} on {eq.n_images} val images: relative L2 {eq.rel_l2:.3e} (max {max_rel_l2:.1e}), "
-            f"max relative {eq.rel_max_abs:.3e} (max {max_rel_abs:.1e})"
-            + (f", worst output {worst}" if worst else "")
-            + _departure(eq)
+            f"max relative {eq.rel_max_abs:.3e} (max {max_rel_abs:.1e})" + (f", worst output {worst}" if worst else "") + _departure(eq)
         ),
     )
 

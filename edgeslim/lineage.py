@@ -1,4 +1,5 @@
 """Lineage facts recorded on every registered version: code, params and data identity."""
+
 from __future__ import annotations
 
 import os

@@ -1,13 +1,19 @@
 """Plots people would rather look at than read: the accuracy/latency/size trade-off of a run."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
+
+if TYPE_CHECKING:
+    from edgeslim.report import StageResult
 
 MARKER_AREA_PER_MIB = 400.0  # scatter area per MiB of artifact, so size reads at a glance
 MIN_MARKER_AREA = 30.0
@@ -24,13 +30,26 @@ class Point:
 def pareto_front(points: list[Point]) -> list[Point]:
     """Points no other point beats on both latency (lower) and mAP (higher)."""
     return [
-        p for p in points
-        if not any(q.latency_ms <= p.latency_ms and q.map50_95 >= p.map50_95 and (q.latency_ms, q.map50_95) != (p.latency_ms, p.map50_95) for q in points)
+        p
+        for p in points
+        if not any(
+            q.latency_ms <= p.latency_ms and q.map50_95 >= p.map50_95 and (q.latency_ms, q.map50_95) != (p.latency_ms, p.map50_95)
+            for q in points
+        )
     ]
 
 
 def _area(p: Point) -> float:
     return max(MIN_MARKER_AREA, MARKER_AREA_PER_MIB * p.size_bytes / 2**20)
+
+
+def stage_points(stages: Iterable[StageResult]) -> list[Point]:
+    """The stages that have all three figures a point needs (mAP, latency, size)."""
+    return [
+        Point(s.name, s.map50_95, s.latency_ms, s.size_bytes)
+        for s in stages
+        if s.map50_95 is not None and s.latency_ms is not None and s.size_bytes is not None
+    ]
 
 
 def pareto_plot(points: list[Point], title: str, out: Path, reference: Point | None = None) -> Path:
@@ -42,7 +61,9 @@ def pareto_plot(points: list[Point], title: str, out: Path, reference: Point | N
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for p in points:
         ax.scatter(p.latency_ms, p.map50_95, s=_area(p), alpha=0.6)
-        ax.annotate(f"{p.label}\n{p.size_bytes / 1024:.0f} KiB", (p.latency_ms, p.map50_95), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        ax.annotate(
+            f"{p.label}\n{p.size_bytes / 1024:.0f} KiB", (p.latency_ms, p.map50_95), textcoords="offset points", xytext=(6, 6), fontsize=8
+        )
     if reference:
         ax.scatter(reference.latency_ms, reference.map50_95, s=_area(reference), facecolors="none", edgecolors="black", marker="D")
         ax.annotate(reference.label, (reference.latency_ms, reference.map50_95), textcoords="offset points", xytext=(6, -16), fontsize=8)

@@ -9,6 +9,7 @@ logs ``Stopping temporary server on ...`` to the ``prefect`` logger: after main(
 report path or the ``edgeslim: error:`` line, so that Prefect line would be the terminal's last.
 ``quiet_prefect_shutdown`` drops just that record; the server is still stopped at exit as before.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,13 +1,14 @@
 """The run report: one table people read (stage · mAP · % of baseline · size · latency · gate)
 and one report.json machines read, built from the same data."""
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from edgeslim.gates import Gate
 
@@ -56,7 +57,9 @@ class Report:
             "model": self.model,
             "source_version": self.source_version,
             "stages": [asdict(s) for s in self.stages],
-            "gates": {k: {"passed": g.passed, "value": g.value, "threshold": g.threshold, "detail": g.detail} for k, g in self.gates.items()},
+            "gates": {
+                k: {"passed": g.passed, "value": g.value, "threshold": g.threshold, "detail": g.detail} for k, g in self.gates.items()
+            },
             "published": self.published,
             "details": self.details,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
@@ -71,7 +74,10 @@ class Report:
         def fmt(v: float | None, spec: str) -> str:
             return "—" if v is None else format(v, spec)
 
-        rows = ["| stage | mAP50-95 | mAP50 | % of baseline | size | MMACs | params M | CPU latency ms | gate |", "|---|---|---|---|---|---|---|---|---|"]
+        rows = [
+            "| stage | mAP50-95 | mAP50 | % of baseline | size | MMACs | params M | CPU latency ms | gate |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for s in self.stages:
             gate = self.gates.get(s.gate) if s.gate else None
             verdict = "—" if gate is None else ("pass" if gate.passed else "**FAIL**")
@@ -79,13 +85,20 @@ class Report:
             pct = "—" if s.map_ratio is None else f"{100 * s.map_ratio:.1f}%"
             macs = fmt(None if s.macs is None else s.macs / 1e6, ".1f")
             params = fmt(None if s.params is None else s.params / 1e6, ".3f")
-            rows.append(f"| {s.name} | {fmt(s.map50_95, '.4f')} | {fmt(s.map50, '.4f')} | {pct} | {size} | {macs} | {params} | {fmt(s.latency_ms, '.2f')} | {verdict} |")
+            rows.append(
+                f"| {s.name} | {fmt(s.map50_95, '.4f')} | {fmt(s.map50, '.4f')} | {pct} | {size} | {macs} | {params} | {fmt(s.latency_ms, '.2f')} | {verdict} |"
+            )
         lines = [f"### edgeslim compress: `{self.model}` version {self.source_version}", "", *rows, "", "**Gates**", ""]
         lines += [f"- {'PASS' if g.passed else 'FAIL'} `{g.name}`: {g.detail}" for g in self.gates.values()]
         lines += _fusion_lines(self.details)
         lines += _quantization_lines(self.details)
         pub = self.published
-        lines += ["", f"**Published**: `{pub['model']}` version {pub['version']} @ `{pub['alias']}`" if pub else "**Published**: nothing (registry unchanged)"]
+        lines += [
+            "",
+            f"**Published**: `{pub['model']}` version {pub['version']} @ `{pub['alias']}`"
+            if pub
+            else "**Published**: nothing (registry unchanged)",
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -117,7 +130,9 @@ def _quantization_lines(details: dict) -> list[str]:
             for i, step in enumerate(q["steps"]):
                 layers = ", ".join(f"`{layer}`" for layer in step["float_layers"]) or "nothing more"
                 verdict = "meets" if step["passed"] else "misses"
-                lines.append(f"- attempt {i}: float {layers} ({step['float_nodes']} nodes) → mAP50-95 {step['map50_95']:.4f} {verdict} {q['target_map50_95']:.4f}")
+                lines.append(
+                    f"- attempt {i}: float {layers} ({step['float_nodes']} nodes) → mAP50-95 {step['map50_95']:.4f} {verdict} {q['target_map50_95']:.4f}"
+                )
     trt = details.get("tensorrt")
     if trt:
         lines += ["", f"**TensorRT**: {'skipped: ' + trt['skipped'] if 'skipped' in trt else trt['precision']}"]

@@ -5,6 +5,7 @@ download fonts and weights, and auto-logs to MLflow when mlflow is installed. ed
 nothing can be downloaded and logs to MLflow itself (one parent run, nested stage runs), so every
 import of ultralytics in the project goes through here, after these settings are in place.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,12 +4,13 @@ Resolution rules in one place: the tracking URI (params → MLFLOW_TRACKING_URI 
 this workspace starts) and the dataset (a user's data.yaml or the embedded synthetic set, kept in a
 folder named by the hash of its params so a changed knob never reuses stale images).
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -49,7 +50,7 @@ def mlflow_root(p: Params) -> Path:
 
 
 def new_run_dir(p: Params, kind: str) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = root(p) / "runs" / f"{kind}-{stamp}-{uuid.uuid4().hex[:6]}"
     path.mkdir(parents=True)
     return path
@@ -67,7 +68,9 @@ def datasets_dir(p: Params) -> Path:
 
 def dataset(p: Params, progress: bool = True) -> DatasetInfo:
     """The dataset the params name, in this workspace's shared dataset folder (generated once)."""
-    return resolve_dataset(p.dataset, datasets_dir(p) / f"synthetic-{section_digest('dataset', p.dataset)}", copy_user=False, progress=progress)
+    return resolve_dataset(
+        p.dataset, datasets_dir(p) / f"synthetic-{section_digest('dataset', p.dataset)}", copy_user=False, progress=progress
+    )
 
 
 def resolve_dataset(dp: DatasetParams, folder: Path, copy_user: bool, progress: bool = True) -> DatasetInfo:

@@ -3,6 +3,7 @@
 Idempotent: a champion trained from the same dataset content and baseline params is reused. The
 dataset and training steps are the registry's (the DVC pipeline's source stages).
 """
+
 from __future__ import annotations
 
 import hashlib

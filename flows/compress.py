@@ -4,6 +4,7 @@ The steps between pull and publish are :data:`edgeslim.dag.registry.COMPRESS`, e
 Prefect task by the loop every runner shares (:func:`edgeslim.dag.run.run_steps`); the flow adds
 only what touches MLflow and the fleet.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -98,7 +99,16 @@ def _finish(run: Run, outcomes: Mapping[str, Outcome]) -> dict:
     example = calibration_images(outcomes["calibrate"].artifact("manifest"))[:1] if "calibrate" in outcomes else []
     start = time.perf_counter()
     publication = publish_task(
-        run.client, run.tracking_uri, p, report, layout, edge, lineage, step_records(p, COMPRESS, outcomes), run.key, run.force,
+        run.client,
+        run.tracking_uri,
+        p,
+        report,
+        layout,
+        edge,
+        lineage,
+        step_records(p, COMPRESS, outcomes),
+        run.key,
+        run.force,
         example[0] if example else None,
     )
     report = _with_publication(report, publication, time.perf_counter() - start)
@@ -106,7 +116,9 @@ def _finish(run: Run, outcomes: Mapping[str, Outcome]) -> dict:
     if p.fleet.enabled and publication.published and not publication.published.get("reused"):  # only a version this run registered
         start = time.perf_counter()
         rollout = page_task(run.tracking_uri, p, publication.published, layout.page_dir())
-        report = replace(report, details={**report.details, "rollout": rollout}, timings={**report.timings, "page": time.perf_counter() - start})
+        report = replace(
+            report, details={**report.details, "rollout": rollout}, timings={**report.timings, "page": time.perf_counter() - start}
+        )
     for target in (layout.report_json(), workspace.root(p) / LATEST_REPORT):
         report.write_json(target)
     markdown = report.markdown()
@@ -123,7 +135,9 @@ def _finish(run: Run, outcomes: Mapping[str, Outcome]) -> dict:
 
 def _with_publication(report: Report, publication: Publication, seconds: float) -> Report:
     links = {"mlflow_run_url": publication.run_url, **({"pareto_png": publication.pareto_url} if publication.pareto_url else {})}
-    return replace(report, published=publication.published, details={**report.details, **links}, timings={**report.timings, "publish": seconds})
+    return replace(
+        report, published=publication.published, details={**report.details, **links}, timings={**report.timings, "publish": seconds}
+    )
 
 
 def _calibration_sha(outcomes: Mapping[str, Outcome]) -> str | None:

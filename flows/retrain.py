@@ -7,6 +7,7 @@ When the champion was already trained or retrained on that exact content there i
 learn and the flow ends without training. Moving ``champion`` starts compression through the MLflow
 webhook (``on_promote: webhook``), or directly through the compress deployment (``deployment``).
 """
+
 from __future__ import annotations
 
 from prefect import flow
@@ -44,7 +45,9 @@ def retrain_flow(tracking_uri: str, params_file: str = "params.yaml", overrides:
     out.update(skipped=False, champion_map50_95=verdict.champion_map50_95, new_map50_95=verdict.new_map50_95, dataset_sha256=data.sha256)
     if out["promoted"] and p.triggers.retrain.on_promote == "deployment":
         try:
-            out["compress_flow_run"] = start_compress(p, f"{p.model_name}:{out['version']}", f"retrain-{p.model_name}-{out['version']}", "retrained champion")
+            out["compress_flow_run"] = start_compress(
+                p, f"{p.model_name}:{out['version']}", f"retrain-{p.model_name}-{out['version']}", "retrained champion"
+            )
         except StartFailed as exc:  # the promotion stands; compression can be started by hand or by the webhook
             print(f"warning: {exc}")
     return out

@@ -4,6 +4,7 @@ Runs only for a version this run registered (every gate passed, alias moved); it
 to that version and never touches aliases. A channel that failed does not fail the step itself:
 the outcome goes into report.json first, then the flow raises it by name (``raise_for_channels``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

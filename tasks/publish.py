@@ -1,5 +1,6 @@
 """Record the flow run in MLflow (parent + nested step runs, Pareto plot, report) and, when every
 gate passed, register the edge version under the model's publish lock."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -15,7 +16,7 @@ from edgeslim.config import Params
 from edgeslim.dag.layout import Layout
 from edgeslim.errors import RegistryError
 from edgeslim.lineage import PUBLISH_KEY_TAG, RUN_ID_TAG, gate_tags, git_sha, tags
-from edgeslim.plots import Point, pareto_plot
+from edgeslim.plots import Point, pareto_plot, stage_points
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.lock import registry_lock
 from edgeslim.registry.tracking import StepRecord, experiment_id, log_batch, log_step, run_url
@@ -42,7 +43,8 @@ def find_published_task(client: mlflow.MlflowClient, p: Params, publish_key: str
     if existing is None or existing["complete"]:
         return existing and _resume(client, p, existing)
     with registry_lock(client, edge, flow_run.id or publish_key, p.mlflow.lock_ttl_s, p.mlflow.lock_timeout_s, p.mlflow.lock_poll_s):
-        return _resume(client, p, reg.published_with_key(client, edge, PUBLISH_KEY_TAG, publish_key))
+        again = reg.published_with_key(client, edge, PUBLISH_KEY_TAG, publish_key)
+        return again and _resume(client, p, again)
 
 
 def _resume(client: mlflow.MlflowClient, p: Params, existing: dict) -> dict:
@@ -72,14 +74,16 @@ def _previous_candidate(client: mlflow.MlflowClient, p: Params) -> Point | None:
         metrics = client.get_run(mv.tags[RUN_ID_TAG]).data.metrics
         return Point(
             f"previous {p.mlflow.edge_alias} v{mv.version}",
-            metrics[f"{EDGE_STAGE}.map50_95"], metrics[f"{EDGE_STAGE}.latency_ms"], int(metrics[f"{EDGE_STAGE}.size_bytes"]),
+            metrics[f"{EDGE_STAGE}.map50_95"],
+            metrics[f"{EDGE_STAGE}.latency_ms"],
+            int(metrics[f"{EDGE_STAGE}.size_bytes"]),
         )
     except (MlflowException, KeyError):
         return None
 
 
 def _plot(report: Report, previous: Point | None, out: Path) -> Path | None:
-    points = [Point(s.name, s.map50_95, s.latency_ms, s.size_bytes) for s in report.stages if None not in (s.map50_95, s.latency_ms, s.size_bytes)]
+    points = stage_points(report.stages)
     if not points:
         return None
     title = f"{report.model} v{report.source_version}: accuracy vs latency (marker area = file size)"
@@ -117,7 +121,9 @@ def publish_task(
     their alias moves. The alias moves last, after the version and all its tags exist.
     """
     try:
-        return _record_and_publish(client, tracking_uri, p, report, layout, edge_artifact, lineage, steps, publish_key, force, example_image)
+        return _record_and_publish(
+            client, tracking_uri, p, report, layout, edge_artifact, lineage, steps, publish_key, force, example_image
+        )
     except (MlflowException, requests.RequestException) as exc:
         message = exc.message if isinstance(exc, MlflowException) else str(exc)
         raise RegistryError(
@@ -127,15 +133,25 @@ def publish_task(
 
 
 def _record_and_publish(
-    client: mlflow.MlflowClient, tracking_uri: str, p: Params, report: Report, layout: Layout, edge_artifact: Path | None,
-    lineage: dict[str, str], steps: list[StepRecord], publish_key: str, force: bool, example_image: Path | None,
+    client: mlflow.MlflowClient,
+    tracking_uri: str,
+    p: Params,
+    report: Report,
+    layout: Layout,
+    edge_artifact: Path | None,
+    lineage: dict[str, str],
+    steps: list[StepRecord],
+    publish_key: str,
+    force: bool,
+    example_image: Path | None,
 ) -> Publication:
     print(f"recording the run in {tracking_uri}")
     exp_id = experiment_id(client, p.mlflow.experiment)
     ui_url = flow_run.ui_url  # "None/flow-runs/..." on an ephemeral server, which has no UI to link to
     prefect_tags = {"prefect.flow_run_id": flow_run.id, "prefect.flow_run_url": ui_url if ui_url and ui_url.startswith("http") else None}
     parent = client.create_run(
-        exp_id, run_name=f"compress {report.model} v{report.source_version}",
+        exp_id,
+        run_name=f"compress {report.model} v{report.source_version}",
         tags={**lineage, **{k: v for k, v in prefect_tags.items() if v}, "edgeslim.kind": "compress", PUBLISH_KEY_TAG: publish_key},
     )
     run_id = parent.info.run_id
@@ -143,7 +159,13 @@ def _record_and_publish(
     stage_metrics = {
         f"{s.name}.{k}": float(v)
         for s in report.stages
-        for k, v in {"map50_95": s.map50_95, "map50": s.map50, "map_ratio": s.map_ratio, "size_bytes": s.size_bytes, "latency_ms": s.latency_ms}.items()
+        for k, v in {
+            "map50_95": s.map50_95,
+            "map50": s.map50,
+            "map_ratio": s.map_ratio,
+            "size_bytes": s.size_bytes,
+            "latency_ms": s.latency_ms,
+        }.items()
         if v is not None
     }
     gate_metrics = {f"gate.{k}": g.value for k, g in report.gates.items()}
@@ -170,8 +192,15 @@ def _record_and_publish(
 
 
 def _register(
-    client: mlflow.MlflowClient, p: Params, report: Report, edge_artifact: Path, lineage: dict[str, str], run_id: str,
-    publish_key: str, force: bool, example_image: Path | None,
+    client: mlflow.MlflowClient,
+    p: Params,
+    report: Report,
+    edge_artifact: Path,
+    lineage: dict[str, str],
+    run_id: str,
+    publish_key: str,
+    force: bool,
+    example_image: Path | None,
 ) -> dict:
     """A new edge version under the publish lock, or the identical one another run published meanwhile.
 

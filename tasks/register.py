@@ -1,4 +1,5 @@
 """Register a trained baseline as ``<model_name>@champion`` (or find the one already there)."""
+
 from __future__ import annotations
 
 from pathlib import Path

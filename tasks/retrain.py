@@ -1,5 +1,6 @@
 """Retrain steps: finetune the champion on new data, score old and new on the held-out split,
 register the new version and move the champion alias only when it is better by the margin."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,7 +50,9 @@ def compare_task(champion: Path, candidate: Path, data_yaml: Path, p: Params, wo
     old = evaluate_map(champion, data_yaml, p.baseline.imgsz, p.evaluate, work_dir).map50_95
     new = evaluate_map(candidate, data_yaml, p.baseline.imgsz, p.evaluate, work_dir).map50_95
     verdict = Verdict(old, new, p.triggers.retrain.margin)
-    print(f"held-out mAP50-95: champion {old:.4f}, retrained {new:.4f} (margin {verdict.margin}): {'promote' if verdict.promote else 'keep the champion'}")
+    print(
+        f"held-out mAP50-95: champion {old:.4f}, retrained {new:.4f} (margin {verdict.margin}): {'promote' if verdict.promote else 'keep the champion'}"
+    )
     return verdict
 
 
@@ -60,8 +63,13 @@ def register_retrained_task(
     """Register the retrained model (always: its evaluation is on record) and move the alias if better."""
     mlflow.set_experiment(p.mlflow.experiment)
     lineage = tags(
-        git_sha=git_sha(), params_hash=p.section_hash("baseline", "dataset", "triggers"), dataset_sha256=dataset_sha, kind="retrain",
-        retrained_from=source.version, map50_95=f"{verdict.new_map50_95:.6g}", champion_map50_95=f"{verdict.champion_map50_95:.6g}",
+        git_sha=git_sha(),
+        params_hash=p.section_hash("baseline", "dataset", "triggers"),
+        dataset_sha256=dataset_sha,
+        kind="retrain",
+        retrained_from=source.version,
+        map50_95=f"{verdict.new_map50_95:.6g}",
+        champion_map50_95=f"{verdict.champion_map50_95:.6g}",
         promoted=verdict.promote,
     )
     with mlflow.start_run(run_name=f"retrain {source.name} v{source.version}"):
@@ -76,5 +84,12 @@ def register_retrained_task(
     alias = p.mlflow.source_alias
     if verdict.promote:
         reg.move_alias(client, source.name, str(mv.version), alias)
-    print(f"registered {source.name} version {mv.version}; @{alias} {'moved to it' if verdict.promote else f'stays on version {source.version}'}")
-    return {"model": source.name, "version": str(mv.version), "promoted": verdict.promote, "champion": str(mv.version) if verdict.promote else source.version}
+    print(
+        f"registered {source.name} version {mv.version}; @{alias} {'moved to it' if verdict.promote else f'stays on version {source.version}'}"
+    )
+    return {
+        "model": source.name,
+        "version": str(mv.version),
+        "promoted": verdict.promote,
+        "champion": str(mv.version) if verdict.promote else source.version,
+    }

@@ -3,6 +3,7 @@
 Nothing here is mocked: the server is MLflow's own process with a sqlite store, flows run on
 Prefect's ephemeral server, and the baseline is really trained (tiny settings so CI stays fast).
 """
+
 from __future__ import annotations
 
 import os
@@ -84,9 +85,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
 def run_cli(*args: str, env_extra: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run the real ``edgeslim`` console script in a subprocess (its own Prefect ephemeral server)."""
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "edgeslim.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([sys.executable, "-m", "edgeslim.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -123,17 +122,19 @@ def published(champion: str, params_file: Path) -> tuple[subprocess.CompletedPro
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained tiny yolov8 in ultralytics' checkpoint layout, next to a few real images (data/)."""
     import torch
+    from ultralytics.nn.tasks import DetectionModel
 
     from edgeslim.config import load_params
     from edgeslim.data.images import preprocess
     from edgeslim.data.synthetic import generate_dataset
     from edgeslim.models.arch import write_arch_yaml
     from edgeslim.models.checkpoint import save_checkpoint
-    from ultralytics.nn.tasks import DetectionModel
 
     tmp = tmp_path_factory.mktemp("tiny")
     imgsz = 128
-    p = load_params(REPO / "params.yaml", ["dataset.splits={train: 4, val: 8, calib_pool: 8}", "dataset.image_size=160", "dataset.object_size=[16,48]"])
+    p = load_params(
+        REPO / "params.yaml", ["dataset.splits={train: 4, val: 8, calib_pool: 8}", "dataset.image_size=160", "dataset.object_size=[16,48]"]
+    )
     data = generate_dataset(p.dataset, tmp / "data", progress=False)
     model = DetectionModel(str(write_arch_yaml(p.baseline, len(p.dataset.classes), tmp)), verbose=False)
     model.names = dict(enumerate(p.dataset.classes))

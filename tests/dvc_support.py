@@ -1,5 +1,6 @@
 """A fresh clone of this working tree for DVC tests: tracked and untracked-but-not-ignored files,
 committed to a new git repository, with tiny params (seconds per stage) and `edgeslim` on PATH."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from conftest import REPO, _merge
 
 # Tiny enough for the whole pipeline in about a minute on 2 cores; pruning off (its cost is the
@@ -35,8 +35,12 @@ def dvc_env() -> dict[str, str]:
     """The venv's bin first on PATH (dvc.yaml calls `edgeslim`), git identity for commits."""
     bindir = str(Path(sys.executable).parent)
     return {
-        **os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
+        **os.environ,
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
     }
 
 

@@ -4,6 +4,7 @@ Nothing is mocked: the broker is Debian's mosquitto (installed by ``ensure_mosqu
 as root), S3 is a moto server process, agents are ``edgeslim agent`` subprocesses, and models are
 tiny ONNX graphs built here (a 3x3 conv, optionally with ballast bytes or a NaN-producing tail).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,9 +14,9 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
@@ -70,9 +71,18 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fleet_params(broker: LocalService, s3: LocalService, keys: Path, group: str, *extra: str) -> tuple[Params, list[str]]:
     """Repo params with the fleet pointed at the test servers; also the overrides, for subprocesses."""
     overrides = [
-        "fleet.enabled=true", f"fleet.group={group}", f"fleet.mqtt.host={HOST}", f"fleet.mqtt.port={broker.port}",
-        f"fleet.s3.endpoint_url={s3.url}", "fleet.s3.create_bucket=true", f"fleet.signing_key={keys / PRIVATE_KEY_FILE}",
-        "fleet.notify_retries=2", "fleet.notify_backoff_s=0.1", "fleet.mqtt.timeout_s=2", *AGENT_KNOBS, *extra,
+        "fleet.enabled=true",
+        f"fleet.group={group}",
+        f"fleet.mqtt.host={HOST}",
+        f"fleet.mqtt.port={broker.port}",
+        f"fleet.s3.endpoint_url={s3.url}",
+        "fleet.s3.create_bucket=true",
+        f"fleet.signing_key={keys / PRIVATE_KEY_FILE}",
+        "fleet.notify_retries=2",
+        "fleet.notify_backoff_s=0.1",
+        "fleet.mqtt.timeout_s=2",
+        *AGENT_KNOBS,
+        *extra,
     ]
     return load_params(REPO / "params.yaml", overrides), overrides
 
@@ -85,18 +95,26 @@ def tiny_onnx(path: Path, seed: int, ballast_bytes: int = 0, nan: bool = False) 
     nodes = [helper.make_node("Conv", ["images", "w"], ["y0"], pads=[1, 1, 1, 1])]
     last = "y0"
     if ballast_bytes:
-        inits += [numpy_helper.from_array(rng.normal(size=ballast_bytes // 4).astype(np.float32), "ballast"),
-                  numpy_helper.from_array(np.array(0.0, np.float32), "zero")]
-        nodes += [helper.make_node("ReduceSum", ["ballast"], ["bsum"], keepdims=0), helper.make_node("Mul", ["bsum", "zero"], ["bz"]),
-                  helper.make_node("Add", [last, "bz"], ["y1"])]
+        inits += [
+            numpy_helper.from_array(rng.normal(size=ballast_bytes // 4).astype(np.float32), "ballast"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        ]
+        nodes += [
+            helper.make_node("ReduceSum", ["ballast"], ["bsum"], keepdims=0),
+            helper.make_node("Mul", ["bsum", "zero"], ["bz"]),
+            helper.make_node("Add", [last, "bz"], ["y1"]),
+        ]
         last = "y1"
     if nan:  # (y - y) / (y - y) = 0 / 0: same shapes, NaN everywhere
         nodes += [helper.make_node("Sub", [last, last], ["d"]), helper.make_node("Div", ["d", "d"], ["y2"])]
         last = "y2"
     nodes.append(helper.make_node("Identity", [last], ["output0"]))
     graph = helper.make_graph(
-        nodes, "tiny", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, IMG, IMG])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4, IMG, IMG])], inits,
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, IMG, IMG])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4, IMG, IMG])],
+        inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
@@ -132,10 +150,15 @@ class Publisher:
     def manifest(self, path: Path, sequence: int, version: str, ttl_s: float = 3600, issued_ago_s: float = 0) -> tuple[Manifest, bytes]:
         stored = self.store.upload_artifact(path, self.model)
         fmt, io = onnx_info.describe(path)
-        issued = datetime.now(timezone.utc) - timedelta(seconds=issued_ago_s)
+        issued = datetime.now(UTC) - timedelta(seconds=issued_ago_s)
         m = Manifest(
-            model=self.model, version=version, group=self.p.fleet.group, sequence=sequence, issued_at=utc_iso(issued),
-            expires_at=utc_iso(issued + timedelta(seconds=ttl_s)), key_id="",
+            model=self.model,
+            version=version,
+            group=self.p.fleet.group,
+            sequence=sequence,
+            issued_at=utc_iso(issued),
+            expires_at=utc_iso(issued + timedelta(seconds=ttl_s)),
+            key_id="",
             artifacts=(Artifact(name=path.name, format=fmt, uri=stored.url, size=stored.size, sha256=stored.sha256, io=io),),
         )
         return m, sign(m, self.key)
@@ -164,7 +187,7 @@ class StatusLog:
         mq.connect(self.client, p.fleet.mqtt.host, p.fleet.mqtt.port, p.fleet.mqtt.keepalive_s, p.fleet.mqtt.timeout_s)
         self.client.subscribe(status_wildcard(p.fleet.mqtt.topic_prefix, p.fleet.group), qos=1)
 
-    def _on_message(self, _c, _u, msg) -> None:  # noqa: ANN001
+    def _on_message(self, _c, _u, msg) -> None:
         with self._cond:
             self.messages.append({**json.loads(msg.payload), "_at": time.monotonic()})
             self._cond.notify_all()
@@ -179,11 +202,15 @@ class StatusLog:
                         return message
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"no matching status within {timeout_s}s; got {[(m['device'], m['state'], m['sequence'], m['reason']) for m in self.messages]}")
+                    raise AssertionError(
+                        f"no matching status within {timeout_s}s; got {[(m['device'], m['state'], m['sequence'], m['reason']) for m in self.messages]}"
+                    )
                 self._cond.wait(left)
 
     def state(self, device: str, state: str, sequence: int | None = None, timeout_s: float = WAIT_S, after: int = 0) -> dict:
-        return self.wait_for(lambda m: m["device"] == device and m["state"] == state and (sequence is None or m["sequence"] == sequence), timeout_s, after)
+        return self.wait_for(
+            lambda m: m["device"] == device and m["state"] == state and (sequence is None or m["sequence"] == sequence), timeout_s, after
+        )
 
     def close(self) -> None:
         self.client.disconnect()
@@ -193,14 +220,32 @@ class StatusLog:
 class AgentProcess:
     """One ``edgeslim agent`` subprocess; its stdout (status lines) and stderr go to a log file."""
 
-    def __init__(self, device: str, state_dir: Path, keys: Path, overrides: list[str], *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, device: str, state_dir: Path, keys: Path, overrides: list[str], *args: str, env: dict[str, str] | None = None
+    ) -> None:
         self.device, self.state_dir = device, state_dir
         self.log = state_dir.parent / f"{device}.log"
         state_dir.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "edgeslim.cli", "agent", "--params", str(REPO / "params.yaml"), *(a for o in overrides for a in ("-S", o)),
-               "--device", device, "--state", str(state_dir), "--trusted-keys", str(keys), *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "edgeslim.cli",
+            "agent",
+            "--params",
+            str(REPO / "params.yaml"),
+            *(a for o in overrides for a in ("-S", o)),
+            "--device",
+            device,
+            "--state",
+            str(state_dir),
+            "--trusted-keys",
+            str(keys),
+            *args,
+        ]
         with self.log.open("ab") as sink:
-            self.proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+            self.proc = subprocess.Popen(
+                cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+            )
 
     def text(self) -> str:
         return self.log.read_text()

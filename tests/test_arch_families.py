@@ -4,21 +4,22 @@ Why: ultralytics' YOLOv9 yamls have no `scales` section, and a family that only 
 baseline stage runs is found late; each family here is built by the product's own path
 (`train_baseline`) and trained for one epoch on a generated dataset small enough for CI's two cores.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO
+from ultralytics.nn.modules import CBLinear
+
 from edgeslim.baseline.train import train_baseline
 from edgeslim.config import ConfigError, Params, load_params
 from edgeslim.data.synthetic import generate_dataset
 from edgeslim.models.arch import write_arch_yaml
 from edgeslim.models.checkpoint import load_checkpoint
 from edgeslim.models.dual import build_detection_model
-from ultralytics.nn.modules import CBLinear
 
 FAMILIES = ("yolov8", "yolo11", "yolov9t", "yolov9-dual")  # as params.yaml's `baseline.arch` comment names them
 # The smallest run that still goes through ultralytics' whole train → validate → save path.

@@ -1,5 +1,6 @@
 """`mlflow server --artifacts-destination s3://...` against a real S3 API (moto server on loopback):
 publish a model through the server's artifact proxy and load it back."""
+
 from __future__ import annotations
 
 import hashlib

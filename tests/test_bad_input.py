@@ -1,14 +1,15 @@
 """Bad input ends with one clear error line, exit code 2, and leaves the registry as it was."""
+
 from __future__ import annotations
 
 import mlflow
 import pytest
-from mlflow import MlflowClient
-
 from conftest import error_line, run_cli
+from mlflow import MlflowClient
+from test_e2e import registry_snapshot
+
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.server import free_port
-from test_e2e import registry_snapshot
 
 
 @pytest.mark.parametrize(
@@ -42,14 +43,20 @@ def test_corrupt_checkpoint_in_registry(champion, params_file, tmp_path):
     mlflow.set_experiment("bad-input")
     with mlflow.start_run():
         version = mlflow.register_model(reg.log_weights_model(garbage), "broken-detector").version
-    result = run_cli("compress", "--model", f"broken-detector:{version}", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
+    result = run_cli(
+        "compress", "--model", f"broken-detector:{version}", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion}
+    )
     assert result.returncode == 2
     assert "is corrupt or not a PyTorch file" in error_line(result)
 
 
 def test_class_count_mismatch(champion, params_file):
     result = run_cli(
-        "compress", "--params", str(params_file), "-S", "dataset.classes=[bolt,nut,washer,screw]",
+        "compress",
+        "--params",
+        str(params_file),
+        "-S",
+        "dataset.classes=[bolt,nut,washer,screw]",
         env_extra={"MLFLOW_TRACKING_URI": champion},
     )
     assert result.returncode == 2

@@ -3,6 +3,7 @@
 The model is the untrained tiny checkpoint: curation needs its backbone features and, for an
 unlabelled folder, its detections; neither has to be good for the selection logic to be checked.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from edgeslim.calibration.curate import MANIFEST_NAME, PLOT_NAME, build_calibration_set, select_calibration_set
 from edgeslim.calibration.pool import measure_pool
 from edgeslim.calibration.probe import ModelProbe
@@ -31,10 +32,16 @@ K = 12
 @pytest.fixture(scope="module")
 def setup(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("calibration")
-    p = load_params(REPO / "params.yaml", [
-        f"dataset.splits={{train: 1, val: 1, calib_pool: {POOL}}}", "dataset.image_size=160", "dataset.object_size=[16,48]",
-        f"calibration.num_images={K}", "calibration.min_per_stratum=1",
-    ])
+    p = load_params(
+        REPO / "params.yaml",
+        [
+            f"dataset.splits={{train: 1, val: 1, calib_pool: {POOL}}}",
+            "dataset.image_size=160",
+            "dataset.object_size=[16,48]",
+            f"calibration.num_images={K}",
+            "calibration.min_per_stratum=1",
+        ],
+    )
     data = generate_dataset(p.dataset, tmp / "data", progress=False)
     fp32 = export_onnx(tiny_checkpoint, IMGSZ, p.export.opset, tmp / "fp32.onnx")
     probe = ModelProbe(fp32, p.calibration.pred_conf, p.calibration.pred_iou, p.evaluate.threads)

@@ -1,13 +1,14 @@
 """The step registry is the one definition of the DAG: every runner iterates it, dvc.yaml is
 generated from it, and a step can read only the params and outcomes it declares."""
+
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
 from edgeslim.config import load_params
 from edgeslim.dag import dvc, registry
 from edgeslim.dag.layout import Layout
@@ -50,7 +51,9 @@ def test_each_step_declares_the_code_it_calls_and_reads_earlier_steps_only(step:
     tree = ast.parse((REPO / step.module).read_text())
     imported = {
         f"{n.module}.{a.name}" if n.module == "edgeslim" else n.module
-        for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("edgeslim") for a in n.names
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("edgeslim")
+        for a in n.names
     }
     own = step.body.__module__
     for module in imported - {own, *SHARED}:
@@ -58,7 +61,9 @@ def test_each_step_declares_the_code_it_calls_and_reads_earlier_steps_only(step:
             assert f"{module.replace('.', '/')}.py" in dvc.code_deps(step), f"{step.name}: the step module {module} it uses is a dvc dep"
             continue
         path = module.replace(".", "/")
-        assert any(path == c.removesuffix(".py") or path.startswith(f"{c}/") for c in step.code), f"{step.name}: {module} is not in its code deps"
+        assert any(path == c.removesuffix(".py") or path.startswith(f"{c}/") for c in step.code), (
+            f"{step.name}: {module} is not in its code deps"
+        )
     earlier = [s.name for s in registry.PIPELINE[: registry.PIPELINE.index(step)]] + ["source"]
     assert all(n in earlier for n in step.needs), f"{step.name} needs a later step: {step.needs}"
 
@@ -76,7 +81,7 @@ def test_a_step_sees_only_its_declared_params():
 
 
 def test_a_step_sees_only_its_declared_needs(tmp_path: Path):
-    def body(inp: StepInput, p) -> Outcome:  # noqa: ANN001 (scoped params)
+    def body(inp: StepInput, p) -> Outcome:
         inp.outcome("fuse")
         return Outcome(inp.step)
 
@@ -91,8 +96,13 @@ def test_a_step_sees_only_its_declared_needs(tmp_path: Path):
 def test_outcome_round_trips_through_json_with_relative_paths(tmp_path: Path):
     stage = StageResult("onnx-int8", str(tmp_path / "q" / "m.onnx"), map50_95=0.3, size_bytes=10, gate="map_ratio")
     outcome = Outcome(
-        "quantize", artifacts={"int8": tmp_path / "q" / "m.onnx"}, metrics={"size_ratio": 0.27}, details={"quantization": {"outcome": "ok"}},
-        gates=(Gate("map_ratio", True, 1.0, 0.95, "fine"),), stages=(stage,), seconds=1.5,
+        "quantize",
+        artifacts={"int8": tmp_path / "q" / "m.onnx"},
+        metrics={"size_ratio": 0.27},
+        details={"quantization": {"outcome": "ok"}},
+        gates=(Gate("map_ratio", True, 1.0, 0.95, "fine"),),
+        stages=(stage,),
+        seconds=1.5,
     )
     text = outcome.to_json(tmp_path)
     assert '"int8": "q/m.onnx"' in text

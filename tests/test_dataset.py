@@ -1,11 +1,10 @@
 import json
 
 import numpy as np
+from conftest import REPO
 
 from edgeslim.config import load_params
 from edgeslim.data.synthetic import generate_dataset, render_image
-
-from conftest import REPO
 
 SMALL = ["dataset.splits={train: 24, val: 12, calib_pool: 24}", "dataset.image_size=160", "dataset.object_size=[16,48]"]
 

@@ -7,6 +7,7 @@ head) is added after it. That the flow keeps exactly the champion's network also
 stripped is derived from the graph: this topology is not yolov9-dual's. The dual trainer itself is
 exercised on the tiny dataset below.
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,16 +17,16 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
-
 from conftest import NO_PRUNE, REPO, run_cli
-from edgeslim.dag.layout import Layout
+from ultralytics.nn.modules import CBFuse, CBLinear, Detect
+from ultralytics.nn.tasks import DetectionModel
+
 from edgeslim.baseline.train import train_baseline
 from edgeslim.config import load_params
+from edgeslim.dag.layout import Layout
 from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
 from edgeslim.models.dual import AUX_WEIGHT_KEY, DualDetectionModel
 from edgeslim.registry import mlflow_registry as reg
-from ultralytics.nn.modules import CBFuse, CBLinear, Detect
-from ultralytics.nn.tasks import DetectionModel
 
 DUAL = "pcb-dual"
 # PGI auxiliary branch for the yolov8 yaml (backbone P3/P4/P5 = layers 4, 6, 9; stem = layer 0),
@@ -77,8 +78,16 @@ def test_compress_accepts_dual_head_baseline_and_publishes_single_head(champion:
 
     # its own edge model (<model_name>-edge), so the session's pcb-detector-edge versions stay the other tests'
     fast = ("-S", f"model_name={DUAL}", "-S", "calibration.num_images=8", "-S", "quantize.tensorrt.enabled=false")
-    result = run_cli("compress", "--params", str(params_file), "--model", f"{DUAL}@champion", *NO_PRUNE, *fast,
-                     env_extra={"MLFLOW_TRACKING_URI": champion})
+    result = run_cli(
+        "compress",
+        "--params",
+        str(params_file),
+        "--model",
+        f"{DUAL}@champion",
+        *NO_PRUNE,
+        *fast,
+        env_extra={"MLFLOW_TRACKING_URI": champion},
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     report_path = Path(result.stdout.strip().splitlines()[-1])
     report = json.loads(report_path.read_text())
@@ -104,8 +113,17 @@ def test_compress_accepts_dual_head_baseline_and_publishes_single_head(champion:
 
 def test_dual_trainer_trains_both_heads_from_params(tiny_checkpoint: Path, tmp_path: Path):
     data = tiny_checkpoint.parent / "data"
-    p = load_params(REPO / "params.yaml", ["baseline.arch=yolov9-dual", "baseline.scale=[0.33, 0.125, 256]", "baseline.epochs=1",
-                                          "baseline.imgsz=64", "baseline.batch=4", "baseline.warmup_epochs=0"])
+    p = load_params(
+        REPO / "params.yaml",
+        [
+            "baseline.arch=yolov9-dual",
+            "baseline.scale=[0.33, 0.125, 256]",
+            "baseline.epochs=1",
+            "baseline.imgsz=64",
+            "baseline.batch=4",
+            "baseline.warmup_epochs=0",
+        ],
+    )
     result = train_baseline(p.baseline, p.evaluate, data / "data.yaml", len(p.dataset.classes), tmp_path)
     _, model = load_checkpoint(result.weights)
     assert isinstance(model, DualDetectionModel) and model.yaml[AUX_WEIGHT_KEY] == p.baseline.aux_loss_weight

@@ -1,5 +1,6 @@
 """`dvc repro` from a fresh clone (tiny params), a no-op second repro, `dvc exp run -S`, and the S3
 remote against a real moto server: push, drop the local cache and outputs, pull them back."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,10 +12,10 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
-
 from dvc_support import dvc_env, fresh_clone, run
-from edgeslim.dag.registry import PIPELINE
 from fleet_support import s3  # noqa: F401 (fixture)
+
+from edgeslim.dag.registry import PIPELINE
 
 STAGES = [s.name for s in PIPELINE]
 KNOB, KNOB_STAGE = "calibration.seed", "calibrate"  # a key only one step reads
@@ -82,7 +83,7 @@ def test_repro_from_a_fresh_clone_then_noop_then_experiment(reproduced: tuple[Pa
 
 
 @pytest.mark.slow
-def test_s3_remote_push_and_pull_against_moto(reproduced: tuple[Path, float], s3):  # noqa: F811
+def test_s3_remote_push_and_pull_against_moto(reproduced: tuple[Path, float], s3):
     clone, _ = reproduced
     env = dvc_env()
     boto3.client("s3", endpoint_url=s3.url, region_name="us-east-1").create_bucket(Bucket=BUCKET)

@@ -1,5 +1,6 @@
 """End to end through the real CLI: real `mlflow server` (sqlite), Prefect ephemeral server, real
 training, fusion, ONNX Runtime INT8, ultralytics validation. Tiny settings keep it to minutes."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,9 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import onnxruntime as ort
+from conftest import NO_PRUNE, error_line, run_cli
 from mlflow import MlflowClient
 
-from conftest import NO_PRUNE, error_line, run_cli
 from edgeslim.registry import mlflow_registry as reg
 
 MODEL = "pcb-detector"
@@ -94,8 +95,19 @@ def test_pruning_too_aggressive_to_recover_fails_the_gate_cleanly(champion: str,
     client = MlflowClient(champion, champion)
     before = registry_snapshot(client)
     result = _cli(
-        champion, params_file, "compress", "-S", "prune.target_macs_reduction=0.9", "-S", "prune.ratio_shallow=0.9",
-        "-S", "prune.ratio_deep=0.95", "-S", "prune.round_to=1", "-S", "prune.finetune.epochs=1",
+        champion,
+        params_file,
+        "compress",
+        "-S",
+        "prune.target_macs_reduction=0.9",
+        "-S",
+        "prune.ratio_shallow=0.9",
+        "-S",
+        "prune.ratio_deep=0.95",
+        "-S",
+        "prune.round_to=1",
+        "-S",
+        "prune.finetune.epochs=1",
     )
     assert result.returncode == 3, result.stderr[-4000:]
     last = error_line(result)

@@ -1,6 +1,7 @@
 """The edge agent against a real broker (mosquitto), a real S3 API (moto server) and real agent
 processes: two devices take a model, a late joiner gets the retained manifest, and every fault
 ends with the device still serving a working model."""
+
 from __future__ import annotations
 
 import itertools
@@ -11,11 +12,21 @@ import time
 from pathlib import Path
 
 import pytest
+from fleet_support import (  # noqa: F401 (fixtures)
+    REPO,
+    AgentProcess,
+    Publisher,
+    StatusLog,
+    assert_serving,
+    broker,
+    fleet_params,
+    keys,
+    s3,
+    sha256,
+    tiny_onnx,
+)
 
 from edgeslim.fleet.signing import generate_keypair, load_private_key, sign
-from fleet_support import (  # noqa: F401 (fixtures)
-    REPO, AgentProcess, Publisher, StatusLog, assert_serving, broker, fleet_params, keys, s3, sha256, tiny_onnx,
-)
 
 SMALL_BALLAST = 64 * 1024
 BIG_BALLAST = 2 * 1024 * 1024  # big enough to be killed mid-download under the test's bandwidth cap
@@ -69,7 +80,15 @@ def device(broker, s3, keys, models, tmp_path_factory: pytest.TempPathFactory):
     pub = Publisher(p)
     first = pub.page(models["v1"], 1, "1")
     status.state("cam-f", "active", 1)
-    state = {"agent": agent, "status": status, "pub": pub, "p": p, "active": sha256(models["v1"]), "first": first, "seq": itertools.count(2)}
+    state = {
+        "agent": agent,
+        "status": status,
+        "pub": pub,
+        "p": p,
+        "active": sha256(models["v1"]),
+        "first": first,
+        "seq": itertools.count(2),
+    }
     yield state
     agent.stop()
     status.close()
@@ -196,8 +215,22 @@ def test_agent_runtime_loads_no_torch_or_prefect(s3, keys, models, tmp_path, bro
     m, envelope = pub.manifest(models["v1"], 1, "1")
     pub.store.put_manifest(pub.model, "poll", 1, envelope)
     url = pub.store.current_manifest_url(pub.model, "poll")
-    argv = ["agent", "--params", str(REPO / "params.yaml"), *(a for o in overrides for a in ("-S", o)), "--device", "cam-p",
-            "--state", str(tmp_path / "cam-p"), "--trusted-keys", str(keys), "--no-mqtt", "--poll-url", url, "--once"]
+    argv = [
+        "agent",
+        "--params",
+        str(REPO / "params.yaml"),
+        *(a for o in overrides for a in ("-S", o)),
+        "--device",
+        "cam-p",
+        "--state",
+        str(tmp_path / "cam-p"),
+        "--trusted-keys",
+        str(keys),
+        "--no-mqtt",
+        "--poll-url",
+        url,
+        "--once",
+    ]
     code = (
         "import json, sys; from edgeslim.cli import main; rc = main(json.loads(sys.argv[1])); "
         "print(json.dumps({'rc': rc, 'heavy': [m for m in ('torch', 'prefect', 'ultralytics', 'mlflow', 'boto3') if m in sys.modules]}))"

@@ -1,5 +1,6 @@
 """The real compress flow pages the fleet after publishing, and `edgeslim demo` shows a device taking
 the model. Reuses the session's trained champion (conftest) instead of training again."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from mlflow import MlflowClient
-
 from conftest import NO_PRUNE, run_cli
 from fleet_support import AgentProcess, broker, fleet_params, keys, s3  # noqa: F401 (fixtures)
+from mlflow import MlflowClient
 
 EDGE = "pcb-detector-edge"
 
@@ -27,7 +27,9 @@ def test_compress_flow_pages_the_fleet_after_publishing(champion, params_file, b
     agent = AgentProcess("cam-flow", tmp_path / "cam-flow", keys, overrides)
     try:
         # pruning is covered by the session's demo run; this run is about paging
-        result = run_cli("compress", "--force", "--params", str(params_file), *NO_PRUNE, *_set(overrides), env_extra={"MLFLOW_TRACKING_URI": champion})
+        result = run_cli(
+            "compress", "--force", "--params", str(params_file), *NO_PRUNE, *_set(overrides), env_extra={"MLFLOW_TRACKING_URI": champion}
+        )
         assert result.returncode == 0, result.stderr[-4000:]
         report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
         rollout = report["details"]["rollout"]
@@ -54,5 +56,5 @@ def assert_serving_registered(state_dir: Path, sha: str) -> None:
 def test_demo_starts_a_broker_and_an_agent_that_takes_the_candidate(published):
     result, report = published  # the session's demo run, with its local fleet on (conftest)
     assert report["published"]["version"], report
-    line = next(l for l in result.stderr.splitlines() if l.startswith("fleet: ") and "paged to group" in l)
+    line = next(ln for ln in result.stderr.splitlines() if ln.startswith("fleet: ") and "paged to group" in ln)
     assert "updated ['demo-device-1']" in line, result.stderr[-3000:]

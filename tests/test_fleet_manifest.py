@@ -1,9 +1,10 @@
 """Manifest signing and validation, without servers: what a device accepts and what it refuses."""
+
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,16 @@ SHA = "ab" * 32
 
 
 def _manifest(**changes: object) -> Manifest:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     m = Manifest(
-        model="m-edge", version="3", group="line-1", sequence=7, issued_at=utc_iso(now), expires_at=utc_iso(now + timedelta(hours=1)),
-        key_id="", artifacts=(Artifact("model.onnx", "onnx-int8", "https://s3.example/m.onnx?sig=1", 1234, SHA),),
+        model="m-edge",
+        version="3",
+        group="line-1",
+        sequence=7,
+        issued_at=utc_iso(now),
+        expires_at=utc_iso(now + timedelta(hours=1)),
+        key_id="",
+        artifacts=(Artifact("model.onnx", "onnx-int8", "https://s3.example/m.onnx?sig=1", 1234, SHA),),
         lineage={"source_model": "m", "source_version": "2"},
     )
     return replace(m, **changes)
@@ -67,11 +74,14 @@ def test_untrusted_key_and_garbage_are_refused(keypair, tmp_path: Path):
 
 def test_expiry_and_malformed_fields():
     m = _manifest()
-    assert not m.expired(datetime.now(timezone.utc)) and m.expired(datetime.now(timezone.utc) + timedelta(hours=2))
+    assert not m.expired(datetime.now(UTC)) and m.expired(datetime.now(UTC) + timedelta(hours=2))
     body = m.to_dict()
     for field, value, message in (
-        ("sequence", 0, "sequence"), ("artifacts", [], "no artifact"), ("expires_at", body["issued_at"], "expires before"),
-        ("schema", 2, "schema"), ("expires_at", "tomorrow", "ISO 8601"),
+        ("sequence", 0, "sequence"),
+        ("artifacts", [], "no artifact"),
+        ("expires_at", body["issued_at"], "expires before"),
+        ("schema", 2, "schema"),
+        ("expires_at", "tomorrow", "ISO 8601"),
     ):
         with pytest.raises(ManifestError, match=message):
             Manifest.from_dict({**body, field: value})

@@ -1,6 +1,7 @@
 """Paging from the registry: a real `mlflow server`, mosquitto, a moto server (S3 and IoT) and real
 agents. All three channels deliver; the rollout lands on the model version as tags; a broker that is
 down fails the page by name, moves nothing in the registry, and the device keeps serving."""
+
 from __future__ import annotations
 
 import json
@@ -11,17 +12,26 @@ from pathlib import Path
 import boto3
 import mlflow
 import pytest
+from conftest import error_line, run_cli
+from fleet_support import (  # noqa: F401 (fixtures)
+    REPO,
+    AgentProcess,
+    StatusLog,
+    assert_serving,
+    broker,
+    fleet_params,
+    keys,
+    s3,
+    sha256,
+    tiny_onnx,
+)
 from mlflow import MlflowClient
 
-from conftest import error_line, run_cli
 from edgeslim.fleet.local import LocalService, start_broker, wait_for_port
 from edgeslim.fleet.page import page_version
 from edgeslim.fleet.signing import load_public_keys, verify
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.server import free_port
-from fleet_support import (  # noqa: F401 (fixtures)
-    REPO, AgentProcess, StatusLog, assert_serving, broker, fleet_params, keys, s3, sha256, tiny_onnx,
-)
 
 EDGE = "tiny-fleet-edge"
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -54,13 +64,29 @@ def test_page_through_mqtt_webhook_and_iot_jobs_records_the_rollout(mlflow_serve
     thing = iot.create_thing(thingName="cam-iot")["thingArn"]
     hook = free_port()
     p, overrides = fleet_params(
-        broker, s3, keys, "all-channels", "fleet.channels=[mqtt, webhook, iot_jobs]", f"fleet.webhook.urls=[http://127.0.0.1:{hook}/manifest]",
-        f"fleet.iot_jobs.endpoint_url={s3.url}", f"fleet.iot_jobs.targets=[{thing}]", "fleet.rollout.wait_s=30", "fleet.rollout.devices=[cam-mqtt]",
+        broker,
+        s3,
+        keys,
+        "all-channels",
+        "fleet.channels=[mqtt, webhook, iot_jobs]",
+        f"fleet.webhook.urls=[http://127.0.0.1:{hook}/manifest]",
+        f"fleet.iot_jobs.endpoint_url={s3.url}",
+        f"fleet.iot_jobs.targets=[{thing}]",
+        "fleet.rollout.wait_s=30",
+        "fleet.rollout.devices=[cam-mqtt]",
     )
     status = StatusLog(p)
     mqtt_agent = AgentProcess("cam-mqtt", tmp_path / "cam-mqtt", keys, overrides)
-    hook_agent = AgentProcess("cam-hook", tmp_path / "cam-hook", keys, overrides, "--no-mqtt", "--listen", f"127.0.0.1:{hook}",
-                              env={"EDGESLIM_WEBHOOK_SECRET": WEBHOOK_SECRET})
+    hook_agent = AgentProcess(
+        "cam-hook",
+        tmp_path / "cam-hook",
+        keys,
+        overrides,
+        "--no-mqtt",
+        "--listen",
+        f"127.0.0.1:{hook}",
+        env={"EDGESLIM_WEBHOOK_SECRET": WEBHOOK_SECRET},
+    )
     client = MlflowClient(mlflow_server, mlflow_server)
     before = _snapshot(client)
     try:
@@ -106,7 +132,9 @@ def _await_state(state_dir: Path, sequence: int, timeout_s: float = 30) -> dict:
 def test_broker_down_at_publish_fails_by_name_then_recovers(mlflow_server, registered, s3, keys, tmp_path):
     own = start_broker(tmp_path / "broker")  # this test stops and restarts it
     # The restarted broker starts empty (no retained statuses): name the device so the rollout waits for its reconnect.
-    p, overrides = fleet_params(own, s3, keys, "outage", "fleet.rollout.wait_s=30", "fleet.rollout.devices=[cam-o]", "fleet.mqtt.keepalive_s=2")
+    p, overrides = fleet_params(
+        own, s3, keys, "outage", "fleet.rollout.wait_s=30", "fleet.rollout.devices=[cam-o]", "fleet.mqtt.keepalive_s=2"
+    )
     cli_args = ["--params", str(REPO / "params.yaml"), "-S", f"workspace={tmp_path / 'ws'}", *(a for o in overrides for a in ("-S", o))]
     env = {"MLFLOW_TRACKING_URI": mlflow_server}
     agent = AgentProcess("cam-o", tmp_path / "cam-o", keys, overrides)

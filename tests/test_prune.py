@@ -3,6 +3,7 @@
 Each model is rewritten split-free (numerically checked), pruned to 40% fewer MACs, run, exported
 to ONNX, and loaded back in a fresh Python process, which must compute exactly what this one does.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -13,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from ultralytics.nn.tasks import DetectionModel
 
 from edgeslim.config import load_params
 from edgeslim.errors import PruneError
@@ -22,7 +24,6 @@ from edgeslim.models.checkpoint import save_checkpoint
 from edgeslim.prune.rewrite import check_equivalent, rewrite_model
 from edgeslim.prune.structured import count_macs, prune_model
 from edgeslim.ultra import CFG_MODELS
-from ultralytics.nn.tasks import DetectionModel
 
 REPO = Path(__file__).resolve().parents[1]
 IMGSZ = 64
@@ -80,7 +81,10 @@ def test_rewrite_prune_export_and_reload(arch: str, tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", images)
     subprocess.run(
         [sys.executable, "-c", _RELOAD, str(weights), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-        check=True, cwd=tmp_path, capture_output=True, timeout=300,
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=300,
     )
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), out.numpy(), rtol=1e-5, atol=1e-4)
 
@@ -130,10 +134,19 @@ def test_sparse_training_and_iterative_rounds_keep_the_pruned_architecture(tiny_
     from edgeslim.prune.pipeline import prune_stage
 
     data_yaml = tiny_checkpoint.parent / "data" / "data.yaml"
-    p = load_params(REPO / "params.yaml", [
-        "baseline.imgsz=64", "baseline.batch=4", "prune.sparse.enabled=true", "prune.sparse.epochs=1",
-        "prune.rounds=2", "prune.finetune.round_epochs=1", "prune.round_to=4", "prune.ratio_deep=0.7",
-    ])
+    p = load_params(
+        REPO / "params.yaml",
+        [
+            "baseline.imgsz=64",
+            "baseline.batch=4",
+            "prune.sparse.enabled=true",
+            "prune.sparse.epochs=1",
+            "prune.rounds=2",
+            "prune.finetune.round_epochs=1",
+            "prune.round_to=4",
+            "prune.ratio_deep=0.7",
+        ],
+    )
     ckpt, model = load_checkpoint(tiny_checkpoint)
     images = preprocess_batch(list_images(data_yaml.parent / "images" / "val")[:2], 64)
     pruned, report = prune_stage(model, ckpt, images, data_yaml, p.prune, p.baseline, p.evaluate, tmp_path)

@@ -1,5 +1,6 @@
 """The tracking server dies in the middle of publishing: no alias may point at a partial version,
 the CLI says so in one line, and the next run on the restarted server finishes the job."""
+
 from __future__ import annotations
 
 import os
@@ -10,9 +11,9 @@ import threading
 from pathlib import Path
 
 import mlflow
+from conftest import NO_PRUNE, REPO, error_line, run_cli
 from mlflow import MlflowClient
 
-from conftest import NO_PRUNE, REPO, error_line, run_cli
 from edgeslim.lineage import PUBLISH_KEY_TAG, RUN_ID_TAG
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.server import free_port, start_server
@@ -66,7 +67,15 @@ def test_server_killed_mid_publish(champion: str, params_file: Path, tmp_path: P
         _assert_alias_on_complete_version(client)
 
         # The next identical run breaks the crashed run's stale lock and leaves a published candidate.
-        again = run_cli("compress", "--params", str(params_file), "-S", "mlflow.lock_ttl_s=1", *NO_PRUNE, env_extra={"MLFLOW_TRACKING_URI": restarted.url})
+        again = run_cli(
+            "compress",
+            "--params",
+            str(params_file),
+            "-S",
+            "mlflow.lock_ttl_s=1",
+            *NO_PRUNE,
+            env_extra={"MLFLOW_TRACKING_URI": restarted.url},
+        )
         assert again.returncode == 0, again.stderr[-3000:]
         assert _assert_alias_on_complete_version(client) is not None
         versions = client.search_model_versions(f"name = '{EDGE}'")

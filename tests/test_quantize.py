@@ -4,17 +4,19 @@ recovering a broken quantization, the budget running out, and the flow failing c
 The model is the `champion` fixture's (trained once per session); it is fused, exported and
 calibrated exactly as the flow does, and every mAP comes from the flow's validator.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from mlflow import MlflowClient
-
 from conftest import NO_PRUNE, error_line, run_cli
+from mlflow import MlflowClient
+from test_e2e import registry_snapshot
+
 from edgeslim import workspace
 from edgeslim.config import Params, QuantizeParams, load_params
 from edgeslim.dag.layout import Layout
@@ -31,7 +33,6 @@ from edgeslim.quantize.sensitivity import DECODE_SUFFIX
 from edgeslim.quantize.tensorrt import unavailable
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.report import Report
-from test_e2e import registry_snapshot
 
 MAX_SIZE_RATIO = 0.30  # the issue's bar: INT8 file at most 30% of the FP32 ONNX file
 # Everything ONNX Runtime can quantize, decode included: the failure the head-decode rule prevents.
@@ -53,7 +54,9 @@ class Trained:
         out = self.work / name / "model-int8.onnx"
         out.parent.mkdir()
         quantizer = OrtQuantizer(self.fp32, self.images, self.p.baseline.imgsz, qp, out.parent / "work")
-        return quantize_with_fallback(quantizer, out, self.fp32.stat().st_size, qp.fallback, self.score, target, self.fp32_map if ceiling is None else ceiling)
+        return quantize_with_fallback(
+            quantizer, out, self.fp32.stat().st_size, qp.fallback, self.score, target, self.fp32_map if ceiling is None else ceiling
+        )
 
 
 @pytest.fixture(scope="module")

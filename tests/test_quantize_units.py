@@ -1,5 +1,6 @@
 """Pieces of the INT8 step that need no trained model: layer grouping, the detection error, the budget,
 and the TensorRT variant of the Q/DQ model (built here on the CPU; the engine itself needs a GPU)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-
 from conftest import REPO
+
 from edgeslim.config import load_params
 from edgeslim.export.onnx_export import export_onnx
 from edgeslim.quantize.fallback import budget
@@ -22,7 +23,9 @@ IMGSZ = 128
 
 @pytest.fixture(scope="module")
 def fp32(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_onnx(tiny_checkpoint, IMGSZ, load_params(REPO / "params.yaml").export.opset, tmp_path_factory.mktemp("quantize-units") / "fp32.onnx")
+    return export_onnx(
+        tiny_checkpoint, IMGSZ, load_params(REPO / "params.yaml").export.opset, tmp_path_factory.mktemp("quantize-units") / "fp32.onnx"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,5 +87,9 @@ def test_tensorrt_variant_is_symmetric_with_float_bias_and_conv_inputs_only(fp32
     for node in model.graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node.op_type)
-    convs = [n for n in model.graph.node if n.op_type == "Conv" and n.input[0] in produced_by and produced_by[n.input[0]].op_type == "DequantizeLinear"]
+    convs = [
+        n
+        for n in model.graph.node
+        if n.op_type == "Conv" and n.input[0] in produced_by and produced_by[n.input[0]].op_type == "DequantizeLinear"
+    ]
     assert convs and not any("QuantizeLinear" in consumers.get(n.output[0], []) for n in convs), "no Q/DQ on conv outputs"

@@ -1,5 +1,6 @@
 """MLflow as the system of record, against a real `mlflow server` (sqlite): nested runs, lineage,
 idempotent and concurrent publishing, the publish lock."""
+
 from __future__ import annotations
 
 import json
@@ -12,14 +13,14 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import NO_PRUNE, REPO, run_cli
 from mlflow import MlflowClient
 
-from conftest import NO_PRUNE, REPO, run_cli
-from edgeslim.errors import RegistryError
-from edgeslim.registry import mlflow_registry as reg
-from edgeslim.lineage import PUBLISH_KEY_TAG, RUN_ID_TAG
-from edgeslim.registry.lock import LOCK_SUFFIX, registry_lock
 from edgeslim.dag.registry import COMPRESS, DATASET
+from edgeslim.errors import RegistryError
+from edgeslim.lineage import PUBLISH_KEY_TAG, RUN_ID_TAG
+from edgeslim.registry import mlflow_registry as reg
+from edgeslim.registry.lock import LOCK_SUFFIX, registry_lock
 
 EDGE = "pcb-detector-edge"
 STEPS = {s.name for s in (DATASET, *COMPRESS)}  # one nested run per registry step
@@ -49,7 +50,10 @@ def test_parent_and_nested_runs_carry_params_metrics_timings_artifacts(champion,
     assert by_name["quantize"].data.metrics["quantized_tensors"] > 0
     assert by_name["fuse"].data.metrics["rel_l2"] == report["details"]["equivalence"]["rel_l2"]
     assert [a.path for a in client.list_artifacts(by_name["quantize"].info.run_id)] == ["model-int8.onnx"]
-    assert [a.path for a in client.list_artifacts(by_name["calibrate"].info.run_id)] == ["calibration_coverage.png", "calibration_manifest.json"]
+    assert [a.path for a in client.list_artifacts(by_name["calibrate"].info.run_id)] == [
+        "calibration_coverage.png",
+        "calibration_manifest.json",
+    ]
     assert by_name["calibrate"].data.metrics["selected_strata_covered"] == by_name["calibrate"].data.metrics["strata_total"]
     assert by_name["prune"].data.params["prune.importance"] == "bn_scale"
     assert by_name["prune"].data.metrics["macs_reduction"] >= 0.4
@@ -84,7 +88,9 @@ def test_rerun_reports_existing_version_and_force_publishes_again(champion, publ
     assert "already published" in again.stderr
     reused = json.loads(Path(again.stdout.strip().splitlines()[-1]).read_text())
     # The newest version with the same publish key (another test may have force-published one since).
-    keys = {v: client.get_model_version(EDGE, v).tags[PUBLISH_KEY_TAG] for v in (reused["published"]["version"], report["published"]["version"])}
+    keys = {
+        v: client.get_model_version(EDGE, v).tags[PUBLISH_KEY_TAG] for v in (reused["published"]["version"], report["published"]["version"])
+    }
     assert reused["published"]["reused"] and len(set(keys.values())) == 1
     assert _edge_versions(client) == before
 
@@ -101,7 +107,10 @@ def test_concurrent_identical_runs_publish_once(champion, published, params_file
     before = _edge_versions(client)
     env = {"MLFLOW_TRACKING_URI": champion}
     cmd = [sys.executable, "-m", "edgeslim.cli", "compress", "--params", str(params_file), "-S", "calibration.seed=7", *NO_PRUNE]
-    procs = [subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
     after = _edge_versions(client)

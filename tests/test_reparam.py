@@ -3,6 +3,7 @@
 Tiny models built from yaml (v8, 11, v9 GELAN, the project's dual-head YOLOv9), BatchNorm given
 the statistics of real val images and non-trivial affine parameters so folding has work to do.
 """
+
 from __future__ import annotations
 
 import copy
@@ -11,6 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
+from ultralytics.cfg import get_cfg
+from ultralytics.nn.modules import CBFuse, CBLinear, Detect
+from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+from ultralytics.utils.loss import v8DetectionLoss
 
 from edgeslim.config import load_params
 from edgeslim.dag.steps.fuse import check_fused
@@ -23,12 +29,6 @@ from edgeslim.reparam.equivalence import compare_models
 from edgeslim.reparam.fuse import fuse_model
 from edgeslim.reparam.strip import strip_auxiliary
 from edgeslim.ultra import CFG_MODELS
-from ultralytics.cfg import get_cfg
-from ultralytics.nn.modules import CBFuse, CBLinear, Detect
-from ultralytics.nn.tasks import DetectionModel, yaml_model_load
-from ultralytics.utils.loss import v8DetectionLoss
-
-from conftest import REPO
 
 IMGSZ = 64
 NC = 5
@@ -115,7 +115,12 @@ def test_dual_head_trains_both_heads_and_strips_to_the_main_one(build, params, i
     with torch.no_grad():
         preds = dual.train()(x)
     assert isinstance(preds, list) and len(preds) == 2 and all("scores" in p for p in preds), "[aux, main] while training"
-    batch = {"img": x, "batch_idx": torch.tensor([0.0, 1.0]), "cls": torch.tensor([[1.0], [3.0]]), "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.2], [0.3, 0.6, 0.2, 0.2]])}
+    batch = {
+        "img": x,
+        "batch_idx": torch.tensor([0.0, 1.0]),
+        "cls": torch.tensor([[1.0], [3.0]]),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.2], [0.3, 0.6, 0.2, 0.2]]),
+    }
     weight = params.baseline.aux_loss_weight
     total, _ = DualDetectionLoss(dual, weight)(preds, batch)
     main, _ = v8DetectionLoss(dual)(preds[1], batch)

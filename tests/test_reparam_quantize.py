@@ -1,10 +1,10 @@
 """Fusion, ONNX export and INT8 quantization on a tiny untrained model (no registry, no Prefect)."""
-from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import REPO
 
 from edgeslim.config import load_params
 from edgeslim.data.images import preprocess
@@ -14,8 +14,6 @@ from edgeslim.quantize.head import decode_nodes, head_nodes
 from edgeslim.quantize.ort_int8 import quantize_int8
 from edgeslim.reparam.equivalence import compare_models
 from edgeslim.reparam.fuse import fuse_model
-
-from conftest import REPO
 
 IMGSZ = 128
 

@@ -10,6 +10,7 @@ Both outcomes are genuine, at the default margin (params `triggers.retrain.margi
   good champion scored 0.116-0.122 on the same split; other noise seeds recovered alike).
 - not better: the good champion retrained one epoch at a destructive learning rate (measured: → 0.000).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+from conftest import NO_PRUNE, run_cli
 from mlflow import MlflowClient
 
-from conftest import NO_PRUNE, run_cli
 from edgeslim.config import load_params
 from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
 from edgeslim.registry import mlflow_registry as reg
@@ -35,7 +36,14 @@ DESTRUCTIVE = ["-S", "triggers.retrain.finetune.epochs=1", "-S", "triggers.retra
 
 def _retrain(server: str, params: Path, model: str, *overrides: str) -> dict:
     result = run_cli(
-        "retrain", "--params", str(params), "-S", f"model_name={model}", *NO_PRUNE, *NEW_DATA, *overrides,
+        "retrain",
+        "--params",
+        str(params),
+        "-S",
+        f"model_name={model}",
+        *NO_PRUNE,
+        *NEW_DATA,
+        *overrides,
         env_extra={"MLFLOW_TRACKING_URI": server},
     )
     assert result.returncode == 0, result.stderr[-4000:]

@@ -4,6 +4,7 @@ command ends on its own line.
 Nothing mocked: a real `mlflow server` started the way the product starts it, and the real CLI in a
 subprocess with Prefect's ephemeral API server.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import run_cli, write_params
 from mlflow import MlflowClient
 
-from conftest import run_cli, write_params
 from edgeslim.registry.server import start_server
 
 # What MLflow's job execution starts (mlflow.server.jobs.utils): `python -m mlflow.server.jobs._job_runner`
@@ -91,8 +92,13 @@ def test_failing_command_ends_with_its_error_line(mlflow_server: str, tmp_path: 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)  # Prefect's ephemeral server, as for a user
     params = write_params(tmp_path / "params.yaml", tmp_path / "workspace")
     result = run_cli(
-        "compress", "--model", "nosuch@champion", "--params", str(params),
-        env_extra={"MLFLOW_TRACKING_URI": mlflow_server}, timeout=600,
+        "compress",
+        "--model",
+        "nosuch@champion",
+        "--params",
+        str(params),
+        env_extra={"MLFLOW_TRACKING_URI": mlflow_server},
+        timeout=600,
     )
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Starting temporary server" in result.stderr, result.stderr[-3000:]  # the ephemeral server did run

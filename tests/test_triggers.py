@@ -1,6 +1,7 @@
 """Unit tests of the promotion trigger: MLflow's signature scheme, timestamp window, delivery dedup,
 event/model/alias filter, and the receiver's answers (deployment start stubbed; the real chain is
 in test_triggers_e2e.py)."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from mlflow.webhooks.delivery import _generate_hmac_signature
 
-from conftest import REPO
 from edgeslim.config import load_params
 from edgeslim.triggers.dedup import DeliveryStore
 from edgeslim.triggers.receiver import Receiver
@@ -22,7 +23,14 @@ SECRET = "s3cr3t"
 
 
 def payload(name: str = "pcb-detector", alias: str = "champion", version: str = "4", entity: str = "model_version_alias") -> bytes:
-    return json.dumps({"entity": entity, "action": "created", "timestamp": "2026-01-01T00:00:00+00:00", "data": {"name": name, "alias": alias, "version": version}}).encode()
+    return json.dumps(
+        {
+            "entity": entity,
+            "action": "created",
+            "timestamp": "2026-01-01T00:00:00+00:00",
+            "data": {"name": name, "alias": alias, "version": version},
+        }
+    ).encode()
 
 
 def signed(body: bytes, ts: float | None = None, delivery_id: str | None = None, secret: str = SECRET) -> dict[str, str]:
@@ -38,7 +46,7 @@ class Starts:
         self.calls: list[tuple[str, str]] = []
         self.fail = fail
 
-    def __call__(self, p, model_ref: str, key: str, reason: str) -> str:  # noqa: ANN001
+    def __call__(self, p, model_ref: str, key: str, reason: str) -> str:
         if self.fail:
             self.fail -= 1
             raise StartFailed("prefect api down")
@@ -143,7 +151,10 @@ def test_retrain_schedule_and_deployments(tmp_path: Path):
     assert retrain.parameters["overrides"] == ["prune.enabled=false"] and compress.parameters["tracking_uri"] == "http://127.0.0.1:5000"
 
 
-@pytest.mark.parametrize(("old", "new", "margin", "promote"), [(0.30, 0.31, 0.005, True), (0.30, 0.304, 0.005, False), (0.30, 0.30, 0.0, False), (0.30, 0.29, -0.02, True)])
+@pytest.mark.parametrize(
+    ("old", "new", "margin", "promote"),
+    [(0.30, 0.31, 0.005, True), (0.30, 0.304, 0.005, False), (0.30, 0.30, 0.0, False), (0.30, 0.29, -0.02, True)],
+)
 def test_retrain_promotes_only_above_the_champion_plus_margin(old: float, new: float, margin: float, promote: bool):
     from tasks.retrain import Verdict
 

@@ -3,6 +3,7 @@ registered webhook → the MLflow client sets `champion` → MLflow POSTs the si
 webhook serve` verifies it and starts the `compress` deployment on a real `prefect server` → the
 `edgeslim serve` process runs the flow → `<model>-edge@candidate` is published. Then forged,
 stale and duplicate deliveries against the live receiver."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import REPO
 from mlflow import MlflowClient
 
-from conftest import REPO
 from edgeslim.registry.server import free_port
 from edgeslim.triggers.signature import DELIVERY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
@@ -54,7 +55,9 @@ class Processes:
     def start(self, name: str, args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
         log = self.tmp / f"{name}.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, *args], cwd=REPO, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.procs.append(proc)
         return proc, log
 
@@ -82,22 +85,48 @@ def _flow_runs(api: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_alias_set_in_mlflow_starts_the_compress_deployment_which_publishes(champion: str, params_file: Path, processes: Processes, tmp_path: Path):
+def test_alias_set_in_mlflow_starts_the_compress_deployment_which_publishes(
+    champion: str, params_file: Path, processes: Processes, tmp_path: Path
+):
     client = MlflowClient(champion, champion)
     client.copy_model_version("models:/pcb-detector@champion", MODEL)
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    prefect_env = {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api, "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    server, server_log = processes.start("prefect", ["-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-services"], prefect_env)
+    prefect_env = {
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_API_URL": api,
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    server, server_log = processes.start(
+        "prefect", ["-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-services"], prefect_env
+    )
     _wait(lambda: _ok(f"{api}/health"), START_S, "prefect server", server, server_log)
 
     knobs = ["--params", str(params_file), "-S", f"model_name={MODEL}", "-S", "prune.enabled=false"]
     env = {**prefect_env, "MLFLOW_TRACKING_URI": champion, "EDGESLIM_MLFLOW_WEBHOOK_SECRET": SECRET, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     serve, serve_log = processes.start("serve", ["-m", "edgeslim.cli", "serve", *knobs], env)
     dedup = tmp_path / "deliveries.sqlite"
-    hook, hook_log = processes.start("webhook", ["-m", "edgeslim.cli", "webhook", "serve", *knobs, "-S", "triggers.webhook.port=0", "-S", f"triggers.webhook.dedup_db={dedup}"], env)
-    url = _wait(lambda: next((line.split()[-1] for line in hook_log.read_text().splitlines() if line.startswith("listening on")), None), START_S, "receiver", hook, hook_log)
-    created = subprocess.run([sys.executable, "-m", "edgeslim.cli", "webhook", "create", *knobs, "--url", url], cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    hook, hook_log = processes.start(
+        "webhook",
+        ["-m", "edgeslim.cli", "webhook", "serve", *knobs, "-S", "triggers.webhook.port=0", "-S", f"triggers.webhook.dedup_db={dedup}"],
+        env,
+    )
+    url = _wait(
+        lambda: next((line.split()[-1] for line in hook_log.read_text().splitlines() if line.startswith("listening on")), None),
+        START_S,
+        "receiver",
+        hook,
+        hook_log,
+    )
+    created = subprocess.run(
+        [sys.executable, "-m", "edgeslim.cli", "webhook", "create", *knobs, "--url", url],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert created.returncode == 0, created.stderr[-2000:]
     _wait(lambda: _ok(f"{api}/deployments/name/edgeslim-compress/compress"), START_S, "compress deployment", serve, serve_log)
 
@@ -121,10 +150,24 @@ def test_alias_set_in_mlflow_starts_the_compress_deployment_which_publishes(cham
 
         # Against the live receiver: a forged signature and a stale timestamp are refused; a duplicate
         # delivery is acknowledged without a second start.
-        body = json.dumps({"entity": "model_version_alias", "action": "created", "timestamp": "x", "data": {"name": MODEL, "alias": "champion", "version": "1"}}).encode()
+        body = json.dumps(
+            {
+                "entity": "model_version_alias",
+                "action": "created",
+                "timestamp": "x",
+                "data": {"name": MODEL, "alias": "champion", "version": "1"},
+            }
+        ).encode()
         assert _post(url, body, secret="forged").status_code == 401
         assert _post(url, body, ts=time.time() - 3600).status_code == 401
-        ignored = json.dumps({"entity": "model_version_alias", "action": "created", "timestamp": "x", "data": {"name": MODEL, "alias": "staging", "version": "1"}}).encode()
+        ignored = json.dumps(
+            {
+                "entity": "model_version_alias",
+                "action": "created",
+                "timestamp": "x",
+                "data": {"name": MODEL, "alias": "staging", "version": "1"},
+            }
+        ).encode()
         delivery = str(uuid.uuid4())
         first, again = _post(url, ignored, delivery_id=delivery), _post(url, ignored, delivery_id=delivery)
         assert (first.json()["status"], again.json()["status"]) == ("ignored", "duplicate")
@@ -146,5 +189,10 @@ def _candidate(client: MlflowClient):
 def _post(url: str, body: bytes, secret: str = SECRET, ts: float | None = None, delivery_id: str | None = None) -> requests.Response:
     delivery_id = delivery_id or str(uuid.uuid4())
     stamp = str(int(time.time() if ts is None else ts))
-    headers = {DELIVERY_ID_HEADER: delivery_id, TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: sign(secret, delivery_id, stamp, body), "Content-Type": "application/json"}
+    headers = {
+        DELIVERY_ID_HEADER: delivery_id,
+        TIMESTAMP_HEADER: stamp,
+        SIGNATURE_HEADER: sign(secret, delivery_id, stamp, body),
+        "Content-Type": "application/json",
+    }
     return requests.post(url, data=body, headers=headers, timeout=10)

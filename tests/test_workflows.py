@@ -1,6 +1,7 @@
 """The GitHub Actions workflows, checked where no runner exists: against the GitHub workflow JSON
 schema (check-jsonschema's vendored copy, offline), with actionlint too when it is installed, and
 for the triggers issue 8 asks of them."""
+
 from __future__ import annotations
 
 import shutil
@@ -10,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
@@ -19,7 +19,9 @@ WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_matches_the_github_schema(path: Path):
     checker = Path(sys.executable).with_name("check-jsonschema")
-    result = subprocess.run([str(checker), "--builtin-schema", "vendor.github-workflows", str(path)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.github-workflows", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     if shutil.which("actionlint"):
         lint = subprocess.run(["actionlint", str(path)], capture_output=True, text=True, timeout=120)

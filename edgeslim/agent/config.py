@@ -1,4 +1,5 @@
 """Everything one agent process needs to know, gathered from params and the command line once."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

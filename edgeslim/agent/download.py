@@ -4,19 +4,19 @@ Why resumable: edge links drop, and devices reboot mid-download; the partial fil
 the next try asks only for the missing bytes (HTTP Range). The size in the signed manifest is a
 hard cap: a server that sends more is cut off, so a hostile or broken endpoint cannot fill the disk.
 """
+
 from __future__ import annotations
 
 import time
-from http import HTTPStatus
+from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
-from typing import Callable
 
 import requests
 
 from edgeslim.config import FleetAgentParams
 from edgeslim.digest import file_sha256
-
 
 
 class DownloadError(Exception):
@@ -94,5 +94,7 @@ def download(url: str, part: Path, size: int, sha256: str, knobs: FleetAgentPara
     actual = file_sha256(part)
     if actual != sha256:
         part.unlink()
-        raise DownloadError(f"sha256 mismatch: got {actual[:16]}…, manifest says {sha256[:16]}… (artifact tampered or corrupt)", permanent=True)
+        raise DownloadError(
+            f"sha256 mismatch: got {actual[:16]}…, manifest says {sha256[:16]}… (artifact tampered or corrupt)", permanent=True
+        )
     return Downloaded(part, resumed_from)

@@ -1,4 +1,5 @@
 """The agent's main loop: wire sources, store and updater together; stop cleanly on SIGTERM/SIGINT."""
+
 from __future__ import annotations
 
 import queue
@@ -59,8 +60,10 @@ def run(cfg: AgentConfig) -> int:
         poll(cfg, inbox, stop, log)
     if not link:
         updater.announce()
-    log(f"running: group {cfg.group}, state {cfg.state_dir}, sources: " + ", ".join(
-        s for s, on in (("mqtt", link), ("poll", cfg.poll_url), ("webhook", server)) if on))
+    log(
+        f"running: group {cfg.group}, state {cfg.state_dir}, sources: "
+        + ", ".join(s for s, on in (("mqtt", link), ("poll", cfg.poll_url), ("webhook", server)) if on)
+    )
     try:
         while not stop.is_set():
             try:

@@ -3,6 +3,7 @@
 Why generated: the device needs no image decoder and no data file, and every device feeds its model
 exactly the same pixels, so a NaN or a shape error is the model's fault, not the input's.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,6 +21,6 @@ def board_image(height: int, width: int) -> np.ndarray:
     for _ in range(PARTS):
         h, w = (max(1, int(s * rng.uniform(0.05, 0.2))) for s in (height, width))
         y, x = int(rng.integers(0, max(1, height - h))), int(rng.integers(0, max(1, width - w)))
-        img[:, y:y + h, x:x + w] = rng.uniform(0.0, 1.0, size=(3, 1, 1))
+        img[:, y : y + h, x : x + w] = rng.uniform(0.0, 1.0, size=(3, 1, 1))
     img += rng.normal(0.0, 0.02, size=img.shape).astype(np.float32)
     return np.clip(img, 0.0, 1.0)[None]

@@ -4,6 +4,7 @@ Passes when the session loads, every output has the shape the publisher recorded
 no output holds NaN or Inf, and (if a budget is set) the latency fits. The latency is recorded
 either way, so the status message says how fast this device runs the new model.
 """
+
 from __future__ import annotations
 
 import time

@@ -3,23 +3,24 @@
 Each source only drops raw envelopes into the agent's inbox; the updater (one thread) decides
 what to do with them, so two deliveries can never race on the model store.
 """
+
 from __future__ import annotations
 
 import hmac
 import os
 import queue
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 import requests
 
 from edgeslim.agent.config import AgentConfig
 from edgeslim.errors import FleetError
 from edgeslim.fleet import mqtt as mq
-from edgeslim.fleet.webhook_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, body_signature
 from edgeslim.fleet.topics import manifest_topic, status_topic
+from edgeslim.fleet.webhook_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, body_signature
 
 ANNOUNCE = b""  # inbox marker: (re)connected, tell the broker where this device stands
 MAX_ENVELOPE_BYTES = 1 << 20  # a signed manifest is a few KiB; refuse anything that could not be one
@@ -71,12 +72,13 @@ def fetch(url: str, timeout_s: float, etag: str | None = None) -> tuple[bytes | 
 def poll(cfg: AgentConfig, inbox: queue.Queue, stop: threading.Event, log: Callable[[str], None]) -> threading.Thread:
     """A thread that reads ``cfg.poll_url`` every ``poll_s`` and queues new envelopes."""
     assert cfg.poll_url is not None
+    url = cfg.poll_url
 
     def loop() -> None:
         etag = None
         while not stop.is_set():
             try:
-                body, etag = fetch(cfg.poll_url, cfg.knobs.http_timeout_s, etag)
+                body, etag = fetch(url, cfg.knobs.http_timeout_s, etag)
                 if body:
                     inbox.put(body)
             except requests.RequestException as exc:
@@ -96,7 +98,7 @@ def serve_webhooks(cfg: AgentConfig, inbox: queue.Queue, log: Callable[[str], No
         raise FleetError(f"--listen needs the webhook secret in ${cfg.webhook_secret_env}")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server API)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_ENVELOPE_BYTES:
                 self.send_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "manifest envelope too large")

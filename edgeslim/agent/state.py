@@ -13,6 +13,7 @@ half-written one, even if power fails mid-swap. ``state.json`` records the swap'
 (``pending``) before ``current`` moves, so a crash between swap and health check is rolled back at
 the next start.
 """
+
 from __future__ import annotations
 
 import json
@@ -99,7 +100,10 @@ class ModelStore:
         _fsync_dir(self.root)
 
     def _save(self) -> None:
-        data = {"sequence": self.sequence, **{k: asdict(v) if v else None for k, v in (("active", self.active), ("previous", self.previous), ("pending", self.pending))}}
+        data = {
+            "sequence": self.sequence,
+            **{k: asdict(v) if v else None for k, v in (("active", self.active), ("previous", self.previous), ("pending", self.pending))},
+        }
         tmp = self.root / f".{STATE_FILE}.tmp"
         with tmp.open("w") as f:
             json.dump(data, f, indent=1)

@@ -4,11 +4,12 @@ Each message carries the manifest it is about (sequence, version) and what the d
 now (``active``), so the rollout tracker can tell "failed, still on the old model" from "active".
 States: online, downloading, verified, active, rolled-back, failed, offline (MQTT last will).
 """
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from edgeslim.fleet.manifest import utc_iso
 
@@ -16,10 +17,26 @@ DOWNLOADING, VERIFIED, ACTIVE, ROLLED_BACK, FAILED = "downloading", "verified", 
 ONLINE, OFFLINE = "online", "offline"
 
 
-def status_message(device: str, group: str, state: str, sequence: int | None, version: str | None, active: dict | None, reason: str | None = None, **extra: object) -> bytes:
+def status_message(
+    device: str,
+    group: str,
+    state: str,
+    sequence: int | None,
+    version: str | None,
+    active: dict | None,
+    reason: str | None = None,
+    **extra: object,
+) -> bytes:
     body = {
-        "device": device, "group": group, "state": state, "sequence": sequence, "version": version,
-        "reason": reason, "active": active, "time": utc_iso(datetime.now(timezone.utc)), **extra,
+        "device": device,
+        "group": group,
+        "state": state,
+        "sequence": sequence,
+        "version": version,
+        "reason": reason,
+        "active": active,
+        "time": utc_iso(datetime.now(UTC)),
+        **extra,
     }
     return json.dumps(body).encode()
 
@@ -30,7 +47,9 @@ class StatusReporter:
     def __init__(self, device: str, group: str, publish: Callable[[bytes], None] | None = None) -> None:
         self.device, self.group, self.publish = device, group, publish
 
-    def __call__(self, state: str, sequence: int | None, version: str | None, active: dict | None, reason: str | None = None, **extra: object) -> None:
+    def __call__(
+        self, state: str, sequence: int | None, version: str | None, active: dict | None, reason: str | None = None, **extra: object
+    ) -> None:
         message = status_message(self.device, self.group, state, sequence, version, active, reason, **extra)
         print(message.decode(), flush=True)
         if self.publish:

@@ -6,10 +6,11 @@ retry could fix (network, truncated download, expiry of a stale copy) leaves the
 the manifest is tried again on its next delivery; a permanent one (tampered artifact, failed
 health check) consumes it.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -31,7 +32,9 @@ def _ms(value: float | None) -> float | None:
 
 
 class Updater:
-    def __init__(self, cfg: AgentConfig, store: ModelStore, trusted: dict[str, Ed25519PublicKey], report: StatusReporter, log: Callable[[str], None]) -> None:
+    def __init__(
+        self, cfg: AgentConfig, store: ModelStore, trusted: dict[str, Ed25519PublicKey], report: StatusReporter, log: Callable[[str], None]
+    ) -> None:
         self.cfg, self.store, self.trusted, self.report, self.log = cfg, store, trusted, report, log
 
     def _active(self) -> dict | None:
@@ -59,9 +62,9 @@ class Updater:
             return UNCHANGED  # the retained copy of what was already handled
         if m.sequence < self.store.sequence:
             return self._fail(FAILED, m, f"refused: replayed or older manifest (sequence {m.sequence}, device is at {self.store.sequence})")
-        if m.expired(datetime.now(timezone.utc)):
+        if m.expired(datetime.now(UTC)):
             return self._fail(FAILED, m, f"refused: manifest expired at {m.expires_at}")
-        artifact = m.pick(self.cfg.knobs.formats)
+        artifact = m.pick(list(self.cfg.knobs.formats))
         if artifact is None:
             self.store.consume(m.sequence)
             offered = ", ".join(a.format for a in m.artifacts)

@@ -3,18 +3,20 @@
 Pure in the sense the flow needs: (params, dataset) → best checkpoint + a metrics report; MLflow
 registration happens in the registry layer.
 """
+
 from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ultralytics.nn.tasks import yaml_model_load
+
 from edgeslim.config import BaselineParams, EvaluateParams
 from edgeslim.errors import CheckpointError
 from edgeslim.models.arch import write_arch_yaml
 from edgeslim.models.dual import DualDetectionTrainer, is_dual_cfg
 from edgeslim.ultra import YOLO
-from ultralytics.nn.tasks import yaml_model_load
 
 
 @dataclass(frozen=True)
@@ -76,13 +78,13 @@ def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: i
         model = YOLO(str(arch_yaml), task="detect")
         model.add_callback("on_fit_epoch_end", print_epoch)
         model.train(**args)
-        trainer = model.trainer
+        trainer = model.trainer  # type: ignore[assignment]  # a DetectionTrainer once train() ran
     best = Path(trainer.best)
     if not best.exists():
         raise CheckpointError(f"training finished without a checkpoint at {best}")
     weights = out_dir / "baseline.pt"
     shutil.copy2(best, weights)
-    metrics = trainer.metrics or {}
+    metrics: dict[str, float] = trainer.metrics or {}
     return TrainResult(
         weights=weights,
         arch_yaml=arch_yaml,

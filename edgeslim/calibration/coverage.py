@@ -6,6 +6,7 @@
 - feature radius / mean distance: how far the worst-served and the average pool image are from
   their nearest selected image in embedding space (lower = better represented).
 """
+
 from __future__ import annotations
 
 from collections import Counter

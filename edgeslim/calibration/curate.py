@@ -5,6 +5,7 @@ logs and DVC tracks; its digest (over image contents only, so it is the same whe
 lives) goes into the published version's lineage. The coverage report puts the selection next to
 a seeded random sample of the same size, so every run shows what curation bought.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,21 +59,46 @@ def select_calibration_set(m: PoolMeasure, class_names: tuple[str, ...], cp: Cal
         "random": coverage([p.index for p in random_sample], keys, m.stats, m.embeddings),
     }
     entries = [
-        {"path": str(m.images[p.index]), "sha256": hashlib.sha256(m.images[p.index].read_bytes()).hexdigest(),
-         "stats": m.stats[p.index].as_dict(), "stratum": strata[p.index], "reason": p.reason}
+        {
+            "path": str(m.images[p.index]),
+            "sha256": hashlib.sha256(m.images[p.index].read_bytes()).hexdigest(),
+            "stats": m.stats[p.index].as_dict(),
+            "stratum": strata[p.index],
+            "reason": p.reason,
+        }
         for p in picks
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = out_dir / MANIFEST_NAME
-    manifest.write_text(json.dumps({
-        "pool": str(m.folder), "method": cp.method, "num_images": cp.num_images, "pool_images": n,
-        "objects_from": m.objects_from, "strata_quantiles": list(cp.strata_quantiles), "min_per_stratum": cp.min_per_stratum,
-        "random_seed": cp.seed, "skipped": m.skipped, "coverage": reports, "images": entries,
-    }, indent=1) + "\n")
-    plot = coverage_plot(m.stats, {cp.method: picked, f"random (seed {cp.seed})": [p.index for p in random_sample]}, class_names, out_dir / PLOT_NAME)
-    digest = hashlib.sha256("\n".join(sorted(e["sha256"] for e in entries)).encode()).hexdigest()
+    manifest.write_text(
+        json.dumps(
+            {
+                "pool": str(m.folder),
+                "method": cp.method,
+                "num_images": cp.num_images,
+                "pool_images": n,
+                "objects_from": m.objects_from,
+                "strata_quantiles": list(cp.strata_quantiles),
+                "min_per_stratum": cp.min_per_stratum,
+                "random_seed": cp.seed,
+                "skipped": m.skipped,
+                "coverage": reports,
+                "images": entries,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    plot = coverage_plot(
+        m.stats, {cp.method: picked, f"random (seed {cp.seed})": [p.index for p in random_sample]}, class_names, out_dir / PLOT_NAME
+    )
+    digest = hashlib.sha256("\n".join(sorted(str(e["sha256"]) for e in entries)).encode()).hexdigest()
     report = {
-        "method": cp.method, "images": len(picks), "pool_images": n, "skipped_images": len(m.skipped), "objects_from": m.objects_from,
+        "method": cp.method,
+        "images": len(picks),
+        "pool_images": n,
+        "skipped_images": len(m.skipped),
+        "objects_from": m.objects_from,
         "strata_total": reports["selected"]["strata_total"],
         **{f"{side}_{fig}": reports[side][fig] for side in reports for fig in SUMMARY_FIGURES},
         "coverage": reports,

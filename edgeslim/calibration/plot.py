@@ -3,6 +3,7 @@
 Densities, not counts, so a 64-image set and a 160-image pool share one axis; a person sees at a
 glance whether the calibration set reaches the tails the pool has.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,10 +11,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from edgeslim.calibration.stats import STAT_NAMES, ImageStats  # noqa: E402
+from edgeslim.calibration.stats import STAT_NAMES, ImageStats
 
 HIST_BINS = 20  # per statistic; the pool's range split evenly
 PANEL_COLUMNS = 3
@@ -31,7 +32,9 @@ def coverage_plot(stats: list[ImageStats], selections: dict[str, list[int]], cla
         edges = np.histogram_bin_edges(values, bins=HIST_BINS)
         ax.hist(values, bins=edges, density=True, color=POOL_COLOR, label=f"pool ({len(values)})")
         for j, (label, picked) in enumerate(selections.items()):
-            ax.hist(values[picked], bins=edges, density=True, histtype="step", linewidth=1.5, color=f"C{j}", label=f"{label} ({len(picked)})")
+            ax.hist(
+                values[picked], bins=edges, density=True, histtype="step", linewidth=1.5, color=f"C{j}", label=f"{label} ({len(picked)})"
+            )
         ax.set_title(name, fontsize=9)
     counts = np.array([s.class_counts for s in stats], dtype=float)
     ax = axes[len(STAT_NAMES)]

@@ -4,6 +4,7 @@ Any image folder works: labels are used when the pool has ultralytics-format lab
 own detections otherwise. Unreadable files are skipped and listed (one corrupt upload should not
 stop a release); a pool with nothing readable is a DataError.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

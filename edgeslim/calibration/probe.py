@@ -6,6 +6,7 @@ ends where the neck starts upsampling (the first ``Resize`` node; true for yolov
 GELAN/yolov9 graphs); its output is globally average-pooled and L2-normalized into the embedding the
 diversity selection measures distances in.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,10 +16,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from ultralytics.utils.nms import non_max_suppression
 
 import edgeslim.ultra  # noqa: F401  (offline ultralytics settings before its import)
 from edgeslim.errors import CheckpointError
-from ultralytics.utils.nms import non_max_suppression
 
 
 @dataclass(frozen=True)
@@ -57,5 +58,7 @@ class ModelProbe:
         embedding = pooled / max(float(np.linalg.norm(pooled)), np.finfo(np.float32).eps)
         kept = non_max_suppression(torch.from_numpy(detections), conf_thres=self._conf, iou_thres=self._iou)[0].numpy()
         xyxy = kept[:, :4]
-        xywh = np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2, xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], axis=1)
+        xywh = np.stack(
+            [(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2, xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], axis=1
+        )
         return Probe(embedding.astype(np.float32), kept[:, 5].astype(np.int64), xywh)

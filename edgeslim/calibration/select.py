@@ -5,6 +5,7 @@ sample of a few dozen images can miss entirely; k-center greedy on backbone embe
 the rest of the budget where the pool is least represented, instead of on near-duplicates. Both
 phases are deterministic: ties go to the lowest index of the sorted pool.
 """
+
 from __future__ import annotations
 
 import random

@@ -6,6 +6,7 @@ are measured on the image as the model sees it (longer side scaled to ``imgsz``)
 sharpness means the same thing whatever the camera resolution. Objects come from ultralytics-format
 labels when the pool has them, else from the model's own detections (``objects_from_detections``).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from ultralytics.data.utils import img2label_paths
 
 import edgeslim.ultra  # noqa: F401  (offline ultralytics settings before its import)
-from ultralytics.data.utils import img2label_paths
 
 # Statistics that get strata, in report order; ``classes`` is stratified per class instead.
 STAT_NAMES = ("brightness", "contrast", "sharpness", "objects", "object_size")

@@ -9,6 +9,7 @@ nothing but params.yaml). A failed gate fails its stage (exit 3), except the fin
 verdict, which is recorded: ``dvc exp run`` sweeps compare settings, failing ones included, and
 publishing (where that gate decides) is the flow's business.
 """
+
 from __future__ import annotations
 
 import ast
@@ -54,7 +55,9 @@ def layout(p: Params) -> Layout:
 def _load(lay: Layout, need: str) -> Outcome:
     path = lay.outcome(_stage_of(need))
     if not path.is_file():
-        raise MissingInput(f"stage {_stage_of(need)} has not run here ({path} is missing): run `dvc repro` (or `edgeslim stage {_stage_of(need)}`) first")
+        raise MissingInput(
+            f"stage {_stage_of(need)} has not run here ({path} is missing): run `dvc repro` (or `edgeslim stage {_stage_of(need)}`) first"
+        )
     return Outcome.from_json(path.read_text(), lay.root)
 
 
@@ -66,7 +69,11 @@ def run_stage(name: str, p: Params) -> Outcome:
     outcome = run_step(step, p, lay, {need: _load(lay, need) for need in step.needs})
     lay.dir(name)  # a stage's outs folder exists even when its step did nothing
     lay.outcome(name).write_text(outcome.to_json(lay.root))
-    figures = {"skipped": outcome.skipped} if outcome.skipped else {**outcome.metrics, **{f"gate.{g.name}.passed": g.passed for g in outcome.gates}}
+    figures = (
+        {"skipped": outcome.skipped}
+        if outcome.skipped
+        else {**outcome.metrics, **{f"gate.{g.name}.passed": g.passed for g in outcome.gates}}
+    )
     lay.metrics(name).parent.mkdir(parents=True, exist_ok=True)
     lay.metrics(name).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     print(f"{name}: {json.dumps(figures, sort_keys=True)}")
@@ -78,7 +85,8 @@ def run_stage(name: str, p: Params) -> Outcome:
 def code_deps(step: Step) -> list[str]:
     """The step's own module, the other step modules it imports helpers from, and its declared library code."""
     tree = ast.parse((REPO / step.module).read_text())
-    helpers = sorted({n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith(f"{STEPS_PACKAGE}.")})
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    helpers = sorted(m for m in imported if m.startswith(f"{STEPS_PACKAGE}."))
     return [step.module, *(f"{m.replace('.', '/')}.py" for m in helpers if m != step.body.__module__), *step.code]
 
 

@@ -3,6 +3,7 @@
 One folder per step (``<root>/<step>/``): a DVC stage's ``outs`` is exactly its step's folder, and a
 flow run's folder has the same shape, so a file found in one is found at the same place in the other.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

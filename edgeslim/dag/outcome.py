@@ -4,6 +4,7 @@ The same value is passed in memory between Prefect tasks and written as ``outcom
 where each stage is its own process. The run's report and its MLflow step records are built from
 outcomes, so what a step produced is said once, by the step.
 """
+
 from __future__ import annotations
 
 import json

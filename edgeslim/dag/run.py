@@ -2,6 +2,7 @@
 
 A step whose gate fails ends the run: nothing after it may publish a model that failed a gate.
 """
+
 from __future__ import annotations
 
 import time

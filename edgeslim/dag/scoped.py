@@ -5,6 +5,7 @@ is handed a view of :class:`~edgeslim.config.Params` in which every other key ra
 declaration cannot drift from the code: dvc.yaml's ``params:`` lists come from the declarations,
 and a step that starts reading a new knob fails the first test that runs it until it declares it.
 """
+
 from __future__ import annotations
 
 from typing import Any, cast

@@ -1,4 +1,5 @@
 """What a step is: its name, the params keys and earlier steps it reads, and its body."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping

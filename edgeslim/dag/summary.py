@@ -1,5 +1,6 @@
 """What a run's outcomes add up to: the report (stage table, gates, details, timings) and one MLflow
 step record per step, both read off the outcomes (nothing re-derived in the runners)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -18,11 +19,15 @@ def build_report(model: str, version: str, outcomes: Mapping[str, Outcome]) -> R
     """The report of the steps that ran; stage rows carry their share of the source's mAP once the
     ``gates`` step has computed it."""
     ran = [o for o in outcomes.values() if o.skipped is None]
-    ratios = next((o.details["map_ratios"] for o in ran if "map_ratios" in o.details), {})
+    ratios: dict[str, float | None] = next((o.details["map_ratios"] for o in ran if "map_ratios" in o.details), {})
     stages = [replace(s, map_ratio=ratios.get(s.name)) for o in ran for s in o.stages]
     details: dict[str, Any] = {k: v for o in ran for k, v in o.details.items() if k != "map_ratios"}
     return Report(
-        model=model, source_version=version, stages=stages, gates={g.name: g for o in ran for g in o.gates}, details=details,
+        model=model,
+        source_version=version,
+        stages=stages,
+        gates={g.name: g for o in ran for g in o.gates},
+        details=details,
         timings={o.step: o.seconds for o in outcomes.values() if o.seconds},
     )
 
@@ -38,8 +43,11 @@ def step_records(p: Params, steps: Iterable[Step], outcomes: Mapping[str, Outcom
     params = p.model_dump(mode="json")
     return [
         StepRecord(
-            step.name, flat_params({key: _value(params, key) for key in step.reads}), dict(outcome.metrics),
-            [path for path in outcome.artifacts.values() if path.is_file()], outcome.seconds,
+            step.name,
+            flat_params({key: _value(params, key) for key in step.reads}),
+            dict(outcome.metrics),
+            [path for path in outcome.artifacts.values() if path.is_file()],
+            outcome.seconds,
         )
         for step in steps
         if (outcome := outcomes.get(step.name)) is not None and outcome.skipped is None

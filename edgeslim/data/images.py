@@ -4,16 +4,18 @@ One preprocessing for all (equivalence check, calibration, latency): ultralytics
 BGR→RGB, /255, NCHW float32 — so calibration statistics and equivalence inputs match what the
 validator and the edge runtime see.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
-
-from edgeslim.errors import DataError
-import edgeslim.ultra  # noqa: F401
 from ultralytics.data.augment import LetterBox
+
+import edgeslim.ultra  # noqa: F401
+from edgeslim.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -34,7 +36,7 @@ def preprocess(path: Path, imgsz: int) -> np.ndarray:
     img = cv2.imread(str(path))
     if img is None:
         raise DataError(f"image {path} cannot be read")
-    boxed = LetterBox((imgsz, imgsz), auto=False, stride=32)(image=img)
+    boxed = cast(np.ndarray, LetterBox((imgsz, imgsz), auto=False, stride=32)(image=img))  # an image when called with image=
     return np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
 
 

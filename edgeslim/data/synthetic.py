@@ -7,14 +7,15 @@ crowded. Each image is drawn from its own RNG stream ``(seed, split, index)``, s
 depends on how many others exist, and the same seed gives byte-identical PNG files and labels.
 Per-image conditions are written to ``meta/<split>.json`` for the curation stage to stratify on.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -49,6 +50,7 @@ def _rand_color(rng: np.random.Generator, base: Color, jitter: int) -> Color:
 
 
 # --- component painters: each draws one part into box (x0, y0, x1, y1), BGR image -------------
+
 
 def _draw_resistor(img: np.ndarray, box: Box, rng: np.random.Generator) -> None:
     x0, y0, x1, y1 = box
@@ -148,7 +150,7 @@ def _background(size: int, rng: np.random.Generator) -> np.ndarray:
     img = np.empty((size, size, 3), np.uint8)
     img[:] = mask
     texture = rng.normal(0, 6, (size // 8 + 1, size // 8 + 1, 1))
-    texture = cv2.resize(texture, (size, size), interpolation=cv2.INTER_CUBIC)[..., None]
+    texture = cv2.resize(texture, (size, size), interpolation=cv2.INTER_CUBIC)[..., None]  # type: ignore[assignment]  # cv2 stubs widen the dtype
     img = np.clip(img.astype(np.float32) + texture, 0, 255).astype(np.uint8)
     for _ in range(int(rng.integers(6, 16))):  # copper traces, Manhattan routed
         pts = [tuple(int(v) for v in rng.integers(0, size, 2))]
@@ -230,7 +232,7 @@ def _degrade(img: np.ndarray, rng: np.random.Generator, p: DatasetParams) -> tup
             kernel = np.zeros((length, length), np.float32)
             kernel[length // 2, :] = 1.0 / length
             rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), float(rng.uniform(0, 180)), 1.0)
-            kernel = cv2.warpAffine(kernel, rot, (length, length))
+            kernel = cv2.warpAffine(kernel, rot, (length, length))  # type: ignore[assignment]  # cv2 stubs widen the dtype
             kernel /= max(kernel.sum(), 1e-6)
             img = cv2.filter2D(img, -1, kernel)
             strength = float(length)
@@ -315,9 +317,7 @@ def generate_dataset(p: DatasetParams, out_dir: Path, progress: bool = True) -> 
         (out_dir / "meta" / f"{split}.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     names = "\n".join(f"  {i}: {n}" for i, n in enumerate(p.classes))
     # No 'path:' key: ultralytics then resolves splits next to this file, wherever the folder is moved.
-    (out_dir / "data.yaml").write_text(
-        f"train: images/train\nval: images/val\ncalib_pool: images/calib_pool\nnames:\n{names}\n"
-    )
+    (out_dir / "data.yaml").write_text(f"train: images/train\nval: images/val\ncalib_pool: images/calib_pool\nnames:\n{names}\n")
     sha = dataset_sha256(out_dir)
     marker.write_text(sha + "\n")
     return DatasetInfo(out_dir, out_dir / "data.yaml", sha, tuple(p.classes))

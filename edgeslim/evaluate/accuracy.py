@@ -3,6 +3,7 @@
 One validator for every format means a mAP difference between stages is the model's, never a
 difference in matching or NMS code.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

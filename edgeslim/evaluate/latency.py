@@ -3,12 +3,13 @@
 Median of ``runs`` after ``warmup``, with a fixed thread count so stages are comparable within
 one run. These are report figures, never assertions (speed is benchmarked in benchmarks/).
 """
+
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnxruntime as ort
@@ -53,9 +54,9 @@ def torch_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> floa
 def tensorrt_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> float:
     """GPU latency of a TensorRT engine (input already on the device), synchronized per run."""
     import tensorrt as trt
+    from ultralytics.nn.backends.base import BaseBackend
 
     import edgeslim.ultra  # noqa: F401  (offline ultralytics settings before its import)
-    from ultralytics.nn.backends.base import BaseBackend
 
     offset, _ = BaseBackend.engine_header(path)  # skip the metadata header ultralytics' loader reads
     engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(Path(path).read_bytes()[offset:])
@@ -64,7 +65,9 @@ def tensorrt_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> f
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
         shape = tuple(context.get_tensor_shape(name))
-        host = sample if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else np.empty(shape, trt.nptype(engine.get_tensor_dtype(name)))
+        host = (
+            sample if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else np.empty(shape, trt.nptype(engine.get_tensor_dtype(name)))
+        )
         buffers.append(torch.from_numpy(np.ascontiguousarray(host)).cuda())
         context.set_tensor_address(name, buffers[-1].data_ptr())
     stream = torch.cuda.current_stream()

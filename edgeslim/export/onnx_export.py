@@ -3,6 +3,7 @@
 ultralytics writes next to the checkpoint and embeds names/stride/imgsz as ONNX metadata, which its
 validator (AutoBackend) reads back, so the same validator scores .pt and .onnx artifacts.
 """
+
 from __future__ import annotations
 
 import shutil

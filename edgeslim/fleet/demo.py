@@ -5,18 +5,19 @@ throwaway signing key is made once in the git-ignored workspace; the compress fl
 overrides pointing at them. If the flow found the model already published (nothing new to page),
 the candidate is paged explicitly, so every demo shows a device going to ``active``.
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from edgeslim import workspace
-from edgeslim.config import Params, load_params
+from edgeslim.config import DEFAULT_PARAMS, Params, load_params
 from edgeslim.fleet.local import HOST, LocalService, start_broker, start_s3
 from edgeslim.fleet.page import page_version, raise_for_channels
 from edgeslim.fleet.signing import PRIVATE_KEY_FILE, generate_keypair
@@ -29,7 +30,7 @@ DEMO_AWS_ENV = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "A
 class DemoFleet:
     overrides: list[str] = field(default_factory=list)
     agent_log: Path | None = None
-    params_file: Path | None = None
+    params_file: Path = DEFAULT_PARAMS
     cli_overrides: list[str] = field(default_factory=list)
 
     def show(self, tracking_uri: str, out: dict) -> None:
@@ -44,8 +45,11 @@ class DemoFleet:
             raise_for_channels(rollout)
         if rollout:
             devices = rollout.get("rollout") or {}
-            print(f"fleet: {published['model']} v{published['version']} paged to group {rollout['group']} (sequence {rollout['sequence']}): "
-                  f"updated {devices.get('updated')}, failed {devices.get('failed')}, silent {devices.get('silent')}", file=sys.stderr)
+            print(
+                f"fleet: {published['model']} v{published['version']} paged to group {rollout['group']} (sequence {rollout['sequence']}): "
+                f"updated {devices.get('updated')}, failed {devices.get('failed')}, silent {devices.get('silent')}",
+                file=sys.stderr,
+            )
             print(f"fleet: the device's log is {self.agent_log}", file=sys.stderr)
 
 
@@ -61,9 +65,21 @@ def _agent(p: Params, params_file: Path, cli_overrides: list[str], broker: Local
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"{device}.log"
     cmd = [
-        sys.executable, "-m", "edgeslim.cli", "agent", "--params", str(params_file), *(a for o in cli_overrides for a in ("-S", o)),
-        "--device", device, "--state", str(folder / device), "--trusted-keys", str(folder.parent / "keys"),
-        "--broker", f"{HOST}:{broker.port}",
+        sys.executable,
+        "-m",
+        "edgeslim.cli",
+        "agent",
+        "--params",
+        str(params_file),
+        *(a for o in cli_overrides for a in ("-S", o)),
+        "--device",
+        device,
+        "--state",
+        str(folder / device),
+        "--trusted-keys",
+        str(folder.parent / "keys"),
+        "--broker",
+        f"{HOST}:{broker.port}",
     ]
     with log.open("ab") as sink:
         return subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -85,11 +101,17 @@ def demo_fleet(p: Params, params_file: Path, cli_overrides: list[str]) -> Iterat
         s3 = start_s3(folder / "s3")
         stack.callback(s3.stop)
         agent = _agent(p, params_file, cli_overrides, broker, folder / "devices")
-        stack.callback(lambda: (agent.terminate(), agent.wait()))
+        stack.callback(agent.wait)
+        stack.callback(agent.terminate)  # callbacks run last-in first-out: terminate, then wait
         print(f"fleet: broker mqtt://{HOST}:{broker.port}, S3 {s3.url}, agent {p.fleet.demo.device} (pid {agent.pid})", file=sys.stderr)
         overrides = [
-            "fleet.enabled=true", "fleet.channels=[mqtt]", f"fleet.mqtt.host={HOST}", f"fleet.mqtt.port={broker.port}",
-            f"fleet.s3.endpoint_url={s3.url}", "fleet.s3.create_bucket=true", f"fleet.signing_key={key}",
+            "fleet.enabled=true",
+            "fleet.channels=[mqtt]",
+            f"fleet.mqtt.host={HOST}",
+            f"fleet.mqtt.port={broker.port}",
+            f"fleet.s3.endpoint_url={s3.url}",
+            "fleet.s3.create_bucket=true",
+            f"fleet.signing_key={key}",
             f"fleet.rollout.devices=[{p.fleet.demo.device}]",  # wait for it even if it connects after paging starts
         ]
         yield DemoFleet(overrides, folder / "devices" / f"{p.fleet.demo.device}.log", params_file, cli_overrides)

@@ -6,6 +6,7 @@ never go back, even if the bucket is emptied. It is a tag on the registered edge
 under the model's registry lock so two concurrent pagers never hand out the same number. Paging
 only adds tags: it never moves an alias or creates a version.
 """
+
 from __future__ import annotations
 
 from mlflow import MlflowClient

@@ -3,6 +3,7 @@
 Used by ``edgeslim demo`` and by the tests, so both run against the same real servers: each binds
 127.0.0.1 on a free port, is started from a generated config, and is stopped by its owner.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,9 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from edgeslim.errors import FleetError
 from edgeslim.registry.server import free_port
@@ -108,6 +109,9 @@ def start_s3(folder: Path) -> LocalService:
     out = folder / "moto.log"
     with out.open("ab") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)], stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     return wait_for_port(LocalService("moto S3 server", port, proc, out))

@@ -6,12 +6,13 @@ monotonic per model and device group, so replays and downgrades are refused) and
 sha256 per artifact) before it touches its active model. The signed bytes are a canonical JSON
 encoding, so publisher and device agree on them without sharing code versions.
 """
+
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from edgeslim.errors import ManifestError
@@ -29,7 +30,7 @@ def canonical_json(data: dict[str, Any]) -> bytes:
 
 
 def utc_iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str, name: str) -> datetime:

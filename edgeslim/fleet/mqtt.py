@@ -1,4 +1,5 @@
 """paho-mqtt 2.x client setup shared by the publisher, the rollout tracker and the agent."""
+
 from __future__ import annotations
 
 import threading
@@ -33,7 +34,9 @@ def connect(client: paho.Client, host: str, port: int, keepalive_s: int, timeout
     if not accepted.wait(timeout_s) or refused:
         client.loop_stop()
         client.disconnect()
-        raise ConnectFailed(f"broker {host}:{port} " + (f"refused the connection: {refused[0]}" if refused else f"did not answer within {timeout_s:g}s"))
+        raise ConnectFailed(
+            f"broker {host}:{port} " + (f"refused the connection: {refused[0]}" if refused else f"did not answer within {timeout_s:g}s")
+        )
 
 
 def publish(client: paho.Client, topic: str, payload: bytes, qos: int, retain: bool, timeout_s: float) -> None:

@@ -3,6 +3,7 @@
 The shapes go into the manifest so the agent's smoke test can check that the model it downloaded
 produces outputs of the shapes the publisher saw, without shipping ONNX tooling to the device.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

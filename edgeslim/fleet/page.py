@@ -6,13 +6,14 @@ the first notification, so no acknowledgement is missed; the outcome (channels, 
 written on the model version whether or not a channel failed, then a failed channel is raised by
 name. Nothing here moves an alias.
 """
+
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 import mlflow
 from mlflow import MlflowClient
@@ -29,15 +30,29 @@ from edgeslim.fleet.store import FleetStore
 from edgeslim.lineage import TAG_PREFIX
 
 # Version tags copied into the manifest so a device can tell where its model came from.
-LINEAGE_KEYS = ("source_model", "source_version", "source_run_id", "run_id", "git_sha", "params_hash", "dataset_sha256", "calibration_sha256")
+LINEAGE_KEYS = (
+    "source_model",
+    "source_version",
+    "source_run_id",
+    "run_id",
+    "git_sha",
+    "params_hash",
+    "dataset_sha256",
+    "calibration_sha256",
+)
 
 
 def _download(tracking_uri: str, model: str, version: str, dest: Path) -> Path:
     """The version's ONNX artifact, fetched with explicit URIs (never the process-global registry)."""
     try:
-        local = Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{model}/{version}", dst_path=str(dest), tracking_uri=tracking_uri, registry_uri=tracking_uri,
-        ))
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{model}/{version}",
+                dst_path=str(dest),
+                tracking_uri=tracking_uri,
+                registry_uri=tracking_uri,
+            )
+        )
     except MlflowException as exc:
         raise RegistryError(f"download of {model} version {version} failed: {exc.message}") from None
     found = sorted((local / "artifacts").glob("*.onnx"))
@@ -46,12 +61,19 @@ def _download(tracking_uri: str, model: str, version: str, dest: Path) -> Path:
     return found[0]
 
 
-def _manifest(p: Params, model: str, version: str, sequence: int, tags: dict[str, str], name: str, url: str, size: int, sha: str, path: Path) -> Manifest:
+def _manifest(
+    p: Params, model: str, version: str, sequence: int, tags: dict[str, str], name: str, url: str, size: int, sha: str, path: Path
+) -> Manifest:
     fmt, io = onnx_info.describe(path)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return Manifest(
-        model=model, version=version, group=p.fleet.group, sequence=sequence,
-        issued_at=utc_iso(now), expires_at=utc_iso(now + timedelta(seconds=p.fleet.manifest_ttl_s)), key_id="",
+        model=model,
+        version=version,
+        group=p.fleet.group,
+        sequence=sequence,
+        issued_at=utc_iso(now),
+        expires_at=utc_iso(now + timedelta(seconds=p.fleet.manifest_ttl_s)),
+        key_id="",
         artifacts=(Artifact(name=name, format=fmt, uri=url, size=size, sha256=sha, io=io),),
         lineage={k: tags[f"{TAG_PREFIX}{k}"] for k in LINEAGE_KEYS if f"{TAG_PREFIX}{k}" in tags},
     )
@@ -100,17 +122,27 @@ def page_version(tracking_uri: str, p: Params, model: str, version: str, workdir
         rollout = _track(p, watch, sequence, channels)
 
     outcome = {
-        "model": model, "version": version, "group": fleet.group, "sequence": sequence, "manifest": manifest_uri,
-        "sha256": stored.sha256, "channels": channels, "rollout": rollout.to_dict() if rollout else None,
+        "model": model,
+        "version": version,
+        "group": fleet.group,
+        "sequence": sequence,
+        "manifest": manifest_uri,
+        "sha256": stored.sha256,
+        "channels": channels,
+        "rollout": rollout.to_dict() if rollout else None,
         "tracking_error": tracking_error,
     }
     facts = {
-        "sequence": str(sequence), "manifest": manifest_uri, "sha256": stored.sha256,
+        "sequence": str(sequence),
+        "manifest": manifest_uri,
+        "sha256": stored.sha256,
         "channels": "; ".join(f"{c}={v}" for c, v in channels.items()),
         "result": rollout.summary() if rollout else f"not tracked: {_untracked_reason(channels, tracking_error)}",
     }
     devices = rollout or RolloutResult(sequence)  # written even when empty: no stale lists from an earlier page
-    facts.update(updated=",".join(devices.updated), failed="; ".join(f"{d}: {r}" for d, r in devices.failed.items()), silent=",".join(devices.silent))
+    facts.update(
+        updated=",".join(devices.updated), failed="; ".join(f"{d}: {r}" for d, r in devices.failed.items()), silent=",".join(devices.silent)
+    )
     ledger.record(client, model, version, fleet.group, facts)
     log(f"rollout of {model} v{version} to {fleet.group}: {facts['result']}")
     return outcome

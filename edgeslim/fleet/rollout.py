@@ -5,6 +5,7 @@ The roster is learned, not configured: every agent keeps a retained status messa
 ever joined (its last-will ``offline`` included), plus any device params name explicitly. The
 watch subscribes before the manifest goes out, so no acknowledgement can be missed.
 """
+
 from __future__ import annotations
 
 import json

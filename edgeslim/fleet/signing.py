@@ -6,6 +6,7 @@ fingerprint of the public key, so a device can hold several trusted keys during 
 Private keys are read from a path given in params or ``$EDGESLIM_SIGNING_KEY``; neither the key nor
 its path is ever printed.
 """
+
 from __future__ import annotations
 
 import base64

@@ -4,6 +4,7 @@ Why content-addressed artifacts: re-paging a version, or paging it to a second g
 new, and a manifest can never point at a key whose bytes were replaced by a later publish. Devices
 get presigned GET URLs, so they need no AWS credentials.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ class FleetStore:
         """``<prefix>/<parts...>``: where this store keeps a file."""
         return "/".join(p.strip("/") for p in (self.params.prefix, *parts) if p.strip("/"))
 
-    def _call(self, what: str, func, **kwargs):  # noqa: ANN001, ANN202 (thin boto3 wrapper)
+    def _call(self, what: str, func, **kwargs):  # noqa: ANN001, ANN003, ANN202 (thin boto3 wrapper)
         try:
             return func(**kwargs)
         except (ClientError, BotoCoreError) as exc:
@@ -56,15 +57,20 @@ class FleetStore:
             self.s3.head_bucket(Bucket=self.params.bucket)
         except ClientError:
             if not self.params.create_bucket:
-                raise FleetError(f"S3 bucket {self.params.bucket} does not exist (or is not readable); set fleet.s3.create_bucket or create it") from None
+                raise FleetError(
+                    f"S3 bucket {self.params.bucket} does not exist (or is not readable); set fleet.s3.create_bucket or create it"
+                ) from None
             self._call("create bucket", self.s3.create_bucket, Bucket=self.params.bucket)
         except BotoCoreError as exc:
             raise FleetError(f"S3 endpoint {self.params.endpoint_url or 'AWS'} unreachable: {exc}") from None
 
     def presign(self, key: str) -> str:
         return self._call(
-            "presign", self.s3.generate_presigned_url,
-            ClientMethod="get_object", Params={"Bucket": self.params.bucket, "Key": key}, ExpiresIn=self.params.presign_ttl_s,
+            "presign",
+            self.s3.generate_presigned_url,
+            ClientMethod="get_object",
+            Params={"Bucket": self.params.bucket, "Key": key},
+            ExpiresIn=self.params.presign_ttl_s,
         )
 
     def upload_artifact(self, path: Path, model: str) -> StoredArtifact:
@@ -85,7 +91,14 @@ class FleetStore:
         """Store the signed envelope as ``manifests/<sequence>.json`` and as the group's current one."""
         key = self.object_key(model, group, "manifests", f"{sequence}.json")
         for target in (key, self.object_key(model, group, CURRENT_MANIFEST)):
-            self._call("manifest upload", self.s3.put_object, Bucket=self.params.bucket, Key=target, Body=envelope, ContentType=MANIFEST_CONTENT_TYPE)
+            self._call(
+                "manifest upload",
+                self.s3.put_object,
+                Bucket=self.params.bucket,
+                Key=target,
+                Body=envelope,
+                ContentType=MANIFEST_CONTENT_TYPE,
+            )
         return f"s3://{self.params.bucket}/{key}"
 
     def current_manifest_url(self, model: str, group: str) -> str:

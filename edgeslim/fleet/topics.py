@@ -1,4 +1,5 @@
 """MQTT topic names shared by the publisher, the rollout tracker and the edge agent."""
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 The Ed25519 signature already proves where a manifest comes from; the HMAC header lets a receiver
 drop junk before parsing it. It covers a timestamp too, so a receiver can bound how old a POST may be.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -25,6 +25,7 @@ counts, as ultralytics' ``parse_model`` does for a stock scale. Repeats given as
 This module imports neither torch nor ultralytics at import time: config validation looks families
 up through :func:`family_yaml`, and params are loaded by the torch-free edge agent too.
 """
+
 from __future__ import annotations
 
 from importlib.util import find_spec
@@ -84,8 +85,9 @@ def write_arch_yaml(p: BaselineParams, nc: int, out_dir: Path) -> Path:
     single entry is stored under that letter when the name carries one, else under ``edgeslim``.
     """
     # Imported here, not at module level: they load torch and ultralytics (see module doc).
-    from edgeslim.models.dual import AUX_WEIGHT_KEY, buildable_cfg, is_dual_cfg
     from ultralytics.nn.tasks import guess_model_scale
+
+    from edgeslim.models.dual import AUX_WEIGHT_KEY, buildable_cfg, is_dual_cfg
 
     out_dir = Path(out_dir)
     out = out_dir / f"{p.arch}-edgeslim.yaml"

@@ -5,6 +5,7 @@ with a traceback; here it fails with the file name and what was wrong. Saved che
 ultralytics' layout (``{"model": ..., "train_args": ...}``) so ``YOLO(path)``, export and val
 accept them as they are.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,10 +14,10 @@ from typing import Any
 
 import torch
 from torch import nn
-
-from edgeslim.errors import CheckpointError
-import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics unpickles its classes)
 from ultralytics.nn.tasks import DetectionModel
+
+import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics unpickles its classes)
+from edgeslim.errors import CheckpointError
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], DetectionModel]:
@@ -26,7 +27,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], DetectionModel]:
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for truncated/foreign files
+    except Exception as exc:  # noqa: BLE001 (torch raises many types for truncated/foreign files)
         raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch file: {exc}") from None
     model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
     if not isinstance(model, DetectionModel):

@@ -12,6 +12,7 @@ widths and CBLinear splits; :func:`buildable_cfg` rewrites the yaml rows into wh
 :class:`DualDetectionModel` swaps the real head in afterwards. The classes live here (not in a test or
 a script) so pickled dual checkpoints load in any process that imports edgeslim.
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics)
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.nn.modules import Detect
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
@@ -28,6 +27,8 @@ from ultralytics.utils import RANK
 from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.ops import make_divisible
 from ultralytics.utils.torch_utils import initialize_weights
+
+import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics)
 
 HEAD = "DualDetect"
 AUX_WEIGHT_KEY = "aux_loss_weight"  # set in the arch yaml from params.yaml `baseline.aux_loss_weight`

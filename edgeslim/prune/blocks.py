@@ -7,15 +7,16 @@ split moved into the weights: the conv whose output was split becomes two convs,
 half of its filters. These classes live in the library so that a pickled pruned model loads in any
 process that can import edgeslim.
 """
+
 from __future__ import annotations
 
 import copy
 
 import torch
 from torch import nn
+from ultralytics.nn.modules.conv import Conv
 
 import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics is imported)
-from ultralytics.nn.modules.conv import Conv
 
 
 def split_conv(conv: Conv, sizes: tuple[int, ...]) -> list[Conv]:
@@ -39,7 +40,13 @@ def split_conv(conv: Conv, sizes: tuple[int, ...]) -> list[Conv]:
 def _slice_conv2d(conv: nn.Conv2d, out: slice) -> nn.Conv2d:
     weight = conv.weight.data[out]
     new = nn.Conv2d(
-        conv.in_channels, weight.shape[0], conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups,
+        conv.in_channels,
+        weight.shape[0],
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
         bias=conv.bias is not None,
     )
     new.weight.data.copy_(weight)
@@ -105,7 +112,13 @@ def _widen_input(conv: Conv, half: int) -> Conv:
     """A copy of ``conv`` reading twice its input channels, the original ones placed at ``half``."""
     old = conv.conv
     wide = nn.Conv2d(
-        old.in_channels * 2, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation, old.groups,
+        old.in_channels * 2,
+        old.out_channels,
+        old.kernel_size,
+        old.stride,
+        old.padding,
+        old.dilation,
+        old.groups,
         bias=old.bias is not None,
     )
     wide.weight.data.zero_()

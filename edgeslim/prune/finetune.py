@@ -7,6 +7,7 @@ checkpointing are ultralytics' own while the architecture stays the one we prune
 trainer runs sparse training (network slimming) by adding an L1 subgradient on every BatchNorm
 gamma before each optimizer step, which drives unimportant channels' scales towards zero.
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,13 +18,13 @@ from typing import Any
 
 import torch
 from torch import nn
+from ultralytics.models.yolo.detect import DetectionTrainer
 
 import edgeslim.ultra  # noqa: F401
 from edgeslim.baseline.train import print_epoch
 from edgeslim.config import BaselineParams, EvaluateParams, FinetuneParams
 from edgeslim.errors import PruneError
 from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
-from ultralytics.models.yolo.detect import DetectionTrainer
 
 
 @dataclass(frozen=True)
@@ -82,10 +83,29 @@ def finetune(
         trainee,
         l1_reg,
         overrides=dict(
-            model=str(seed_ckpt), data=str(data_yaml), epochs=epochs, imgsz=base.imgsz, batch=base.batch, lr0=ft.lr0,
-            optimizer=ft.optimizer, warmup_epochs=ft.warmup_epochs, patience=ft.patience, seed=base.seed, deterministic=True,
-            workers=base.workers, device="cpu", amp=False, plots=False, project=str(out_dir), name="train",
-            exist_ok=True, pretrained=False, verbose=False, conf=ev.conf, iou=ev.iou, val=True,
+            model=str(seed_ckpt),
+            data=str(data_yaml),
+            epochs=epochs,
+            imgsz=base.imgsz,
+            batch=base.batch,
+            lr0=ft.lr0,
+            optimizer=ft.optimizer,
+            warmup_epochs=ft.warmup_epochs,
+            patience=ft.patience,
+            seed=base.seed,
+            deterministic=True,
+            workers=base.workers,
+            device="cpu",
+            amp=False,
+            plots=False,
+            project=str(out_dir),
+            name="train",
+            exist_ok=True,
+            pretrained=False,
+            verbose=False,
+            conf=ev.conf,
+            iou=ev.iou,
+            val=True,
         ),
     )
     trainer.add_callback("on_fit_epoch_end", print_epoch)

@@ -3,6 +3,7 @@
 Returns the pruned model (before the final finetune, which is its own step) and one report, so the
 flow can show mAP after pruning and after finetuning separately.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,8 +48,10 @@ def prune_stage(
         pruned = prune_model(model, p, target, base.imgsz)
         first = first or pruned
         entry = {"target": target, **{k: v for k, v in pruned.as_dict().items() if not k.startswith("channels")}}
-        print(f"round {r}/{p.rounds}: MACs {pruned.macs_before / 1e6:.1f}M -> {pruned.macs_after / 1e6:.1f}M, "
-              f"params {pruned.params_before / 1e6:.3f}M -> {pruned.params_after / 1e6:.3f}M")
+        print(
+            f"round {r}/{p.rounds}: MACs {pruned.macs_before / 1e6:.1f}M -> {pruned.macs_after / 1e6:.1f}M, "
+            f"params {pruned.params_before / 1e6:.3f}M -> {pruned.params_after / 1e6:.3f}M"
+        )
         if r < p.rounds:
             tuned = finetune(model, template, data_yaml, base, ev, p.finetune, p.finetune.round_epochs, 0.0, out_dir / f"round{r}")
             _, model = load_checkpoint(tuned.weights)
@@ -57,8 +60,12 @@ def prune_stage(
     assert first is not None  # rounds ≥ 1 (validated)
     last = pruned
     report.update(
-        macs_before=first.macs_before, params_before=first.params_before, macs_after=last.macs_after,
-        params_after=last.params_after, macs_reduction=1.0 - last.macs_after / first.macs_before,
-        channels_before=first.channels_before, channels_after=last.channels_after,
+        macs_before=first.macs_before,
+        params_before=first.params_before,
+        macs_after=last.macs_after,
+        params_after=last.params_after,
+        macs_reduction=1.0 - last.macs_after / first.macs_before,
+        channels_before=first.channels_before,
+        channels_after=last.channels_after,
     )
     return model, report

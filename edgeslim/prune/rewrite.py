@@ -3,6 +3,7 @@
 Works on a deep copy, carries the weights over and proves the rewrite numerically before anything
 is pruned, so a pruning result can never be blamed on the rewrite.
 """
+
 from __future__ import annotations
 
 import copy
@@ -10,12 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from torch import nn
+from ultralytics.nn.modules.block import C2PSA, ADown, C2f, RepNCSPELAN4
 
 import edgeslim.ultra  # noqa: F401
 from edgeslim.errors import PruneError
 from edgeslim.prune.blocks import SplitFreeADown, SplitFreeCSP, split_conv
 from edgeslim.reparam.equivalence import Equivalence, compare_models
-from ultralytics.nn.modules.block import C2PSA, C2f, ADown, RepNCSPELAN4
 
 # Blocks that still cut tensors after the rewrite and are therefore left out of pruning (reported).
 SPLITTING_UNSUPPORTED = ("C2", "PSA", "C2fAttn", "CBLinear", "A2C2f")

@@ -8,6 +8,7 @@ The detect head's output convs and DFL keep their channels (they define the outp
 attention blocks are treated as opaque leaves: their head layout cannot lose channels, and tracing
 their matmuls is what blew tracing up to tens of GB.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,12 +17,12 @@ from dataclasses import dataclass, field
 import torch
 import torch_pruning as tp
 from torch import nn
+from ultralytics.nn.modules.block import PSABlock
+from ultralytics.nn.modules.head import Detect
 
 import edgeslim.ultra  # noqa: F401
 from edgeslim.config import PruneParams
 from edgeslim.errors import PruneError
-from ultralytics.nn.modules.block import PSABlock
-from ultralytics.nn.modules.head import Detect
 
 IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
     "bn_scale": tp.importance.BNScaleImportance,
@@ -36,7 +37,7 @@ class _OpaqueBlock(tp.pruner.function.BasePruningFunc):
 
     TARGET_MODULES = None
 
-    def prune_out_channels(self, layer: nn.Module, idxs: list[int]) -> nn.Module:
+    def prune_out_channels(self, layer: nn.Module, idxs: list[int]) -> nn.Module:  # noqa: ARG002 (torch-pruning interface)
         raise PruneError(f"{type(layer).__name__} cannot lose channels (its groups are skipped)")
 
     prune_in_channels = prune_out_channels
@@ -76,9 +77,14 @@ class PruneReport:
 
     def as_dict(self) -> dict:
         return {
-            "macs_before": self.macs_before, "macs_after": self.macs_after, "params_before": self.params_before,
-            "params_after": self.params_after, "macs_reduction": self.macs_reduction, "steps": self.steps,
-            "channels_before": self.channels_before, "channels_after": self.channels_after,
+            "macs_before": self.macs_before,
+            "macs_after": self.macs_after,
+            "params_before": self.params_before,
+            "params_after": self.params_after,
+            "macs_reduction": self.macs_reduction,
+            "steps": self.steps,
+            "channels_before": self.channels_before,
+            "channels_after": self.channels_after,
         }
 
 

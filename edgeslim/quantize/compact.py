@@ -9,6 +9,7 @@ INT8 file 31.4% of FP32 as written, 27.3% compacted (pruned default model: 36.8%
 float graph's own node and tensor names stay, so every layer keeps its name; the numbers are the
 same and ONNX Runtime fuses the same QLinearConv nodes.
 """
+
 from __future__ import annotations
 
 import onnx

@@ -7,11 +7,12 @@ kept float, then the worst ``2*step``, ... until the target is met or the budget
 (``max_float_layers``) is spent. The library stays pure: the caller passes ``score`` (path →
 mAP50-95) and the target; a miss is not an error here, the flow's mAP gate turns it into one.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from edgeslim.config import FallbackParams
 from edgeslim.quantize.ort_int8 import OrtQuantizer, Quantized
@@ -83,7 +84,9 @@ def quantize_with_fallback(
     """
     steps: list[Step] = []
     if score is None:
-        return _report(quantizer, quantizer.quantize(out_path), fp32_bytes, target, "quantized once, not scored (no accuracy target)", steps, [])
+        return _report(
+            quantizer, quantizer.quantize(out_path), fp32_bytes, target, "quantized once, not scored (no accuracy target)", steps, []
+        )
 
     def attempt(float_layers: list[LayerError]) -> Quantized:
         nodes = [n for layer in float_layers for n in layer.nodes]
@@ -111,7 +114,8 @@ def quantize_with_fallback(
                 break
         kept = len(steps[-1].float_layers)
         outcome = (
-            f"INT8 meets the target with {kept} layer(s) kept float by the fallback" if steps[-1].passed
+            f"INT8 meets the target with {kept} layer(s) kept float by the fallback"
+            if steps[-1].passed
             else f"budget spent: {kept} layer(s) kept float (quantize.fallback.max_float_layers={fb.max_float_layers}) and INT8 still misses the target"
         )
     return _report(quantizer, last, fp32_bytes, target, outcome, steps, ranking)

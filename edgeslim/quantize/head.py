@@ -7,6 +7,7 @@ pixel-scale boxes with [0, 1] scores, and one 8-bit range over both collapses mA
 DESIGN.md). The head is found from the graph (the highest ``/model.N/`` index, ultralytics' Detect
 layer), not from a hard-coded layer number.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,7 +39,7 @@ def decode_nodes(model: onnx.ModelProto) -> list[str]:
     prefix = _head_prefix(model)
     decode = []
     for n in model.graph.node:
-        rest = n.name[len(prefix):] if prefix and n.name.startswith(prefix) else None
+        rest = n.name[len(prefix) :] if prefix and n.name.startswith(prefix) else None
         if rest is not None and ("/" not in rest or rest.startswith(DECODE_SCOPES)):
             decode.append(n.name)
     return decode

@@ -6,12 +6,13 @@ calibration ranges are cached (``calibration_cache_path``), so each later attemp
 graph rewrite, not another pass over the calibration images. Ranges do not depend on the
 activation type, so the TensorRT variant (symmetric QInt8) reuses them too.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnx

@@ -13,12 +13,13 @@ energy ratio yet costs a fifth of mAP50-95 (IoU thresholds up to 0.95). The erro
 detection-aware and needs no labels: 1 - IoU between the FP32 and quantized box, plus the change
 of the class score, at every anchor either model scores at or above ``conf``.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnx

@@ -12,6 +12,7 @@ Float (decode) layers run FP16 on TensorRT 10 (weakly typed network, INT8 + FP16
 when ``head_precision: fp16``; otherwise, and always on TensorRT 11, where precision flags are gone,
 the network is strongly typed and they run in the ONNX model's FP32.
 """
+
 from __future__ import annotations
 
 import json

@@ -5,12 +5,13 @@ nothing but the tracking server. Creating a registered model is atomic on the se
 a unique key), so ``<model>.publish-lock`` exists for exactly one holder at a time. A lock older
 than ``ttl_s`` belongs to a crashed holder and is broken.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Iterator
+from datetime import UTC, datetime
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -40,7 +41,7 @@ def registry_lock(client: MlflowClient, model: str, holder: str, ttl_s: float, t
             client.create_registered_model(
                 lock,
                 tags={HOLDER_TAG: holder, SINCE_TAG: f"{time.time():.3f}"},
-                description=f"held by {holder} since {datetime.now(timezone.utc).isoformat()}; edgeslim deletes it after publishing",
+                description=f"held by {holder} since {datetime.now(UTC).isoformat()}; edgeslim deletes it after publishing",
             )
             break
         except MlflowException as exc:

@@ -3,6 +3,7 @@
 Everything here talks to a tracking server; the flow's library steps never do. Errors become
 RegistryError with the name/alias/version that failed and, for aliases, the ones that exist.
 """
+
 from __future__ import annotations
 
 import re
@@ -76,7 +77,7 @@ def resolve(client: MlflowClient, ref: ModelRef) -> ModelVersion:
     try:
         if ref.alias:
             return client.get_model_version_by_alias(ref.name, ref.alias)
-        return client.get_model_version(ref.name, ref.version)
+        return client.get_model_version(ref.name, str(ref.version))
     except MlflowException as exc:
         if not _not_found(exc):
             raise RegistryError(f"registry lookup of {ref} failed: {exc.message}") from None

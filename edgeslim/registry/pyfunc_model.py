@@ -4,6 +4,7 @@ The artifact itself (``weights``: a .pt or .onnx) is what edgeslim pulls and shi
 makes the version usable from any MLflow client: input a DataFrame with an ``image`` column of
 file paths, output one row per detection.
 """
+
 from __future__ import annotations
 
 import mlflow.pyfunc
@@ -12,7 +13,15 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 WEIGHTS_KEY = "weights"
-OUTPUT_COLUMNS = (("image", "string"), ("class", "string"), ("conf", "double"), ("x0", "double"), ("y0", "double"), ("x1", "double"), ("y1", "double"))
+OUTPUT_COLUMNS = (
+    ("image", "string"),
+    ("class", "string"),
+    ("conf", "double"),
+    ("x0", "double"),
+    ("y0", "double"),
+    ("x1", "double"),
+    ("y1", "double"),
+)
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "image")]),
     outputs=Schema([ColSpec(kind, name) for name, kind in OUTPUT_COLUMNS]),
@@ -25,7 +34,7 @@ class YoloDetector(mlflow.pyfunc.PythonModel):
 
         self._model = YOLO(context.artifacts[WEIGHTS_KEY], task="detect")
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001, ARG002 (mlflow PythonModel interface)
         rows = []
         for path in model_input["image"]:
             result = self._model.predict(str(path), verbose=False, device="cpu")[0]

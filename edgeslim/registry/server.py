@@ -21,6 +21,7 @@ server's process group): with job execution 10 processes (supervisor, uvicorn, j
 consumers, periodic-tasks consumer), RSS 2846 MB (PSS 1980 MB); without it 2 processes
 (``mlflow server`` + uvicorn), RSS 588 MB (PSS 487 MB).
 """
+
 from __future__ import annotations
 
 import os
@@ -78,10 +79,20 @@ def start_server(
     url = f"http://{host}:{port}"
     log = root / "server.log"
     cmd = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination", artifacts_destination or str(root / "artifacts"),
-        "--host", host, "--port", str(port), "--workers", "1",
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        artifacts_destination or str(root / "artifacts"),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
     ]
     env = {**SERVER_ENV_DEFAULTS, **os.environ}
     with log.open("ab") as out:
@@ -114,8 +125,7 @@ def ensure_server(root: Path, host: str, port: int, timeout_s: float, artifacts_
         return existing
     if is_healthy(f"http://{host}:{port}"):
         raise RegistryError(
-            f"port {port} on {host} already serves another MLflow; set MLFLOW_TRACKING_URI to use it "
-            f"or -S mlflow.port=<free port>"
+            f"port {port} on {host} already serves another MLflow; set MLFLOW_TRACKING_URI to use it or -S mlflow.port=<free port>"
         )
     return start_server(root, host, port, timeout_s, detach=True, artifacts_destination=artifacts_destination)
 

@@ -3,6 +3,7 @@
 Why the client API and not the fluent one: Prefect may run tasks on worker threads, and MLflow's
 fluent "active run" is thread-local; explicit run ids keep every step's record where it belongs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,7 +36,9 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     return exp.experiment_id if exp else client.create_experiment(name)
 
 
-def log_batch(client: MlflowClient, run_id: str, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str] | None = None) -> None:
+def log_batch(
+    client: MlflowClient, run_id: str, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str] | None = None
+) -> None:
     client.log_batch(
         run_id,
         metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],

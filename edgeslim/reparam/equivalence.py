@@ -11,6 +11,7 @@ When a comparison fails, :func:`first_departure` runs both models with forward h
 first module, in execution order, whose output departs from the reference's by more than the
 tolerance: the module a broken fusion (or a corrupted kernel) sits in.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -133,7 +134,10 @@ def first_departure(
     recorded: dict[str, list[torch.Tensor]] = {}
     order: list[tuple[str, list[torch.Tensor]]] = []
     ref_modules = _comparable(reference)
-    hooks = [m.register_forward_hook(lambda _m, _i, out, n=n: recorded.update({n: _flat(out)}) if n not in recorded else None) for n, m in ref_modules.items()]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out, n=n: recorded.update({n: _flat(out)}) if n not in recorded else None)
+        for n, m in ref_modules.items()
+    ]
     try:
         reference.eval()(x)
     finally:
@@ -154,7 +158,13 @@ def first_departure(
         err = float((b - a).norm() / (a.norm() or 1.0))
         if not err <= tolerance:  # NaN departs too
             module = candidate.get_submodule(name)
-            return {"module": name, "kind": type(module).__name__, "reference_module": _rename(name, rename), "rel_l2": err, "tolerance": tolerance}
+            return {
+                "module": name,
+                "kind": type(module).__name__,
+                "reference_module": _rename(name, rename),
+                "rel_l2": err,
+                "tolerance": tolerance,
+            }
     return None
 
 

@@ -6,15 +6,16 @@ it on a deep copy and reports what changed, module by module, and every module t
 BatchNorm or unmerged parallel branches afterwards (a block type ultralytics does not know how to
 fuse), so nothing is skipped silently.
 """
+
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
 
 from torch import nn
+from ultralytics.nn.tasks import DetectionModel
 
 import edgeslim.ultra  # noqa: F401
-from ultralytics.nn.tasks import DetectionModel
 
 
 @dataclass
@@ -28,7 +29,13 @@ class FuseReport:
         kinds: dict[str, int] = {}
         for kind in self.fused.values():
             kinds[kind] = kinds.get(kind, 0) + 1
-        return {"fused": self.fused, "fused_kinds": kinds, "not_fused": self.not_fused, "bn_before": self.bn_before, "bn_after": self.bn_after}
+        return {
+            "fused": self.fused,
+            "fused_kinds": kinds,
+            "not_fused": self.not_fused,
+            "bn_before": self.bn_before,
+            "bn_after": self.bn_after,
+        }
 
 
 def _bn_holders(model: nn.Module) -> dict[str, str]:

@@ -8,16 +8,17 @@ from it (so the edge model needs nothing from edgeslim to load) and every kept w
 under its new index; the main head's cv2/cv3/dfl map one to one onto the plain ``Detect``. The load
 is strict: a weight that has no home, or a home without a weight, is an error, never a silent loss.
 """
+
 from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field
 
 import torch
+from ultralytics.nn.tasks import DetectionModel
 
 from edgeslim.errors import PruneError
 from edgeslim.models.dual import AUX_WEIGHT_KEY, DualDetectionModel, buildable_cfg
-from ultralytics.nn.tasks import DetectionModel
 
 
 @dataclass

@@ -6,6 +6,7 @@ both start a run; a claim whose run could not be started is released so MLflow's
 Records older than twice the timestamp window are purged: a replay that old fails the timestamp
 check anyway, so the store stays small.
 """
+
 from __future__ import annotations
 
 import sqlite3

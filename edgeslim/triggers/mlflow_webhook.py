@@ -3,6 +3,7 @@
 Idempotent by name: a second ``edgeslim webhook create`` updates the URL and secret of the
 existing webhook instead of adding another that would deliver every promotion twice.
 """
+
 from __future__ import annotations
 
 from mlflow import MlflowClient
@@ -23,5 +24,12 @@ def ensure_webhook(client: MlflowClient, p: Params, secret: str, url: str | None
     description = f"edgeslim: {EVENT} for {wh.models or [p.model_name]} @{wh.aliases} starts compression"
     for existing in client.list_webhooks():
         if existing.name == wh.name:
-            return client.update_webhook(existing.webhook_id, url=url, secret=secret, events=[EVENT], description=description, status="ACTIVE")
-    return client.create_webhook(name=wh.name, url=url, events=[EVENT], description=description, secret=secret)
+            return client.update_webhook(
+                existing.webhook_id,
+                url=url,
+                secret=secret,
+                events=[EVENT],  # type: ignore[list-item]  # EVENT is one of MLflow's literals
+                description=description,
+                status="ACTIVE",
+            )
+    return client.create_webhook(name=wh.name, url=url, events=[EVENT], description=description, secret=secret)  # type: ignore[list-item]  # EVENT is one of MLflow's literals

@@ -1,6 +1,7 @@
 """Which deliveries are promotions this receiver acts on: ``model_version_alias.created`` for a
 configured model and alias. Everything else is acknowledged and ignored (MLflow must not retry it).
 """
+
 from __future__ import annotations
 
 import json

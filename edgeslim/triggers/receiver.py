@@ -4,16 +4,17 @@ Order per POST: verify signature and timestamp (401) → claim the delivery id (
 nothing started) → filter event/model/alias (ignored: 200) → start the compress deployment (202
 with the flow run id; a failed start releases the claim and answers 503 so MLflow retries).
 """
+
 from __future__ import annotations
 
 import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 from edgeslim import workspace
 from edgeslim.config import Params
@@ -57,7 +58,9 @@ class Receiver:
         except DeliveryRejected as exc:
             return Answer(exc.status, {"status": "rejected", "reason": str(exc)})
         if not self._store.claim(delivery.delivery_id, now):
-            return Answer(200, {"status": "duplicate", "delivery_id": delivery.delivery_id, "outcome": self._store.outcome(delivery.delivery_id)})
+            return Answer(
+                200, {"status": "duplicate", "delivery_id": delivery.delivery_id, "outcome": self._store.outcome(delivery.delivery_id)}
+            )
         try:
             promo, why = promotion.parse(delivery.body, self.p)
         except DeliveryRejected as exc:
@@ -77,17 +80,21 @@ class Receiver:
 
 def _handler(receiver: Receiver, path: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             if self.path.split("?")[0] != path:
                 return self._answer(Answer(404, {"status": "not found"}))
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
                 return self._answer(Answer(413, {"status": "rejected", "reason": "body too large"}))
             answer = receiver.handle(dict(self.headers.items()), self.rfile.read(length))
-            print(f"webhook {self.headers.get(DELIVERY_ID_HEADER, '-')}: {answer.status} {json.dumps(answer.body)}", file=sys.stderr, flush=True)
+            print(
+                f"webhook {self.headers.get(DELIVERY_ID_HEADER, '-')}: {answer.status} {json.dumps(answer.body)}",
+                file=sys.stderr,
+                flush=True,
+            )
             self._answer(answer)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._answer(Answer(200, {"status": "ok"}) if self.path == "/health" else Answer(404, {"status": "not found"}))
 
         def _answer(self, answer: Answer) -> None:
@@ -98,7 +105,7 @@ def _handler(receiver: Receiver, path: str) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, *args: object) -> None:  # one line per delivery above instead
+        def log_message(self, *args: object) -> None:  # noqa: ARG002 (one line per delivery above instead)
             return
 
     return Handler

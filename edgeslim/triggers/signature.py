@@ -8,13 +8,14 @@ delivery-id store (``dedup.py``) catches replays inside the window. (The fleet's
 ``edgeslim.fleet.webhook_auth`` is a different scheme: hex, no delivery id; only the constant-time
 comparison is shared practice.)
 """
+
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 SIGNATURE_HEADER = "X-MLflow-Signature"
 TIMESTAMP_HEADER = "X-MLflow-Timestamp"

@@ -4,6 +4,7 @@
 (``edgeslim serve``) picks it up. The delivery id is the idempotency key, so even a retry that slips
 past the receiver's own store cannot create a second run.
 """
+
 from __future__ import annotations
 
 from edgeslim.config import Params
@@ -29,9 +30,14 @@ def start_compress(p: Params, model_ref: str, idempotency_key: str, reason: str)
 
     try:
         run = run_deployment(
-            compress_deployment(p), parameters={"model": model_ref}, timeout=0, idempotency_key=idempotency_key,
-            tags=["edgeslim-trigger"], flow_run_name=f"compress {model_ref} ({reason})"[:100], as_subflow=False,
+            compress_deployment(p),
+            parameters={"model": model_ref},
+            timeout=0,
+            idempotency_key=idempotency_key,
+            tags=["edgeslim-trigger"],
+            flow_run_name=f"compress {model_ref} ({reason})"[:100],
+            as_subflow=False,
         )
-    except Exception as exc:  # noqa: BLE001 (any API failure means: not started, let the sender retry)
+    except Exception as exc:
         raise StartFailed(f"could not start {compress_deployment(p)} for {model_ref}: {type(exc).__name__}: {exc}") from exc
-    return str(run.id)
+    return str(run.id)  # type: ignore[union-attr]  # sync call: a FlowRun, not the coroutine of the async overload

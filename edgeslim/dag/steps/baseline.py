@@ -3,6 +3,7 @@
 A DVC pipeline reproduces from a fresh clone with nothing but params.yaml, so its source model is
 trained; the compress flow pulls its source from the registry instead (flows/compress.py).
 """
+
 from __future__ import annotations
 
 from edgeslim.baseline.train import train_baseline
@@ -17,4 +18,6 @@ def baseline(inp: StepInput, p: Params) -> Outcome:
     trained = train_baseline(p.baseline, p.evaluate, data.data_yaml, len(data.names), inp.dir())
     print(f"baseline trained {trained.epochs_run} epochs: mAP50-95 {trained.map50_95:.4f} mAP50 {trained.map50:.4f}")
     figures = {"map50_95": trained.map50_95, "map50": trained.map50, "epochs_run": float(trained.epochs_run)}
-    return Outcome(inp.step, artifacts={SOURCE: trained.weights, "arch_yaml": trained.arch_yaml}, metrics=figures, details={"baseline": figures})
+    return Outcome(
+        inp.step, artifacts={SOURCE: trained.weights, "arch_yaml": trained.arch_yaml}, metrics=figures, details={"baseline": figures}
+    )

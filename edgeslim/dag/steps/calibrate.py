@@ -1,5 +1,6 @@
 """Step ``calibrate``: curate the INT8 calibration set from the ``calib_pool`` split (manifest +
 coverage plot), measured with the FP32 ONNX model."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ def calibrate(inp: StepInput, p: Params) -> Outcome:
         f"manifest {cs.manifest}"
     )
     return Outcome(
-        inp.step, artifacts={"manifest": cs.manifest, "plot": cs.plot}, metrics=numeric(r),
+        inp.step,
+        artifacts={"manifest": cs.manifest, "plot": cs.plot},
+        metrics=numeric(r),
         details={"calibration": {**r, "sha256": cs.sha256}},
     )
 

@@ -1,4 +1,5 @@
 """Step ``dataset``: the embedded synthetic set for the ``dataset`` params, or the user's data.yaml."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ file size, CPU latency and MACs: the rows of the stage table.
 step's accuracy-aware fallback aims at the gate (a share of the source's mAP) and stops at the
 FP32 model's mAP; ``evaluate-int8`` scores what quantization made.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +25,13 @@ from edgeslim.report import StageResult
 
 # Stage names of the table, and the gate each stage's figure feeds.
 BASELINE, FUSED, PRUNED, FINETUNED, ONNX_FP32, ONNX_INT8, TENSORRT = (
-    "baseline", "fused", "pruned", "finetuned", "onnx-fp32", "onnx-int8", "tensorrt-int8-gpu",
+    "baseline",
+    "fused",
+    "pruned",
+    "finetuned",
+    "onnx-fp32",
+    "onnx-int8",
+    "tensorrt-int8-gpu",
 )
 
 
@@ -47,8 +54,15 @@ class Scorer:
         latency = latency_ms(artifact, self.sample, self.ev)
         print(f"{name}: mAP50-95 {acc.map50_95:.4f} mAP50 {acc.map50:.4f} latency {latency:.2f} ms")
         return StageResult(
-            name=name, artifact=str(artifact), map50_95=acc.map50_95, map50=acc.map50, size_bytes=artifact.stat().st_size,
-            latency_ms=latency, gate=gate, macs=macs, params=params,
+            name=name,
+            artifact=str(artifact),
+            map50_95=acc.map50_95,
+            map50=acc.map50,
+            size_bytes=artifact.stat().st_size,
+            latency_ms=latency,
+            gate=gate,
+            macs=macs,
+            params=params,
         )
 
 
@@ -67,14 +81,19 @@ def evaluate(inp: StepInput, p: Params) -> Outcome:
     export = inp.outcome("export")
     rows = [(BASELINE, inp.outcome(SOURCE).artifact(SOURCE), None), (FUSED, inp.outcome("fuse").artifact("model"), "equivalence")]
     if inp.outcome("finetune").skipped is None:
-        rows += [(PRUNED, inp.outcome("prune").artifact("pruned"), None), (FINETUNED, inp.outcome("finetune").artifact("model"), "equivalence_pruned")]
+        rows += [
+            (PRUNED, inp.outcome("prune").artifact("pruned"), None),
+            (FINETUNED, inp.outcome("finetune").artifact("model"), "equivalence_pruned"),
+        ]
     rows.append((ONNX_FP32, export.artifact("fp32"), None))
     stages = tuple(score.stage(name, path, gate, export.artifact("torch")) for name, path, gate in rows)
     return Outcome(inp.step, metrics=stage_metrics(stages), stages=stages)
 
 
 def evaluate_int8(inp: StepInput, p: Params) -> Outcome:
-    stages = (scorer(inp, p).stage(ONNX_INT8, inp.outcome("quantize").artifact("int8"), "map_ratio", inp.outcome("export").artifact("torch")),)
+    stages = (
+        scorer(inp, p).stage(ONNX_INT8, inp.outcome("quantize").artifact("int8"), "map_ratio", inp.outcome("export").artifact("torch")),
+    )
     return Outcome(inp.step, metrics=stage_metrics(stages), stages=stages)
 
 

@@ -1,5 +1,6 @@
 """Step ``export``: the model to ship (finetuned when pruning ran, else the fused source) to ONNX
 FP32, gated on ONNX Runtime computing what the torch model computes (``onnx_equivalence``)."""
+
 from __future__ import annotations
 
 from edgeslim.config import Params
@@ -20,6 +21,9 @@ def export(inp: StepInput, p: Params) -> Outcome:
     print(f"ONNX Runtime FP32 vs torch on {eq.n_images} images: rel L2 {eq.rel_l2:.3e}, max rel {eq.rel_max_abs:.3e}")
     section = eq.as_dict()
     return Outcome(
-        inp.step, artifacts={"fp32": fp32, "torch": torch_model}, metrics=numeric(section),
-        details={"onnx_equivalence": section}, gates=(onnx_equivalence_gate(eq, p.fuse),),
+        inp.step,
+        artifacts={"fp32": fp32, "torch": torch_model},
+        metrics=numeric(section),
+        details={"onnx_equivalence": section},
+        gates=(onnx_equivalence_gate(eq, p.fuse),),
     )

@@ -1,5 +1,6 @@
 """Step ``finetune``: train the pruned model (architecture kept, early stopping on val fitness),
 then fuse it again behind its own equivalence gate (``equivalence_pruned``)."""
+
 from __future__ import annotations
 
 from edgeslim.config import Params
@@ -30,6 +31,9 @@ def finetune(inp: StepInput, p: Params) -> Outcome:
     weights = save_checkpoint(fused, ckpt, inp.layout.finetuned_fused())
     gate, eq = check_fused(trained, weights, val_images(inp, p), p.fuse, "equivalence_pruned")
     return Outcome(
-        inp.step, artifacts={"finetuned": trained, "model": weights}, metrics={**numeric(section), **numeric(eq)},
-        details={"finetune": section, "equivalence_pruned": eq}, gates=(gate,),
+        inp.step,
+        artifacts={"finetuned": trained, "model": weights},
+        metrics={**numeric(section), **numeric(eq)},
+        details={"finetune": section, "equivalence_pruned": eq},
+        gates=(gate,),
     )

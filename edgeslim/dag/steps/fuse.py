@@ -1,10 +1,11 @@
 """Step ``fuse``: strip a dual-head source's auxiliary branch, fold Conv+BN and RepConv, and gate
 on the fused model computing what the source computes (``equivalence``)."""
+
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from edgeslim import workspace
 from edgeslim.config import FuseParams, Params
@@ -14,7 +15,7 @@ from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.data.images import list_images, preprocess_batch
 from edgeslim.gates import Gate, equivalence_gate
 from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
-from edgeslim.models.dual import is_dual
+from edgeslim.models.dual import DualDetectionModel, is_dual
 from edgeslim.reparam.equivalence import Equivalence, compare_models, first_departure
 from edgeslim.reparam.fuse import fuse_model
 from edgeslim.reparam.strip import strip_auxiliary
@@ -26,11 +27,13 @@ def fuse(inp: StepInput, p: Params) -> Outcome:
     unfused, section = source, {}
     rename = None
     if is_dual(model):
-        model, strip = strip_auxiliary(model)
+        model, strip = strip_auxiliary(cast(DualDetectionModel, model))
         unfused = save_checkpoint(model, ckpt, inp.layout.stripped())
         rename = strip.rename()
         section = {"strip": strip.as_dict(), "params_before_strip": strip.params_before, "params_after_strip": strip.params_after}
-        print(f"stripped the auxiliary branch: {len(strip.removed)} layers removed, parameters {strip.params_before} -> {strip.params_after}")
+        print(
+            f"stripped the auxiliary branch: {len(strip.removed)} layers removed, parameters {strip.params_before} -> {strip.params_after}"
+        )
     fused, report = fuse_model(model)
     weights = save_checkpoint(fused, ckpt, inp.layout.fused())
     print(f"fused {len(report.fused)} modules; BatchNorm layers {report.bn_before} -> {report.bn_after}")
@@ -39,8 +42,11 @@ def fuse(inp: StepInput, p: Params) -> Outcome:
     gate, eq = check_fused(source, weights, val_images(inp, p), p.fuse, "equivalence", rename)
     fusion = {**report.as_dict(), **section}
     return Outcome(
-        inp.step, artifacts={"model": weights, "unfused": unfused}, metrics={**numeric(fusion), **numeric(eq)},
-        details={"fusion": fusion, "equivalence": eq}, gates=(gate,),
+        inp.step,
+        artifacts={"model": weights, "unfused": unfused},
+        metrics={**numeric(fusion), **numeric(eq)},
+        details={"fusion": fusion, "equivalence": eq},
+        gates=(gate,),
     )
 
 
@@ -62,4 +68,3 @@ def check_fused(
         eq = replace(eq, departure=first_departure(reference, candidate, images, fp.max_rel_l2, rename))
         print(f"first departing module: {eq.departure}")
     return equivalence_gate(eq, fp, name), eq.as_dict()
-

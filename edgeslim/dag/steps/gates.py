@@ -1,5 +1,6 @@
 """Step ``gates``: every scored stage as a share of the source's mAP, and the ``map_ratio`` gate on
 the INT8 model; the stage table as DVC plots (stages.json, pareto.png)."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.step import StepInput
 from edgeslim.dag.steps.evaluate import BASELINE, ONNX_INT8
 from edgeslim.gates import map_gate
-from edgeslim.plots import Point, pareto_plot
+from edgeslim.plots import pareto_plot, stage_points
 
 
 def gates(inp: StepInput, p: Params) -> Outcome:
@@ -21,10 +22,12 @@ def gates(inp: StepInput, p: Params) -> Outcome:
     gate = map_gate(int8, base, p.gates.min_map_ratio)
     layout = inp.layout
     layout.stages_json().write_text(json.dumps([asdict(s) for s in stages], indent=2) + "\n")
-    points = [Point(s.name, s.map50_95, s.latency_ms, s.size_bytes) for s in stages if None not in (s.map50_95, s.latency_ms, s.size_bytes)]
-    pareto_plot(points, "accuracy vs latency (marker area = file size)", layout.stages_png())
+    pareto_plot(stage_points(stages), "accuracy vs latency (marker area = file size)", layout.stages_png())
     ratios = {f"{s.name}.map_ratio": s.map_ratio for s in stages if s.map_ratio is not None}
     return Outcome(
-        inp.step, artifacts={"stages_json": layout.stages_json(), "pareto": layout.stages_png()},
-        metrics=ratios, details={"map_ratios": {s.name: s.map_ratio for s in stages}}, gates=(gate,),
+        inp.step,
+        artifacts={"stages_json": layout.stages_json(), "pareto": layout.stages_png()},
+        metrics=ratios,
+        details={"map_ratios": {s.name: s.map_ratio for s in stages}},
+        gates=(gate,),
     )

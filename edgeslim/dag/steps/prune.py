@@ -4,6 +4,7 @@ Starts from the unfused single-head model (``fuse``'s ``unfused``): BN-gamma imp
 finetuning after it need the BatchNorm layers that fusion folds away; the ``fuse`` step has
 already proved this model fuses.
 """
+
 from __future__ import annotations
 
 from edgeslim.config import Params

@@ -1,5 +1,6 @@
 """Step ``quantize``: ONNX Runtime static INT8 (QDQ) of the FP32 ONNX on the curated calibration set,
 with the accuracy-aware fallback aimed at the mAP gate itself and scored by the one validator."""
+
 from __future__ import annotations
 
 from edgeslim.config import Params
@@ -22,7 +23,11 @@ def quantize(inp: StepInput, p: Params) -> Outcome:
         quantizer, out, fp32.stat().st_size, p.quantize.fallback, scorer(inp, p).map50_95, target, stage_map(scored, ONNX_FP32)
     )
     for i, s in enumerate(report.steps):
-        print(f"INT8 attempt {i}: float {s.float_layers or 'nothing more'} ({s.float_nodes} nodes), mAP50-95 {s.map50_95:.4f} (target {target:.4f})")
-    print(f"INT8: {report.outcome}; {len(report.keep_float_nodes)} decode/head nodes float by quantize.keep_float; file {100 * report.size_ratio:.1f}% of FP32")
+        print(
+            f"INT8 attempt {i}: float {s.float_layers or 'nothing more'} ({s.float_nodes} nodes), mAP50-95 {s.map50_95:.4f} (target {target:.4f})"
+        )
+    print(
+        f"INT8: {report.outcome}; {len(report.keep_float_nodes)} decode/head nodes float by quantize.keep_float; file {100 * report.size_ratio:.1f}% of FP32"
+    )
     section = {**report.as_dict(), "float_nodes": report.float_nodes}
     return Outcome(inp.step, artifacts={"int8": out}, metrics=numeric(section), details={"quantization": section})

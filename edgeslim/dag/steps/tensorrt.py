@@ -1,5 +1,6 @@
 """Step ``tensorrt``: an engine from a TensorRT-shaped Q/DQ model that keeps the CPU artifact's float
 layers, scored like every artifact; skipped, with the reason on record, where it cannot run."""
+
 from __future__ import annotations
 
 from edgeslim.config import Params
@@ -19,11 +20,15 @@ def tensorrt(inp: StepInput, p: Params) -> Outcome:
     layout, qp = inp.layout, p.quantize
     images = calibration_images(inp.outcome("calibrate").artifact("manifest"))
     float_nodes = inp.outcome("quantize").details["quantization"]["float_nodes"]
-    quantizer = OrtQuantizer(inp.outcome("export").artifact("fp32"), images, p.baseline.imgsz, qp, layout.quantize_work())  # the INT8 step's ranges
+    quantizer = OrtQuantizer(
+        inp.outcome("export").artifact("fp32"), images, p.baseline.imgsz, qp, layout.quantize_work()
+    )  # the INT8 step's ranges
     qdq = quantizer.quantize(layout.tensorrt_qdq(), float_nodes, qp=tensorrt_params(qp), extra_options=TENSORRT_QDQ_OPTIONS)
     engine = build_engine(qdq.path, layout.engine(), qp.tensorrt)
     print(f"TensorRT engine {engine.path}: {engine.detail}")
     if engine.path is None:
         return Outcome(inp.step, details={"tensorrt": engine.as_dict()})
     stages = (scorer(inp, p).stage(TENSORRT, engine.path, None, inp.outcome("export").artifact("torch")),)
-    return Outcome(inp.step, artifacts={"engine": engine.path}, metrics=stage_metrics(stages), details={"tensorrt": engine.as_dict()}, stages=stages)
+    return Outcome(
+        inp.step, artifacts={"engine": engine.path}, metrics=stage_metrics(stages), details={"tensorrt": engine.as_dict()}, stages=stages
+    )

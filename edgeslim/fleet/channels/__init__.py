@@ -4,9 +4,10 @@ Every enabled channel is tried (with retries and backoff) even when another one 
 outcome of each is returned by name: a channel that fails is reported, never hidden behind one that
 worked.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -25,11 +26,12 @@ def notify_all(params: FleetParams, manifest: Manifest, envelope: bytes, log: Ca
     """``{channel: "ok" | "failed after N tries: <last error>"}`` for every channel in params."""
     outcome: dict[str, str] = {}
     for channel in params.channels:
+
         def attempt(channel: str = channel) -> None:
             SENDERS[channel](params, manifest, envelope)
 
         try:
-            with_retries(attempt, params.notify_retries, params.notify_backoff_s, TRANSIENT, lambda m, c=channel: log(f"{c}: {m}"))
+            with_retries(attempt, params.notify_retries, params.notify_backoff_s, TRANSIENT, lambda m, c=channel: log(f"{c}: {m}"))  # type: ignore[misc]  # default-bound loop variable
             outcome[channel] = OK
             log(f"{channel}: notified")
         except ChannelError as exc:  # misconfiguration: retrying cannot help

@@ -3,6 +3,7 @@
 The job id is derived from model, group and sequence, so a retried ``create_job`` whose first try
 did reach AWS finds its own job instead of creating a second one.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,7 +27,10 @@ def send(params: FleetParams, manifest: Manifest, envelope: bytes) -> None:
     iot = boto3.client("iot", region_name=cfg.region, endpoint_url=cfg.endpoint_url)
     try:
         iot.create_job(
-            jobId=job_id(manifest), targets=list(cfg.targets), document=envelope.decode(), targetSelection="SNAPSHOT",
+            jobId=job_id(manifest),
+            targets=list(cfg.targets),
+            document=envelope.decode(),
+            targetSelection="SNAPSHOT",
             description=f"{manifest.model} v{manifest.version} to {manifest.group} (sequence {manifest.sequence})",
         )
     except ClientError as exc:

@@ -2,6 +2,7 @@
 
 Retained, so a device that is offline now (or joins the group later) receives it on subscribe.
 """
+
 from __future__ import annotations
 
 from edgeslim.config import FleetParams
