@@ -121,6 +121,7 @@ def cmd_report(args: argparse.Namespace, p: Params) -> int:
     import re
     import tempfile
 
+    from edgeslim.dag.layout import REPORT_MD
     from edgeslim.errors import RegistryError
     from edgeslim.lineage import RUN_ID_TAG
     from edgeslim.registry import mlflow_registry as reg
@@ -134,7 +135,7 @@ def cmd_report(args: argparse.Namespace, p: Params) -> int:
         if not run_id:
             raise RegistryError(f"{mv.name} version {mv.version} was not published by an edgeslim compress run")
     with tempfile.TemporaryDirectory() as tmp:
-        print(reg.download_run_file(run_id, "report.md", Path(tmp)).read_text(), end="")
+        print(reg.download_run_file(run_id, REPORT_MD, Path(tmp)).read_text(), end="")
     return 0
 
 

@@ -20,7 +20,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from edgeslim import workspace
 from edgeslim.config import Params, load_params
-from edgeslim.dag.layout import Layout
+from edgeslim.dag.layout import REPORT_JSON, Layout
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.registry import COMPRESS, DATASET
 from edgeslim.dag.run import failed_gates, run_steps
@@ -35,12 +35,12 @@ from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.mlflow_registry import download_run_file
 from edgeslim.report import Report
 from tasks.page import page_task
-from tasks.publish import Publication, find_published_task, lineage_tags, publish_task
+from tasks.publish import Publication, Submission, find_published_task, lineage_tags, publish_task
 from tasks.pull import pull_task
 from tasks.step import as_task
 
 REPORT_ARTIFACT_KEY = "edgeslim-compress-report"
-LATEST_REPORT = Path("latest") / "report.json"  # the newest compress report, at a fixed path in the workspace
+LATEST_REPORT = Path("latest") / REPORT_JSON  # the newest compress report, at a fixed path in the workspace
 # What makes two runs produce the same edge model: everything but where things are served.
 PUBLISH_KEY_SECTIONS = ("fuse", "prune", "export", "calibration", "quantize", "evaluate", "gates")
 
@@ -98,19 +98,9 @@ def _finish(run: Run, outcomes: Mapping[str, Outcome]) -> dict:
     edge = outcomes["quantize"].artifact("int8") if report.passed else None
     example = calibration_images(outcomes["calibrate"].artifact("manifest"))[:1] if "calibrate" in outcomes else []
     start = time.perf_counter()
-    publication = publish_task(
-        run.client,
-        run.tracking_uri,
-        p,
-        report,
-        layout,
-        edge,
-        lineage,
-        step_records(p, COMPRESS, outcomes),
-        run.key,
-        run.force,
-        example[0] if example else None,
-    )
+    steps = step_records(p, (DATASET, *COMPRESS), outcomes)
+    sub = Submission(report, layout, edge, lineage, steps, run.key, run.force, example[0] if example else None)
+    publication = publish_task(run.client, run.tracking_uri, p, sub)
     report = _with_publication(report, publication, time.perf_counter() - start)
     rollout = None
     if p.fleet.enabled and publication.published and not publication.published.get("reused"):  # only a version this run registered
@@ -152,7 +142,7 @@ def _already_published(client: MlflowClient, existing: dict, layout: Layout, p: 
         f"with the same params and data; nothing to do (use --force to publish again)"
     )
     version = client.get_model_version(existing["model"], existing["version"])
-    earlier = json.loads(download_run_file(version.tags[RUN_ID_TAG], "report.json", layout.dir("earlier")).read_text())
+    earlier = json.loads(download_run_file(version.tags[RUN_ID_TAG], REPORT_JSON, layout.dir("earlier")).read_text())
     earlier["published"] = existing
     for target in (layout.report_json(), workspace.root(p) / LATEST_REPORT):
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -39,8 +39,9 @@ def retrain_flow(tracking_uri: str, params_file: str = "params.yaml", overrides:
     if champion.tags.get(DATASET_TAG) == data.sha256:
         print(f"{p.model_name}@{alias} (version {champion.version}) already learned dataset {data.sha256[:12]}; nothing to retrain")
         return {"model": p.model_name, "champion": champion.version, "skipped": True, "promoted": False}
-    tuned = finetune_champion_task(champion.weights, data.data_yaml, p, run_dir / "finetune")
-    verdict = compare_task(champion.weights, tuned.weights, data.data_yaml, p, run_dir / "val")
+    retrain = p.triggers.retrain
+    tuned = finetune_champion_task(champion.weights, data.data_yaml, retrain.finetune, p.baseline, p.evaluate, run_dir / "finetune")
+    verdict = compare_task(champion.weights, tuned.weights, data.data_yaml, p.baseline.imgsz, p.evaluate, retrain.margin, run_dir / "val")
     out = register_retrained_task(client, p, tuned.weights, champion, data.sha256, verdict)
     out.update(skipped=False, champion_map50_95=verdict.champion_map50_95, new_map50_95=verdict.new_map50_95, dataset_sha256=data.sha256)
     if out["promoted"] and p.triggers.retrain.on_promote == "deployment":

@@ -99,31 +99,32 @@ class Publication:
     pareto_url: str | None
 
 
+@dataclass(frozen=True)
+class Submission:
+    """What a finished run hands to publishing: its report and files, lineage, step records, publish key."""
+
+    report: Report
+    layout: Layout
+    edge_artifact: Path | None  # the INT8 model when every gate passed, else None
+    lineage: dict[str, str]
+    steps: list[StepRecord]
+    publish_key: str
+    force: bool
+    example_image: Path | None  # a calibration image: the logged model's input example
+
+
 @step("record-and-publish")
-def publish_task(
-    client: mlflow.MlflowClient,
-    tracking_uri: str,
-    p: Params,
-    report: Report,
-    layout: Layout,
-    edge_artifact: Path | None,
-    lineage: dict[str, str],
-    steps: list[StepRecord],
-    publish_key: str,
-    force: bool,
-    example_image: Path | None,
-) -> Publication:
+def publish_task(client: mlflow.MlflowClient, tracking_uri: str, p: Params, sub: Submission) -> Publication:
     """Log the parent run and one nested run per step; when gates passed, register and move the alias.
 
     A failed gate never reaches the registry: the run is still recorded (status FAILED) so the
     failure is visible in the UI. Registration happens under the model's publish lock, where the
     publish key is checked again, so concurrent runs neither duplicate a version nor interleave
-    their alias moves. The alias moves last, after the version and all its tags exist.
+    their alias moves. The alias moves last, after the version and all its tags exist. A tracking
+    server failing mid-way is one clear line, not a traceback.
     """
     try:
-        return _record_and_publish(
-            client, tracking_uri, p, report, layout, edge_artifact, lineage, steps, publish_key, force, example_image
-        )
+        return _record_and_publish(client, tracking_uri, p, sub)
     except (MlflowException, requests.RequestException) as exc:
         message = exc.message if isinstance(exc, MlflowException) else str(exc)
         raise RegistryError(
@@ -132,19 +133,8 @@ def publish_task(
         ) from None
 
 
-def _record_and_publish(
-    client: mlflow.MlflowClient,
-    tracking_uri: str,
-    p: Params,
-    report: Report,
-    layout: Layout,
-    edge_artifact: Path | None,
-    lineage: dict[str, str],
-    steps: list[StepRecord],
-    publish_key: str,
-    force: bool,
-    example_image: Path | None,
-) -> Publication:
+def _record_and_publish(client: mlflow.MlflowClient, tracking_uri: str, p: Params, sub: Submission) -> Publication:
+    report, layout, publish_key = sub.report, sub.layout, sub.publish_key
     print(f"recording the run in {tracking_uri}")
     exp_id = experiment_id(client, p.mlflow.experiment)
     ui_url = flow_run.ui_url  # "None/flow-runs/..." on an ephemeral server, which has no UI to link to
@@ -152,7 +142,7 @@ def _record_and_publish(
     parent = client.create_run(
         exp_id,
         run_name=f"compress {report.model} v{report.source_version}",
-        tags={**lineage, **{k: v for k, v in prefect_tags.items() if v}, "edgeslim.kind": "compress", PUBLISH_KEY_TAG: publish_key},
+        tags={**sub.lineage, **{k: v for k, v in prefect_tags.items() if v}, "edgeslim.kind": "compress", PUBLISH_KEY_TAG: publish_key},
     )
     run_id = parent.info.run_id
     url = run_url(tracking_uri, exp_id, run_id)
@@ -170,7 +160,7 @@ def _record_and_publish(
     }
     gate_metrics = {f"gate.{k}": g.value for k, g in report.gates.items()}
     log_batch(client, run_id, reg.flat_params(p.model_dump(mode="json")), {**stage_metrics, **gate_metrics})
-    for record in steps:
+    for record in sub.steps:
         log_step(client, exp_id, run_id, record)
     plot = _plot(report, _previous_candidate(client, p), layout.pareto_png())
     pareto_url = None
@@ -181,8 +171,8 @@ def _record_and_publish(
     recorded = replace(report, details={**report.details, **links})
     _log_report(client, run_id, recorded, layout)  # before registering: a cut-short publish still has its report
     published = None
-    if recorded.passed and edge_artifact is not None:
-        published = _register(client, p, recorded, edge_artifact, lineage, run_id, publish_key, force, example_image)
+    if recorded.passed and sub.edge_artifact is not None:
+        published = _register(client, p, replace(sub, report=recorded), sub.edge_artifact, run_id)
         verb = "found already published" if published.get("reused") else "published"
         print(f"{verb}: {published['model']} version {published['version']} @ {published['alias']}")
         _log_report(client, run_id, replace(recorded, published=published), layout)
@@ -191,33 +181,23 @@ def _record_and_publish(
     return Publication(published, url, pareto_url)
 
 
-def _register(
-    client: mlflow.MlflowClient,
-    p: Params,
-    report: Report,
-    edge_artifact: Path,
-    lineage: dict[str, str],
-    run_id: str,
-    publish_key: str,
-    force: bool,
-    example_image: Path | None,
-) -> dict:
+def _register(client: mlflow.MlflowClient, p: Params, sub: Submission, edge_artifact: Path, run_id: str) -> dict:
     """A new edge version under the publish lock, or the identical one another run published meanwhile.
 
     The version's description is the report as it reads once published; the alias moves after it.
     """
     edge = edge_model_name(p)
     with registry_lock(client, edge, flow_run.id or run_id, p.mlflow.lock_ttl_s, p.mlflow.lock_timeout_s, p.mlflow.lock_poll_s):
-        existing = None if force else reg.published_with_key(client, edge, PUBLISH_KEY_TAG, publish_key)
+        existing = None if sub.force else reg.published_with_key(client, edge, PUBLISH_KEY_TAG, sub.publish_key)
         if existing:  # an identical run published while this one computed
             return _resume(client, p, existing)
         print(f"registering a new version of {edge}")
         with mlflow.start_run(run_id=run_id):
-            model_uri = reg.log_weights_model(edge_artifact, example_image=example_image)
-        version_tags = {**lineage, **gate_tags(report.gates), RUN_ID_TAG: run_id, PUBLISH_KEY_TAG: publish_key}
+            model_uri = reg.log_weights_model(edge_artifact, example_image=sub.example_image)
+        version_tags = {**sub.lineage, **gate_tags(sub.report.gates), RUN_ID_TAG: run_id, PUBLISH_KEY_TAG: sub.publish_key}
         mv = reg.register(client, model_uri, edge, version_tags, None)
         published = {"model": edge, "version": str(mv.version), "alias": p.mlflow.edge_alias}
-        client.update_model_version(edge, mv.version, description=replace(report, published=published).markdown())
+        client.update_model_version(edge, mv.version, description=replace(sub.report, published=published).markdown())
         reg.move_alias(client, edge, str(mv.version), p.mlflow.edge_alias)
         return published
 

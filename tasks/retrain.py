@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
-from edgeslim.config import Params
+from edgeslim.config import BaselineParams, EvaluateParams, FinetuneParams, Params
 from edgeslim.evaluate.accuracy import evaluate_map
 from edgeslim.lineage import git_sha, tags
 from edgeslim.models.checkpoint import load_checkpoint
@@ -35,21 +35,24 @@ class Verdict:
 
 
 @step("finetune-champion")
-def finetune_champion_task(weights: Path, data_yaml: Path, p: Params, out_dir: Path) -> FinetuneResult:
+def finetune_champion_task(
+    weights: Path, data_yaml: Path, ft: FinetuneParams, base: BaselineParams, ev: EvaluateParams, out_dir: Path
+) -> FinetuneResult:
     """The champion's own architecture and weights, trained further on the new dataset version."""
     ckpt, model = load_checkpoint(weights)
-    ft = p.triggers.retrain.finetune
-    result = finetune(model, ckpt, data_yaml, p.baseline, p.evaluate, ft, ft.epochs, 0.0, out_dir)
+    result = finetune(model, ckpt, data_yaml, base, ev, ft, ft.epochs, 0.0, out_dir)
     print(f"finetuned the champion {result.epochs_run} epochs on the new data")
     return result
 
 
 @step("compare")
-def compare_task(champion: Path, candidate: Path, data_yaml: Path, p: Params, work_dir: Path) -> Verdict:
+def compare_task(
+    champion: Path, candidate: Path, data_yaml: Path, imgsz: int, ev: EvaluateParams, margin: float, work_dir: Path
+) -> Verdict:
     """Both models through the one validator, on the new dataset's held-out val split."""
-    old = evaluate_map(champion, data_yaml, p.baseline.imgsz, p.evaluate, work_dir).map50_95
-    new = evaluate_map(candidate, data_yaml, p.baseline.imgsz, p.evaluate, work_dir).map50_95
-    verdict = Verdict(old, new, p.triggers.retrain.margin)
+    old = evaluate_map(champion, data_yaml, imgsz, ev, work_dir).map50_95
+    new = evaluate_map(candidate, data_yaml, imgsz, ev, work_dir).map50_95
+    verdict = Verdict(old, new, margin)
     print(
         f"held-out mAP50-95: champion {old:.4f}, retrained {new:.4f} (margin {verdict.margin}): {'promote' if verdict.promote else 'keep the champion'}"
     )

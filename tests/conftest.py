@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fleet_support import broker, keys, s3  # noqa: F401 (fixtures every test module may use)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from edgeslim.config import Params, load_params
 from edgeslim.fleet import mqtt as mq
 from edgeslim.fleet import onnx_info
 from edgeslim.fleet.channels import mqtt as mqtt_channel
+from edgeslim.fleet.demo import agent_command
 from edgeslim.fleet.local import HOST, LocalService, start_broker, start_s3
 from edgeslim.fleet.manifest import Artifact, Manifest, utc_iso
 from edgeslim.fleet.signing import PRIVATE_KEY_FILE, generate_keypair, load_private_key, sign
@@ -226,22 +226,7 @@ class AgentProcess:
         self.device, self.state_dir = device, state_dir
         self.log = state_dir.parent / f"{device}.log"
         state_dir.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            "edgeslim.cli",
-            "agent",
-            "--params",
-            str(REPO / "params.yaml"),
-            *(a for o in overrides for a in ("-S", o)),
-            "--device",
-            device,
-            "--state",
-            str(state_dir),
-            "--trusted-keys",
-            str(keys),
-            *args,
-        ]
+        cmd = agent_command(REPO / "params.yaml", overrides, device, state_dir, keys, *args)
         with self.log.open("ab") as sink:
             self.proc = subprocess.Popen(
                 cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}

@@ -13,7 +13,6 @@ import boto3
 import pytest
 import yaml
 from dvc_support import dvc_env, fresh_clone, run
-from fleet_support import s3  # noqa: F401 (fixture)
 
 from edgeslim.dag.registry import PIPELINE
 

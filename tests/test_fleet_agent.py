@@ -12,19 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fleet_support import (  # noqa: F401 (fixtures)
-    REPO,
-    AgentProcess,
-    Publisher,
-    StatusLog,
-    assert_serving,
-    broker,
-    fleet_params,
-    keys,
-    s3,
-    sha256,
-    tiny_onnx,
-)
+from fleet_support import REPO, AgentProcess, Publisher, StatusLog, assert_serving, fleet_params, sha256, tiny_onnx
 
 from edgeslim.fleet.signing import generate_keypair, load_private_key, sign
 

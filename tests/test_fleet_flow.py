@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from conftest import NO_PRUNE, run_cli
-from fleet_support import AgentProcess, broker, fleet_params, keys, s3  # noqa: F401 (fixtures)
+from fleet_support import AgentProcess, fleet_params
 from mlflow import MlflowClient
 
 EDGE = "pcb-detector-edge"

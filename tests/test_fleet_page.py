@@ -13,18 +13,7 @@ import boto3
 import mlflow
 import pytest
 from conftest import error_line, run_cli
-from fleet_support import (  # noqa: F401 (fixtures)
-    REPO,
-    AgentProcess,
-    StatusLog,
-    assert_serving,
-    broker,
-    fleet_params,
-    keys,
-    s3,
-    sha256,
-    tiny_onnx,
-)
+from fleet_support import REPO, AgentProcess, StatusLog, assert_serving, fleet_params, sha256, tiny_onnx
 from mlflow import MlflowClient
 
 from edgeslim.fleet.local import LocalService, start_broker, wait_for_port

@@ -92,13 +92,7 @@ def test_failing_command_ends_with_its_error_line(mlflow_server: str, tmp_path: 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)  # Prefect's ephemeral server, as for a user
     params = write_params(tmp_path / "params.yaml", tmp_path / "workspace")
     result = run_cli(
-        "compress",
-        "--model",
-        "nosuch@champion",
-        "--params",
-        str(params),
-        env_extra={"MLFLOW_TRACKING_URI": mlflow_server},
-        timeout=600,
+        "compress", "--model", "nosuch@champion", "--params", str(params), env_extra={"MLFLOW_TRACKING_URI": mlflow_server}, timeout=600
     )
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Starting temporary server" in result.stderr, result.stderr[-3000:]  # the ephemeral server did run

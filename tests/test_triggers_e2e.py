@@ -29,6 +29,17 @@ SECRET = "e2e-webhook-secret"
 START_S, PUBLISH_S = 180, 420
 
 
+def _alias_event(alias: str) -> bytes:
+    """The body MLflow posts when ``alias`` is set on version 1 of MODEL."""
+    event = {
+        "entity": "model_version_alias",
+        "action": "created",
+        "timestamp": "x",
+        "data": {"name": MODEL, "alias": alias, "version": "1"},
+    }
+    return json.dumps(event).encode()
+
+
 def _wait(predicate, timeout_s: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -150,24 +161,10 @@ def test_alias_set_in_mlflow_starts_the_compress_deployment_which_publishes(
 
         # Against the live receiver: a forged signature and a stale timestamp are refused; a duplicate
         # delivery is acknowledged without a second start.
-        body = json.dumps(
-            {
-                "entity": "model_version_alias",
-                "action": "created",
-                "timestamp": "x",
-                "data": {"name": MODEL, "alias": "champion", "version": "1"},
-            }
-        ).encode()
+        body = _alias_event("champion")
         assert _post(url, body, secret="forged").status_code == 401
         assert _post(url, body, ts=time.time() - 3600).status_code == 401
-        ignored = json.dumps(
-            {
-                "entity": "model_version_alias",
-                "action": "created",
-                "timestamp": "x",
-                "data": {"name": MODEL, "alias": "staging", "version": "1"},
-            }
-        ).encode()
+        ignored = _alias_event("staging")
         delivery = str(uuid.uuid4())
         first, again = _post(url, ignored, delivery_id=delivery), _post(url, ignored, delivery_id=delivery)
         assert (first.json()["status"], again.json()["status"]) == ("ignored", "duplicate")

@@ -96,6 +96,7 @@ def dvc_yaml(p: Params) -> str:
 
     def stage(step: Step) -> dict[str, Any]:
         entry: dict[str, Any] = {
+            "desc": step.summary,
             "cmd": f"python -m edgeslim.cli stage {step.name}",
             "deps": [str(base / _stage_of(n)) for n in step.needs] + code_deps(step),
             "params": list(step.reads),

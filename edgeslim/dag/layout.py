@@ -14,6 +14,7 @@ from edgeslim.calibration.curate import MANIFEST_NAME, PLOT_NAME
 OUTCOME_FILE = "outcome.json"  # a step's typed outcome, read back by the steps after it (DVC: other processes)
 STAGES_JSON, PARETO_PNG = "stages.json", "pareto.png"  # the gates step's stage table and plot (DVC plots)
 PLOTS_DIR = "plots"
+REPORT_JSON, REPORT_MD = "report.json", "report.md"  # a run's report, for machines and for people
 
 
 @dataclass(frozen=True)
@@ -108,10 +109,10 @@ class Layout:
         return self.dir(PLOTS_DIR) / PARETO_PNG
 
     def report_json(self) -> Path:
-        return self.root / "report.json"
+        return self.root / REPORT_JSON
 
     def report_md(self) -> Path:
-        return self.root / "report.md"
+        return self.root / REPORT_MD
 
     def pareto_png(self) -> Path:
         """The published run's accuracy-vs-latency plot, with the previous candidate."""

@@ -22,142 +22,50 @@ from edgeslim.dag.steps.prune import prune, skip_unless_enabled
 from edgeslim.dag.steps.quantize import quantize
 from edgeslim.dag.steps.tensorrt import tensorrt
 
+# fmt: off
 # Keys read by whatever trains a model (ultralytics trainer settings that are not the schedule).
 _TRAINER = ("baseline.imgsz", "baseline.batch", "baseline.seed", "baseline.workers", "evaluate.conf", "evaluate.iou")
 # What the finetuning inside pruning (sparse training, between rounds) reads of prune.finetune: all but its epochs.
-_ROUND_FINETUNE = (
-    "prune.finetune.round_epochs",
-    "prune.finetune.optimizer",
-    "prune.finetune.lr0",
-    "prune.finetune.warmup_epochs",
-    "prune.finetune.patience",
-)
+_ROUND_FINETUNE = tuple(f"prune.finetune.{k}" for k in ("round_epochs", "optimizer", "lr0", "warmup_epochs", "patience"))
+_PRUNING = tuple(f"prune.{k}" for k in ("enabled", "importance", "target_macs_reduction", "ratio_shallow", "ratio_deep", "steps", "rounds",
+                                        "round_to", "rewrite_max_rel_l2", "sparse"))
 _EQUIVALENCE_IMAGES = ("fuse.equivalence_images", "baseline.imgsz")
 _VALIDATOR = ("evaluate", "baseline.imgsz")
 # What scoring an artifact calls (the evaluate steps' Scorer).
-_SCORING = (
-    "edgeslim/evaluate",
-    "edgeslim/prune/structured.py",
-    "edgeslim/models",
-    "edgeslim/data",
-    "edgeslim/report.py",
-    "edgeslim/workspace.py",
-)
+_SCORING = ("edgeslim/evaluate", "edgeslim/prune/structured.py", "edgeslim/models", "edgeslim/data", "edgeslim/report.py",
+            "edgeslim/workspace.py")
 
-DATASET = Step(
-    "dataset",
-    dataset,
-    reads=("dataset",),
-    needs=(),
-    code=("edgeslim/data", "edgeslim/workspace.py"),
-    summary="the embedded synthetic set, or the user's data.yaml",
-)
-BASELINE = Step(
-    "baseline",
-    baseline,
-    reads=("baseline", "evaluate.conf", "evaluate.iou"),
-    needs=("dataset",),
-    code=("edgeslim/baseline", "edgeslim/models"),
-    summary="train the tiny detector from its ultralytics yaml (DVC's source)",
-)
+DATASET = Step("dataset", dataset, reads=("dataset",), needs=(), code=("edgeslim/data", "edgeslim/workspace.py"),
+               summary="the embedded synthetic set, or the user's data.yaml")
+BASELINE = Step("baseline", baseline, reads=("baseline", "evaluate.conf", "evaluate.iou"), needs=("dataset",),
+                code=("edgeslim/baseline", "edgeslim/models"), summary="train the tiny detector from its ultralytics yaml (DVC's source)")
 COMPRESS: tuple[Step, ...] = (
-    Step(
-        "fuse",
-        fuse,
-        reads=("fuse", "baseline.imgsz"),
-        needs=("dataset", SOURCE),
-        code=("edgeslim/reparam", "edgeslim/models", "edgeslim/data/images.py", "edgeslim/gates.py", "edgeslim/workspace.py"),
-        summary="strip the PGI branch, fold Conv+BN/RepConv; gate: equivalence",
-    ),
-    Step(
-        "prune",
-        prune,
-        reads=(
-            "prune.enabled",
-            "prune.importance",
-            "prune.target_macs_reduction",
-            "prune.ratio_shallow",
-            "prune.ratio_deep",
-            "prune.steps",
-            "prune.rounds",
-            "prune.round_to",
-            "prune.rewrite_max_rel_l2",
-            "prune.sparse",
-            *_ROUND_FINETUNE,
-            *_TRAINER,
-            *_EQUIVALENCE_IMAGES,
-        ),
-        needs=("dataset", "fuse"),
-        code=("edgeslim/prune", "edgeslim/models", "edgeslim/plots.py"),
-        skip=skip_unless_enabled,
-        summary="split-free rewrite, structured pruning to the MACs target",
-    ),
-    Step(
-        "finetune",
-        finetune,
-        reads=("prune.enabled", "prune.finetune", "fuse", *_TRAINER),
-        needs=("dataset", "prune"),
-        code=("edgeslim/prune/finetune.py", "edgeslim/reparam", "edgeslim/models"),
-        skip=skip_unless_enabled,
-        summary="finetune the pruned graph, fuse it again; gate: equivalence_pruned",
-    ),
-    Step(
-        "export",
-        export,
-        reads=("export", "fuse", "evaluate.threads", "baseline.imgsz"),
-        needs=("dataset", "fuse", "finetune"),
-        code=("edgeslim/export", "edgeslim/reparam/equivalence.py", "edgeslim/models", "edgeslim/gates.py"),
-        summary="ONNX FP32; gate: onnx_equivalence",
-    ),
-    Step(
-        "calibrate",
-        calibrate,
-        reads=("calibration", "evaluate.threads", "baseline.imgsz"),
-        needs=("dataset", "export"),
-        code=("edgeslim/calibration", "edgeslim/workspace.py"),
-        summary="curated calibration set: manifest and coverage plot",
-    ),
-    Step(
-        "evaluate",
-        evaluate,
-        reads=_VALIDATOR,
-        needs=("dataset", SOURCE, "fuse", "prune", "finetune", "export"),
-        code=_SCORING,
-        summary="mAP, size, latency, MACs of the torch stages and the FP32 ONNX",
-    ),
-    Step(
-        "quantize",
-        quantize,
-        reads=("quantize", "gates.min_map_ratio", *_VALIDATOR),
-        needs=("dataset", "export", "calibrate", "evaluate"),
-        code=("edgeslim/quantize", *_SCORING),
-        summary="ONNX Runtime INT8, accuracy-aware fallback aimed at the gate",
-    ),
-    Step(
-        "evaluate-int8",
-        evaluate_int8,
-        reads=_VALIDATOR,
-        needs=("dataset", "export", "quantize"),
-        code=_SCORING,
-        summary="mAP, size, latency of the INT8 ONNX",
-    ),
-    Step(
-        "tensorrt",
-        tensorrt,
-        reads=("quantize", *_VALIDATOR),
-        needs=("dataset", "export", "calibrate", "quantize"),
-        code=("edgeslim/quantize", *_SCORING),
-        summary="TensorRT engine from explicit Q/DQ where a GPU and TensorRT exist",
-    ),
-    Step(
-        "gates",
-        gates,
-        reads=("gates",),
-        needs=("evaluate", "evaluate-int8", "tensorrt"),
-        code=("edgeslim/gates.py", "edgeslim/plots.py"),
-        summary="mAP of every stage against the source; gate: map_ratio",
-    ),
+    Step("fuse", fuse, reads=("fuse", "baseline.imgsz"), needs=("dataset", SOURCE),
+         code=("edgeslim/reparam", "edgeslim/models", "edgeslim/data/images.py", "edgeslim/gates.py", "edgeslim/workspace.py"),
+         summary="strip the PGI branch, fold Conv+BN/RepConv; gate: equivalence"),
+    Step("prune", prune, reads=(*_PRUNING, *_ROUND_FINETUNE, *_TRAINER, *_EQUIVALENCE_IMAGES), needs=("dataset", "fuse"),
+         code=("edgeslim/prune", "edgeslim/models", "edgeslim/plots.py"), skip=skip_unless_enabled,
+         summary="split-free rewrite, structured pruning to the MACs target"),
+    Step("finetune", finetune, reads=("prune.enabled", "prune.finetune", "fuse", *_TRAINER), needs=("dataset", "prune"),
+         code=("edgeslim/prune/finetune.py", "edgeslim/baseline/train.py", "edgeslim/reparam", "edgeslim/models"), skip=skip_unless_enabled,
+         summary="finetune the pruned graph, fuse it again; gate: equivalence_pruned"),
+    Step("export", export, reads=("export", "fuse", "evaluate.threads", "baseline.imgsz"), needs=("dataset", "fuse", "finetune"),
+         code=("edgeslim/export", "edgeslim/reparam/equivalence.py", "edgeslim/models", "edgeslim/gates.py"),
+         summary="ONNX FP32; gate: onnx_equivalence"),
+    Step("calibrate", calibrate, reads=("calibration", "evaluate.threads", "baseline.imgsz"), needs=("dataset", "export"),
+         code=("edgeslim/calibration", "edgeslim/workspace.py"), summary="curated calibration set: manifest and coverage plot"),
+    Step("evaluate", evaluate, reads=_VALIDATOR, needs=("dataset", SOURCE, "fuse", "prune", "finetune", "export"), code=_SCORING,
+         summary="mAP, size, latency, MACs of the torch stages and the FP32 ONNX"),
+    Step("quantize", quantize, reads=("quantize", "gates.min_map_ratio", *_VALIDATOR), needs=("dataset", "export", "calibrate", "evaluate"),
+         code=("edgeslim/quantize", *_SCORING), summary="ONNX Runtime INT8, accuracy-aware fallback aimed at the gate"),
+    Step("evaluate-int8", evaluate_int8, reads=_VALIDATOR, needs=("dataset", "export", "quantize"), code=_SCORING,
+         summary="mAP, size, latency of the INT8 ONNX"),
+    Step("tensorrt", tensorrt, reads=("quantize", *_VALIDATOR), needs=("dataset", "export", "calibrate", "quantize"),
+         code=("edgeslim/quantize", *_SCORING), summary="TensorRT engine from explicit Q/DQ where a GPU and TensorRT exist"),
+    Step("gates", gates, reads=("gates",), needs=("evaluate", "evaluate-int8", "tensorrt"), code=("edgeslim/gates.py", "edgeslim/plots.py"),
+         summary="mAP of every stage against the source; gate: map_ratio"),
 )
+# fmt: on
 PIPELINE: tuple[Step, ...] = (DATASET, BASELINE, *COMPRESS)  # the DVC stages, in order
 
 

@@ -60,27 +60,18 @@ def _keys(folder: Path) -> Path:
     return folder / PRIVATE_KEY_FILE
 
 
+def agent_command(params_file: Path, overrides: list[str], device: str, state: Path, trusted_keys: Path, *extra: str) -> list[str]:
+    """``edgeslim agent`` for one device, as a subprocess command line of this interpreter."""
+    options = [a for o in overrides for a in ("-S", o)]
+    return [sys.executable, "-m", "edgeslim.cli", "agent", "--params", str(params_file), *options, "--device", device, "--state", str(state),
+            "--trusted-keys", str(trusted_keys), *extra]  # fmt: skip
+
+
 def _agent(p: Params, params_file: Path, cli_overrides: list[str], broker: LocalService, folder: Path) -> subprocess.Popen:
     device = p.fleet.demo.device
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"{device}.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "edgeslim.cli",
-        "agent",
-        "--params",
-        str(params_file),
-        *(a for o in cli_overrides for a in ("-S", o)),
-        "--device",
-        device,
-        "--state",
-        str(folder / device),
-        "--trusted-keys",
-        str(folder.parent / "keys"),
-        "--broker",
-        f"{HOST}:{broker.port}",
-    ]
+    cmd = agent_command(params_file, cli_overrides, device, folder / device, folder.parent / "keys", "--broker", f"{HOST}:{broker.port}")
     with log.open("ab") as sink:
         return subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 

@@ -47,10 +47,7 @@ def _download(tracking_uri: str, model: str, version: str, dest: Path) -> Path:
     try:
         local = Path(
             mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{model}/{version}",
-                dst_path=str(dest),
-                tracking_uri=tracking_uri,
-                registry_uri=tracking_uri,
+                artifact_uri=f"models:/{model}/{version}", dst_path=str(dest), tracking_uri=tracking_uri, registry_uri=tracking_uri
             )
         )
     except MlflowException as exc:

@@ -29,6 +29,7 @@ from ultralytics.utils.ops import make_divisible
 from ultralytics.utils.torch_utils import initialize_weights
 
 import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics)
+from edgeslim.errors import ArchError
 
 HEAD = "DualDetect"
 AUX_WEIGHT_KEY = "aux_loss_weight"  # set in the arch yaml from params.yaml `baseline.aux_loss_weight`
@@ -116,9 +117,9 @@ class DualDetectionModel(DetectionModel):
     def __init__(self, cfg: str | Path | dict = "yolov9-dual.yaml", ch: int = 3, nc: int | None = None, verbose: bool = True) -> None:
         spec = copy.deepcopy(cfg) if isinstance(cfg, dict) else yaml_model_load(cfg)
         if not is_dual_cfg(spec):
-            raise ValueError(f"not a dual-head yaml: its last row must be {HEAD}")
+            raise ArchError(f"not a dual-head yaml: its last row must be {HEAD}")
         if AUX_WEIGHT_KEY not in spec:
-            raise ValueError(f"dual-head yaml needs {AUX_WEIGHT_KEY!r} (the auxiliary loss weight)")
+            raise ArchError(f"dual-head yaml needs {AUX_WEIGHT_KEY!r} (the auxiliary loss weight)")
         buildable, n_aux = buildable_cfg(spec)
         super().__init__(buildable, ch=ch, nc=nc, verbose=False)
         placeholder = self.model[-1]

@@ -112,14 +112,7 @@ def _widen_input(conv: Conv, half: int) -> Conv:
     """A copy of ``conv`` reading twice its input channels, the original ones placed at ``half``."""
     old = conv.conv
     wide = nn.Conv2d(
-        old.in_channels * 2,
-        old.out_channels,
-        old.kernel_size,
-        old.stride,
-        old.padding,
-        old.dilation,
-        old.groups,
-        bias=old.bias is not None,
+        old.in_channels * 2, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation, old.groups, bias=old.bias is not None
     )
     wide.weight.data.zero_()
     cin = old.in_channels

@@ -1,7 +1,7 @@
 """Finetune a pruned detector with ultralytics' trainer without losing the pruned architecture.
 
 Why a trainer subclass: ``YOLO.train()`` rebuilds the model from its yaml and loads the weights
-that still fit, silently undoing the pruning (DESIGN.md). Here ``get_model`` hands the trainer the
+that still fit, silently undoing the pruning (seen with ultralytics 8.4). Here ``get_model`` hands the trainer the
 pruned module itself, so data loading, augmentation, loss, EMA, early stopping on val fitness and
 checkpointing are ultralytics' own while the architecture stays the one we pruned. The same
 trainer runs sparse training (network slimming) by adding an L1 subgradient on every BatchNorm
@@ -21,7 +21,7 @@ from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
 
 import edgeslim.ultra  # noqa: F401
-from edgeslim.baseline.train import print_epoch
+from edgeslim.baseline.train import print_epoch, trainer_args
 from edgeslim.config import BaselineParams, EvaluateParams, FinetuneParams
 from edgeslim.errors import PruneError
 from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
@@ -82,31 +82,21 @@ def finetune(
     trainer = PrunedModelTrainer(
         trainee,
         l1_reg,
-        overrides=dict(
-            model=str(seed_ckpt),
-            data=str(data_yaml),
-            epochs=epochs,
-            imgsz=base.imgsz,
-            batch=base.batch,
-            lr0=ft.lr0,
-            optimizer=ft.optimizer,
-            warmup_epochs=ft.warmup_epochs,
-            patience=ft.patience,
-            seed=base.seed,
-            deterministic=True,
-            workers=base.workers,
-            device="cpu",
-            amp=False,
-            plots=False,
-            project=str(out_dir),
-            name="train",
-            exist_ok=True,
-            pretrained=False,
-            verbose=False,
-            conf=ev.conf,
-            iou=ev.iou,
-            val=True,
-        ),
+        overrides={
+            **trainer_args(
+                base,
+                ev,
+                data_yaml,
+                out_dir,
+                epochs=epochs,
+                lr0=ft.lr0,
+                optimizer=ft.optimizer,
+                warmup_epochs=ft.warmup_epochs,
+                patience=ft.patience,
+                val=True,
+            ),
+            "model": str(seed_ckpt),
+        },
     )
     trainer.add_callback("on_fit_epoch_end", print_epoch)
     trainer.train()

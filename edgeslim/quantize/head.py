@@ -3,8 +3,8 @@
 Why split the head: its convolutions hold a third of a small detector's weights, so keeping them
 float leaves the INT8 file at ~67% of FP32; they quantize as well as the neck's. Its *decode*
 (the DFL integral, sigmoid, concat, anchor/stride box math) must stay float: those tensors mix
-pixel-scale boxes with [0, 1] scores, and one 8-bit range over both collapses mAP (ORT issue 14233,
-DESIGN.md). The head is found from the graph (the highest ``/model.N/`` index, ultralytics' Detect
+pixel-scale boxes with [0, 1] scores, and one 8-bit range over both collapses mAP (ORT issue 14233;
+ultralytics' own INT8 export keeps them float too). The head is found from the graph (the highest ``/model.N/`` index, ultralytics' Detect
 layer), not from a hard-coded layer number.
 """
 

@@ -23,8 +23,7 @@ OUTPUT_COLUMNS = (
     ("y1", "double"),
 )
 SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("string", "image")]),
-    outputs=Schema([ColSpec(kind, name) for name, kind in OUTPUT_COLUMNS]),
+    inputs=Schema([ColSpec("string", "image")]), outputs=Schema([ColSpec(kind, name) for name, kind in OUTPUT_COLUMNS])
 )
 
 
