@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgeslim.config import DEFAULT_PARAMS, Params, load_params
 from edgeslim.errors import EdgeslimError
-from edgeslim.prefect_logging import quiet_prefect_shutdown
+from edgeslim.prefect_logging import mute_shutdown_logs
 
 EPILOG = """examples:
   edgeslim demo                                   # whole job on the embedded default
@@ -388,8 +388,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its last line (report path, or ``edgeslim: error: ...``) stays the last one printed."""
+    try:
+        return _main(argv)
+    finally:
+        mute_shutdown_logs()
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_prefect_shutdown()  # Prefect's exit-time "Stopping temporary server" must not follow our last line
     try:
         params = load_params(args.params, args.set)
         if getattr(args, "needs_workspace", True):  # the edge agent has no workspace, MLflow or Prefect

@@ -5,9 +5,9 @@ gate) the message is the whole story, so the traceback is dropped; unexpected er
 
 Without ``PREFECT_API_URL`` a flow run starts Prefect's ephemeral API server
 (``prefect.server.api.server.SubprocessASGIServer``), whose ``stop`` is registered with ``atexit`` and
-logs ``Stopping temporary server on ...`` to the ``prefect`` logger: after main() has printed the
-report path or the ``edgeslim: error:`` line, so that Prefect line would be the terminal's last.
-``quiet_prefect_shutdown`` drops just that record; the server is still stopped at exit as before.
+logs ``Stopping temporary server on ...`` after main() has printed the report path or the
+``edgeslim: error:`` line; ``mute_shutdown_logs`` keeps the command's own line last (the server is
+still stopped at exit as before).
 """
 
 from __future__ import annotations
@@ -37,21 +37,12 @@ def quiet_expected_failures() -> None:
                 handler.addFilter(flt)
 
 
-_SHUTDOWN_MESSAGE = "Stopping temporary server"
+def mute_shutdown_logs() -> None:
+    """No log record after the command's last line: called once main() has printed it.
 
-
-class _DropEphemeralShutdown(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name == "prefect" and str(record.msg).startswith(_SHUTDOWN_MESSAGE))
-
-
-def quiet_prefect_shutdown() -> None:
-    """Drop Prefect's exit-time "Stopping temporary server" log line (idempotent; imports no Prefect).
-
-    A filter on the ``prefect`` logger itself, where prefect 3.x logs that line: logger filters survive
-    Prefect's ``logging.config.dictConfig`` setup (which replaces handlers, not filters), so this may be
-    called before or after ``import prefect``.
+    What follows is interpreter exit: Prefect's ephemeral server stops (``Stopping temporary
+    server on ...``) and its database pool is torn down, which at times logs a sqlalchemy
+    ``CancelledError`` traceback (Prefect issue #16504). Neither is the command's outcome, and
+    either would bury the report path or the ``edgeslim: error:`` line.
     """
-    logger = logging.getLogger("prefect")
-    if not any(isinstance(f, _DropEphemeralShutdown) for f in logger.filters):
-        logger.addFilter(_DropEphemeralShutdown())
+    logging.disable(logging.CRITICAL)
