@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> dict:
     from edgeslim.dag.outcome import Outcome
     from edgeslim.dag.registry import DATASET, through
     from edgeslim.dag.run import run_steps
+    from edgeslim.dag.source import bind_source
     from edgeslim.dag.step import SOURCE
     from edgeslim.evaluate.accuracy import evaluate_map
     from edgeslim.quantize.ort_int8 import quantize_int8
@@ -53,9 +54,10 @@ def run(args: argparse.Namespace) -> dict:
     p = load_params(args.params, [*args.set, "prune.enabled=false"])  # calibration of the unpruned fused model
     workspace.configure_environment(p)
     data = workspace.dataset(p)
-    imgsz = p.baseline.imgsz
     work = workspace.new_run_dir(p, "bench-calibration")
     weights = args.weights or _pull(p, args.model, work)
+    p, _ = bind_source(p, weights)
+    imgsz = p.compress.imgsz
     source = {SOURCE: Outcome(SOURCE, artifacts={SOURCE: weights})}
     fp32 = run_steps((DATASET, *through("export")), p, Layout(work, datasets=workspace.datasets_dir(p)), source)["export"].artifact("fp32")
 

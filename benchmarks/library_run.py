@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeslim import workspace
 from edgeslim.config import Params
 from edgeslim.dag.layout import Layout
 from edgeslim.dag.outcome import Outcome
@@ -44,7 +45,7 @@ class LibraryRun:
 
 def subject_params(p: Params, imgsz: int, trained: bool) -> Params:
     """``p`` at the subject's image size; an untrained subject is not finetuned."""
-    p = p.model_copy(update={"baseline": p.baseline.model_copy(update={"imgsz": imgsz})})
+    p = p.model_copy(update={"compress": p.compress.model_copy(update={"imgsz": imgsz})})
     if trained:
         return p
     return p.model_copy(update={"prune": p.prune.model_copy(update={"finetune": p.prune.finetune.model_copy(update={"epochs": 0})})})
@@ -53,7 +54,7 @@ def subject_params(p: Params, imgsz: int, trained: bool) -> Params:
 def run_library_steps(p: Params, weights: Path, imgsz: int, out_dir: Path, trained: bool) -> LibraryRun:
     """DATASET + COMPRESS on ``weights`` (the source role), plus the unpruned FP32 export."""
     p = subject_params(p, imgsz, trained)
-    layout = Layout(out_dir)
+    layout = Layout(out_dir, datasets=workspace.datasets_dir(p))  # the workspace's dataset, as the flow uses it
     outcomes = run_steps((DATASET,), p, layout, {SOURCE: Outcome(SOURCE, artifacts={SOURCE: weights})})
     outcomes = run_steps(COMPRESS, p, layout, outcomes)
     fused = outcomes["fuse"].artifact("model")

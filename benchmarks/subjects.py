@@ -20,6 +20,7 @@ from ultralytics.nn.tasks import DetectionModel
 import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics)
 from edgeslim.config import Params
 from edgeslim.registry import mlflow_registry as reg
+from edgeslim.registry.sources import pull
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Subject:
 def pull_registered(tracking_uri: str, model: str, p: Params, dest: Path) -> Subject:
     """Download ``model`` (NAME, NAME@ALIAS or NAME:VERSION) from the registry into ``dest``."""
     client = reg.connect(tracking_uri)
-    pulled = reg.pull(client, reg.ModelRef.parse(model, p.mlflow.source_alias), dest)
+    pulled = pull(client, reg.ModelRef.parse(model, p.mlflow.source_alias), dest)
     return Subject(
         key="registered",
         label=f"{pulled.name} v{pulled.version} @ {p.baseline.imgsz} px",

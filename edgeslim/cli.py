@@ -21,6 +21,8 @@ EPILOG = """examples:
   edgeslim demo                                   # whole job on the embedded default
   edgeslim compress --model pcb-detector@champion
   edgeslim compress --model pcb-detector:3 -S gates.min_map_ratio=0.97
+  edgeslim compress --model runs:/<run_id>/weights/best.pt  # what `yolo train` logged with mlflow=True
+  edgeslim register runs:/<run_id>/weights --name my-detector --alias champion
   edgeslim baseline -S baseline.epochs=10 --force
   edgeslim report pcb-detector-edge@candidate      # stage table + gates of what was published
   edgeslim page pcb-detector-edge@candidate        # page the fleet again (e.g. after a broker outage)
@@ -114,6 +116,22 @@ def cmd_demo(args: argparse.Namespace, p: Params) -> int:
         fleet.show(uri, out)
     print(f"MLflow UI: {uri}  ({out['published']['model']}@{out['published']['alias']})", file=sys.stderr)
     print(out["report"])
+    return 0
+
+
+def cmd_register(args: argparse.Namespace, p: Params) -> int:
+    from edgeslim import workspace
+    from edgeslim.data.images import list_images
+    from edgeslim.registry import mlflow_registry as reg
+    from edgeslim.registry.register_source import register_source
+    from edgeslim.registry.sources import parse_source
+
+    client = reg.connect(_tracking_uri(p))
+    source = parse_source(args.source, p.mlflow.source_alias)
+    example = next(iter(list_images(workspace.split_dir(workspace.dataset(p), "val"))), None)
+    dest = workspace.new_run_dir(p, "register")
+    mv = register_source(client, source, args.name, args.alias, p.mlflow.experiment, dest, example)
+    print(f"registered {mv.name} version {mv.version}" + (f" @ {args.alias}" if args.alias else "") + f" from {args.source}")
     return 0
 
 
@@ -318,13 +336,24 @@ def build_parser() -> argparse.ArgumentParser:
         "compress", cmd_compress, "run the compress flow on a registered model and publish <model_name>-edge@candidate if every gate passes"
     )
     comp.add_argument(
-        "--model", metavar="NAME[@ALIAS|:VERSION]", help="source model (default: <model_name>@<mlflow.source_alias> from params)"
+        "--model",
+        metavar="SOURCE",
+        help="source model: NAME[@ALIAS|:VERSION], models:/NAME@ALIAS, models:/NAME/VERSION, runs:/<run_id>/<path> "
+        "(e.g. ultralytics' weights/best.pt) or a local .pt (default: <model_name>@<mlflow.source_alias>)",
     )
     comp.add_argument(
         "--force",
         action="store_true",
         help="compress and publish again even if this source version was already published with the same params and data",
     )
+    regi = add(
+        "register", cmd_register,
+        "register a run artifact (ultralytics' weights/best.pt) or a local .pt as a version of NAME: logged as a model with "
+        "signature and input example, tagged with its training run; the alias moves last",
+    )  # fmt: skip
+    regi.add_argument("source", metavar="SOURCE", help="runs:/<run_id>/<path>, a local .pt, or a registered NAME[@ALIAS|:VERSION]")
+    regi.add_argument("--name", required=True, help="registered model to add the version to (created if new)")
+    regi.add_argument("--alias", help="alias to move to the new version, e.g. champion (then the MLflow webhook trigger starts compress)")
     rep = add("report", cmd_report, "print the stage table and gate verdicts of a compress run (run id) or of a published edge version")
     rep.add_argument(
         "ref",

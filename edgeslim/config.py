@@ -94,6 +94,12 @@ class BaselineParams(_Section):
         return arch
 
 
+class CompressParams(_Section):
+    """The source model being compressed: a user's own, or the embedded baseline."""
+
+    imgsz: Annotated[int, Field(ge=32)] | None  # None: the checkpoint's own training size (train_args.imgsz)
+
+
 class MlflowParams(_Section):
     tracking_uri: str | None
     host: str
@@ -346,6 +352,7 @@ class Params(_Section):
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     dataset: DatasetParams
     baseline: BaselineParams
+    compress: CompressParams
     mlflow: MlflowParams
     prefect: PrefectParams
     fuse: FuseParams

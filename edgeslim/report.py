@@ -88,7 +88,15 @@ class Report:
             rows.append(
                 f"| {s.name} | {fmt(s.map50_95, '.4f')} | {fmt(s.map50, '.4f')} | {pct} | {size} | {macs} | {params} | {fmt(s.latency_ms, '.2f')} | {verdict} |"
             )
-        lines = [f"### edgeslim compress: `{self.model}` version {self.source_version}", "", *rows, "", "**Gates**", ""]
+        lines = [
+            f"### edgeslim compress: `{self.model}` version {self.source_version}",
+            "",
+            *_source_lines(self.details),
+            *rows,
+            "",
+            "**Gates**",
+            "",
+        ]
         lines += [f"- {'PASS' if g.passed else 'FAIL'} `{g.name}`: {g.detail}" for g in self.gates.values()]
         lines += _fusion_lines(self.details)
         lines += _quantization_lines(self.details)
@@ -100,6 +108,15 @@ class Report:
             else "**Published**: nothing (registry unchanged)",
         ]
         return "\n".join(lines) + "\n"
+
+
+def _source_lines(details: dict) -> list[str]:
+    """Where the model came from and the image size it was compressed at (and why that size)."""
+    s = details.get("source")
+    if not s:
+        return []
+    why = "its training size" if s["imgsz_from"] == "checkpoint" else "compress.imgsz"
+    return [f"Source `{s['reference']}`, compressed at {s['imgsz']} px ({why}; stride {s['stride']}).", ""]
 
 
 def _fusion_lines(details: dict) -> list[str]:

@@ -24,6 +24,7 @@ from edgeslim.dag.layout import REPORT_JSON, Layout
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.registry import COMPRESS, DATASET
 from edgeslim.dag.run import failed_gates, run_steps
+from edgeslim.dag.source import bind_source
 from edgeslim.dag.step import SOURCE
 from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.dataset import dataset_info
@@ -46,7 +47,7 @@ PUBLISH_KEY_SECTIONS = ("fuse", "prune", "export", "calibration", "quantize", "e
 
 
 def publish_key(p: Params, source_name: str, source_version: str, dataset_sha: str) -> str:
-    facts = f"{source_name}:{source_version}:{dataset_sha}:{p.baseline.imgsz}:{p.section_hash(*PUBLISH_KEY_SECTIONS)}"
+    facts = f"{source_name}:{source_version}:{dataset_sha}:{p.compress.imgsz}:{p.section_hash(*PUBLISH_KEY_SECTIONS)}"
     return hashlib.sha256(facts.encode()).hexdigest()[:24]
 
 
@@ -67,7 +68,10 @@ class Run:
 def compress_flow(
     model: str, tracking_uri: str, params_file: str = "params.yaml", overrides: list[str] | None = None, force: bool = False
 ) -> dict:
-    """Compress ``model`` (NAME, NAME@ALIAS or NAME:VERSION) and publish it if every gate passes.
+    """Compress ``model`` and publish it if every gate passes.
+
+    ``model``: NAME, NAME@ALIAS, NAME:VERSION, models:/NAME@ALIAS, models:/NAME/VERSION,
+    runs:/<run_id>/<path> (e.g. ultralytics' ``weights/best.pt``) or a local .pt file.
 
     Idempotent: when the same source version was already compressed and published with the same
     params and data, the existing edge version is reported and nothing is recomputed (``force``
@@ -80,7 +84,9 @@ def compress_flow(
     data = dataset_info(outcomes[DATASET.name])
     start = time.perf_counter()
     source = pull_task(client, model, p.mlflow.source_alias, data.names, layout.pulled())
-    outcomes[SOURCE] = Outcome("pull", artifacts={SOURCE: source.weights}, seconds=time.perf_counter() - start)
+    p, facts = bind_source(p, source.weights)
+    details = {"source": {"reference": model, **facts}}
+    outcomes[SOURCE] = Outcome("pull", artifacts={SOURCE: source.weights}, details=details, seconds=time.perf_counter() - start)
     run = Run(p, layout, client, tracking_uri, source, publish_key(p, source.name, source.version, data.sha256), force)
     if not force:
         existing = find_published_task(client, p, run.key)

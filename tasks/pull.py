@@ -7,13 +7,15 @@ from mlflow import MlflowClient
 from edgeslim.errors import CheckpointError
 from edgeslim.models.checkpoint import class_names, load_checkpoint
 from edgeslim.registry import mlflow_registry as reg
+from edgeslim.registry.sources import fetch, parse_source
 from tasks.step import step
 
 
 @step("pull")
 def pull_task(client: MlflowClient, model: str, default_alias: str, expected_names: tuple[str, ...], dest: Path) -> reg.PulledModel:
-    """Download the source version and check it loads and predicts the dataset's classes."""
-    pulled = reg.pull(client, reg.ModelRef.parse(model, default_alias), dest)
+    """Resolve ``model`` (a registered version, a run artifact, a local .pt) to a detection checkpoint
+    and check it predicts the dataset's classes."""
+    pulled = fetch(client, parse_source(model, default_alias), dest)
     _, net = load_checkpoint(pulled.weights)
     names = class_names(net)
     if tuple(names) != tuple(expected_names):

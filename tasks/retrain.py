@@ -40,7 +40,7 @@ def finetune_champion_task(
 ) -> FinetuneResult:
     """The champion's own architecture and weights, trained further on the new dataset version."""
     ckpt, model = load_checkpoint(weights)
-    result = finetune(model, ckpt, data_yaml, base, ev, ft, ft.epochs, 0.0, out_dir)
+    result = finetune(model, ckpt, data_yaml, base.imgsz, base, ev, ft, ft.epochs, 0.0, out_dir)
     print(f"finetuned the champion {result.epochs_run} epochs on the new data")
     return result
 

@@ -90,10 +90,12 @@ def run_cli(*args: str, env_extra: dict[str, str] | None = None, timeout: float 
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
-    """The one ``edgeslim: error:`` line (Prefect may log its shutdown after it); no traceback wall."""
+    """The one ``edgeslim: error:`` line, the last line on stderr (Prefect's shutdown logs nothing after
+    it), and no traceback wall."""
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("edgeslim: error:")]
     assert len(errors) == 1, result.stderr[-3000:]
+    assert [line for line in result.stderr.splitlines() if line.strip()][-1] == errors[0], result.stderr[-3000:]
     return errors[0]
 
 

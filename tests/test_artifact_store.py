@@ -19,6 +19,7 @@ import requests
 
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.server import free_port, start_server
+from edgeslim.registry.sources import pull
 
 BUCKET = "edgeslim-artifacts"
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -58,7 +59,7 @@ def test_model_round_trip_through_s3_artifact_store(moto_s3, tmp_path, monkeypat
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="mlflow/").get("Contents", [])]
         assert any(k.endswith(f"artifacts/{tiny_checkpoint.name}") for k in keys), keys
 
-        pulled = reg.pull(client, reg.ModelRef.parse("s3-detector@champion", "champion"), tmp_path / "pulled")
+        pulled = pull(client, reg.ModelRef.parse("s3-detector@champion", "champion"), tmp_path / "pulled")
         assert pulled.version == str(mv.version)
         assert hashlib.sha256(pulled.weights.read_bytes()).digest() == hashlib.sha256(tiny_checkpoint.read_bytes()).digest()
 

@@ -21,7 +21,7 @@ from edgeslim.gates import Gate
 from edgeslim.report import StageResult
 
 # Modules every step may use without declaring them: the DAG's own types, params, errors.
-SHARED = ("edgeslim.dag.layout", "edgeslim.dag.outcome", "edgeslim.dag.step", "edgeslim.config", "edgeslim.errors")
+SHARED = ("edgeslim.dag.layout", "edgeslim.dag.outcome", "edgeslim.dag.step", "edgeslim.dag.source", "edgeslim.config", "edgeslim.errors")
 
 
 def test_flow_dvc_and_benchmark_iterate_the_same_registry():
@@ -115,7 +115,7 @@ def test_stage_before_its_inputs_is_one_clear_error(tmp_path: Path):
     from conftest import write_params
 
     p = load_params(write_params(tmp_path / "params.yaml", tmp_path / "ws"))
-    with pytest.raises(MissingInput, match=r"stage dataset has not run here .* run `dvc repro`"):
+    with pytest.raises(MissingInput, match=r"stage baseline has not run here .* run `dvc repro`"):
         dvc.run_stage("quantize", p)
     with pytest.raises(EdgeslimError, match="no stage 'nope'; the stages are dataset, baseline"):
         dvc.run_stage("nope", p)

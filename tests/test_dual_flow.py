@@ -27,6 +27,7 @@ from edgeslim.dag.layout import Layout
 from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
 from edgeslim.models.dual import AUX_WEIGHT_KEY, DualDetectionModel
 from edgeslim.registry import mlflow_registry as reg
+from edgeslim.registry.sources import pull
 
 DUAL = "pcb-dual"
 # PGI auxiliary branch for the yolov8 yaml (backbone P3/P4/P5 = layers 4, 6, 9; stem = layer 0),
@@ -67,7 +68,7 @@ def _graft(champion: DetectionModel, aux_weight: float) -> DualDetectionModel:
 @pytest.mark.slow
 def test_compress_accepts_dual_head_baseline_and_publishes_single_head(champion: str, params_file: Path, tmp_path: Path):
     client = reg.connect(champion)
-    pulled = reg.pull(client, reg.ModelRef.parse("pcb-detector@champion", "champion"), tmp_path / "champion")
+    pulled = pull(client, reg.ModelRef.parse("pcb-detector@champion", "champion"), tmp_path / "champion")
     ckpt, main = load_checkpoint(pulled.weights)
     p = load_params(params_file)
     dual = _graft(main, p.baseline.aux_loss_weight)

@@ -149,7 +149,7 @@ def test_sparse_training_and_iterative_rounds_keep_the_pruned_architecture(tiny_
     )
     ckpt, model = load_checkpoint(tiny_checkpoint)
     images = preprocess_batch(list_images(data_yaml.parent / "images" / "val")[:2], 64)
-    pruned, report = prune_stage(model, ckpt, images, data_yaml, p.prune, p.baseline, p.evaluate, tmp_path)
+    pruned, report = prune_stage(model, ckpt, images, data_yaml, p.baseline.imgsz, p.prune, p.baseline, p.evaluate, tmp_path)
     assert report["sparse"]["epochs"] == 1
     assert [r["target"] for r in report["rounds"]] == [0.2, 0.4]
     assert "finetuned_map50_95" in report["rounds"][0] and report["macs_reduction"] >= 0.4

@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from edgeslim.lineage import PUBLISH_KEY_TAG, RUN_ID_TAG
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.server import free_port, start_server
+from edgeslim.registry.sources import pull
 
 EDGE = "pcb-detector-edge"
 KILL_AT = "registering a new version of"  # printed by the publish step right before the model upload
@@ -36,7 +37,7 @@ def test_server_killed_mid_publish(champion: str, params_file: Path, tmp_path: P
     root, port = tmp_path / "mlflow", free_port()
     server = start_server(root, "127.0.0.1", port, timeout_s=120, detach=True)
     # The session's trained champion, registered on this server we are about to kill.
-    source = reg.pull(reg.connect(champion), reg.ModelRef("pcb-detector", alias="champion"), tmp_path / "src")
+    source = pull(reg.connect(champion), reg.ModelRef("pcb-detector", alias="champion"), tmp_path / "src")
     client = reg.connect(server.url)
     mlflow.set_experiment("kill-test")
     with mlflow.start_run():

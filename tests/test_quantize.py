@@ -23,6 +23,7 @@ from edgeslim.dag.layout import Layout
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.registry import DATASET, through
 from edgeslim.dag.run import run_steps
+from edgeslim.dag.source import bind_source
 from edgeslim.dag.step import SOURCE
 from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.dataset import dataset_info
@@ -32,6 +33,7 @@ from edgeslim.quantize.ort_int8 import OrtQuantizer
 from edgeslim.quantize.sensitivity import DECODE_SUFFIX
 from edgeslim.quantize.tensorrt import unavailable
 from edgeslim.registry import mlflow_registry as reg
+from edgeslim.registry.sources import pull
 from edgeslim.report import Report
 
 MAX_SIZE_RATIO = 0.30  # the issue's bar: INT8 file at most 30% of the FP32 ONNX file
@@ -53,7 +55,7 @@ class Trained:
         target = self.target if target is None else target
         out = self.work / name / "model-int8.onnx"
         out.parent.mkdir()
-        quantizer = OrtQuantizer(self.fp32, self.images, self.p.baseline.imgsz, qp, out.parent / "work")
+        quantizer = OrtQuantizer(self.fp32, self.images, self.p.compress.imgsz, qp, out.parent / "work")
         return quantize_with_fallback(
             quantizer, out, self.fp32.stat().st_size, qp.fallback, self.score, target, self.fp32_map if ceiling is None else ceiling
         )
@@ -64,11 +66,12 @@ def trained(champion: str, params_file: Path, tmp_path_factory: pytest.TempPathF
     """The registry's steps up to evaluation on the unpruned champion, as the flow runs them."""
     p = load_params(params_file, ["prune.enabled=false"])
     work = tmp_path_factory.mktemp("quantize")
-    weights = reg.pull(reg.connect(champion), reg.ModelRef(p.model_name, p.mlflow.source_alias), work / "source").weights
+    weights = pull(reg.connect(champion), reg.ModelRef(p.model_name, p.mlflow.source_alias), work / "source").weights
+    p, _ = bind_source(p, weights)
     source = {SOURCE: Outcome(SOURCE, artifacts={SOURCE: weights})}
     outcomes = run_steps((DATASET, *through("evaluate")), p, Layout(work, datasets=workspace.datasets_dir(p)), source)
     scored = outcomes["evaluate"]
-    score = Scorer(dataset_info(outcomes[DATASET.name]), p.baseline.imgsz, p.evaluate, work / "val").map50_95
+    score = Scorer(dataset_info(outcomes[DATASET.name]), p.compress.imgsz, p.evaluate, work / "val").map50_95
     images = calibration_images(outcomes["calibrate"].artifact("manifest"))
     target = p.gates.min_map_ratio * stage_map(scored, BASELINE)
     return Trained(p, outcomes["export"].artifact("fp32"), images, score, target, stage_map(scored, ONNX_FP32), work)

@@ -164,4 +164,6 @@ def test_corrupted_fused_kernel_fails_the_gate_and_names_the_module(arch: str, b
     assert eq["departure"]["module"] == target and eq["departure"]["tolerance"] == params.fuse.max_rel_l2
     assert eq["departure"]["rel_l2"] > params.fuse.max_rel_l2 and target in gate.detail
     if strip:
-        assert eq["departure"]["reference_module"] != target and eq["departure"]["reference_module"].startswith(f"model.{len(model.model) - 1}.")
+        assert eq["departure"]["reference_module"] != target and eq["departure"]["reference_module"].startswith(
+            f"model.{len(model.model) - 1}."
+        )

@@ -25,6 +25,7 @@ from mlflow import MlflowClient
 from edgeslim.config import load_params
 from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
 from edgeslim.registry import mlflow_registry as reg
+from edgeslim.registry.sources import pull
 
 GOOD = "pcb-retrain"  # a copy of the session champion: promotions here touch no other test's model
 WEAK = "pcb-retrain-weak"  # the session champion with shifted BatchNorm statistics
@@ -53,7 +54,7 @@ def _retrain(server: str, params: Path, model: str, *overrides: str) -> dict:
 def _register_weak_champion(server: str, work: Path) -> None:
     """Register the session champion with seeded noise on its BatchNorm running means as WEAK@champion."""
     client = reg.connect(server)
-    source = reg.pull(client, reg.ModelRef.parse("pcb-detector@champion", "champion"), work / "source")
+    source = pull(client, reg.ModelRef.parse("pcb-detector@champion", "champion"), work / "source")
     ckpt, model = load_checkpoint(source.weights)
     noise = torch.Generator().manual_seed(0)
     with torch.no_grad():

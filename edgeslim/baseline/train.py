@@ -42,13 +42,15 @@ def print_epoch(trainer) -> None:  # noqa: ANN001 (ultralytics trainer)
     )
 
 
-def trainer_args(base: BaselineParams, ev: EvaluateParams, data_yaml: Path, out_dir: Path, **schedule: object) -> dict[str, object]:
-    """What every edgeslim training run tells ultralytics: the baseline's image size, batch, seed and
-    workers; CPU, deterministic, no plots (they fetch fonts, offline here); validation at the flow's
+def trainer_args(
+    imgsz: int, base: BaselineParams, ev: EvaluateParams, data_yaml: Path, out_dir: Path, **schedule: object
+) -> dict[str, object]:
+    """What every edgeslim training run tells ultralytics: the image size; the baseline's batch, seed
+    and workers; CPU, deterministic, no plots (they fetch fonts, offline here); validation at the flow's
     conf/iou. ``schedule`` is the run's own: epochs, lr0, warmup, patience (and optimizer)."""
     return dict(
         data=str(data_yaml),
-        imgsz=base.imgsz,
+        imgsz=imgsz,
         batch=base.batch,
         seed=base.seed,
         deterministic=True,
@@ -71,7 +73,7 @@ def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: i
     """Train from scratch and return the best checkpoint (copied to ``out_dir/baseline.pt``)."""
     out_dir = Path(out_dir).resolve()
     arch_yaml = write_arch_yaml(p, nc, out_dir)
-    args = trainer_args(p, ev, data_yaml, out_dir, epochs=p.epochs, lr0=p.lr0, warmup_epochs=p.warmup_epochs, patience=p.patience)
+    args = trainer_args(p.imgsz, p, ev, data_yaml, out_dir, epochs=p.epochs, lr0=p.lr0, warmup_epochs=p.warmup_epochs, patience=p.patience)
     if is_dual_cfg(yaml_model_load(arch_yaml)):
         # YOLO() would build a plain DetectionModel from the yaml; the dual trainer builds the
         # dual-head model and trains it with the auxiliary loss.

@@ -23,8 +23,9 @@ from edgeslim import workspace
 from edgeslim.config import Params
 from edgeslim.dag.layout import PARETO_PNG, PLOTS_DIR, STAGES_JSON, Layout
 from edgeslim.dag.outcome import Outcome
-from edgeslim.dag.registry import BASELINE, PIPELINE
+from edgeslim.dag.registry import BASELINE, COMPRESS, PIPELINE
 from edgeslim.dag.run import MissingInput, failed_gates, run_step
+from edgeslim.dag.source import bind_source
 from edgeslim.dag.step import SOURCE, Step
 from edgeslim.errors import EdgeslimError, GateFailed
 
@@ -66,6 +67,8 @@ def run_stage(name: str, p: Params) -> Outcome:
     if name not in STAGES:
         raise EdgeslimError(f"no stage {name!r}; the stages are {', '.join(STAGES)}")
     step, lay = STAGES[name], layout(p)
+    if step in COMPRESS:
+        p, _ = bind_source(p, _load(lay, SOURCE).artifact(SOURCE))
     outcome = run_step(step, p, lay, {need: _load(lay, need) for need in step.needs})
     lay.dir(name)  # a stage's outs folder exists even when its step did nothing
     lay.outcome(name).write_text(outcome.to_json(lay.root))

@@ -24,13 +24,13 @@ from edgeslim.dag.steps.tensorrt import tensorrt
 
 # fmt: off
 # Keys read by whatever trains a model (ultralytics trainer settings that are not the schedule).
-_TRAINER = ("baseline.imgsz", "baseline.batch", "baseline.seed", "baseline.workers", "evaluate.conf", "evaluate.iou")
+_TRAINER = ("compress.imgsz", "baseline.batch", "baseline.seed", "baseline.workers", "evaluate.conf", "evaluate.iou")
 # What the finetuning inside pruning (sparse training, between rounds) reads of prune.finetune: all but its epochs.
 _ROUND_FINETUNE = tuple(f"prune.finetune.{k}" for k in ("round_epochs", "optimizer", "lr0", "warmup_epochs", "patience"))
 _PRUNING = tuple(f"prune.{k}" for k in ("enabled", "importance", "target_macs_reduction", "ratio_shallow", "ratio_deep", "steps", "rounds",
                                         "round_to", "rewrite_max_rel_l2", "sparse"))
-_EQUIVALENCE_IMAGES = ("fuse.equivalence_images", "baseline.imgsz")
-_VALIDATOR = ("evaluate", "baseline.imgsz")
+_EQUIVALENCE_IMAGES = ("fuse.equivalence_images", "compress.imgsz")
+_VALIDATOR = ("evaluate", "compress.imgsz")
 # What scoring an artifact calls (the evaluate steps' Scorer).
 _SCORING = ("edgeslim/evaluate", "edgeslim/prune/structured.py", "edgeslim/models", "edgeslim/data", "edgeslim/report.py",
             "edgeslim/workspace.py")
@@ -40,7 +40,7 @@ DATASET = Step("dataset", dataset, reads=("dataset",), needs=(), code=("edgeslim
 BASELINE = Step("baseline", baseline, reads=("baseline", "evaluate.conf", "evaluate.iou"), needs=("dataset",),
                 code=("edgeslim/baseline", "edgeslim/models"), summary="train the tiny detector from its ultralytics yaml (DVC's source)")
 COMPRESS: tuple[Step, ...] = (
-    Step("fuse", fuse, reads=("fuse", "baseline.imgsz"), needs=("dataset", SOURCE),
+    Step("fuse", fuse, reads=("fuse", "compress.imgsz"), needs=("dataset", SOURCE),
          code=("edgeslim/reparam", "edgeslim/models", "edgeslim/data/images.py", "edgeslim/gates.py", "edgeslim/workspace.py"),
          summary="strip the PGI branch, fold Conv+BN/RepConv; gate: equivalence"),
     Step("prune", prune, reads=(*_PRUNING, *_ROUND_FINETUNE, *_TRAINER, *_EQUIVALENCE_IMAGES), needs=("dataset", "fuse"),
@@ -49,10 +49,10 @@ COMPRESS: tuple[Step, ...] = (
     Step("finetune", finetune, reads=("prune.enabled", "prune.finetune", "fuse", *_TRAINER), needs=("dataset", "prune"),
          code=("edgeslim/prune/finetune.py", "edgeslim/baseline/train.py", "edgeslim/reparam", "edgeslim/models"), skip=skip_unless_enabled,
          summary="finetune the pruned graph, fuse it again; gate: equivalence_pruned"),
-    Step("export", export, reads=("export", "fuse", "evaluate.threads", "baseline.imgsz"), needs=("dataset", "fuse", "finetune"),
+    Step("export", export, reads=("export", "fuse", "evaluate.threads", "compress.imgsz"), needs=("dataset", "fuse", "finetune"),
          code=("edgeslim/export", "edgeslim/reparam/equivalence.py", "edgeslim/models", "edgeslim/gates.py"),
          summary="ONNX FP32; gate: onnx_equivalence"),
-    Step("calibrate", calibrate, reads=("calibration", "evaluate.threads", "baseline.imgsz"), needs=("dataset", "export"),
+    Step("calibrate", calibrate, reads=("calibration", "evaluate.threads", "compress.imgsz"), needs=("dataset", "export"),
          code=("edgeslim/calibration", "edgeslim/workspace.py"), summary="curated calibration set: manifest and coverage plot"),
     Step("evaluate", evaluate, reads=_VALIDATOR, needs=("dataset", SOURCE, "fuse", "prune", "finetune", "export"), code=_SCORING,
          summary="mAP, size, latency, MACs of the torch stages and the FP32 ONNX"),

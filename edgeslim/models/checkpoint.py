@@ -14,10 +14,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.tasks import ClassificationModel, DetectionModel, OBBModel, PoseModel, SegmentationModel
 
 import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics unpickles its classes)
 from edgeslim.errors import CheckpointError
+
+# ultralytics' other task models, subclasses of DetectionModel first: each is named, not compressed.
+OTHER_TASKS = ((OBBModel, "obb"), (PoseModel, "pose"), (SegmentationModel, "segment"), (ClassificationModel, "classify"))
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], DetectionModel]:
@@ -29,10 +32,27 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], DetectionModel]:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 (torch raises many types for truncated/foreign files)
         raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch file: {exc}") from None
-    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else ckpt
+    if isinstance(ckpt, dict) and model is None and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise CheckpointError(
+            f"checkpoint {path} holds a state dict (weights only), not a model: save the model (ultralytics saves {{'model': model}})"
+        )
+    task = next((name for cls, name in OTHER_TASKS if isinstance(model, cls)), None)
+    if task:
+        raise CheckpointError(f"checkpoint {path} is a {task} model; edgeslim compresses detection models (task detect)")
     if not isinstance(model, DetectionModel):
-        raise CheckpointError(f"checkpoint {path} holds no ultralytics detection model")
+        kind = f"a {type(model).__name__} module" if isinstance(model, nn.Module) else "no module"
+        raise CheckpointError(f"checkpoint {path} holds {kind}, not an ultralytics detection model")
     return ckpt, model.float().eval()
+
+
+def training_imgsz(ckpt: dict[str, Any], model: DetectionModel) -> int | None:
+    """The image size the checkpoint was trained at (ultralytics' ``train_args``, else ``model.args``)."""
+    args = ckpt.get("train_args") or getattr(model, "args", None) or {}
+    size = args.get("imgsz") if isinstance(args, dict) else None
+    if isinstance(size, (list, tuple)):
+        size = max(size)
+    return int(size) if size else None
 
 
 def save_checkpoint(model: nn.Module, template: dict[str, Any], path: Path) -> Path:

@@ -61,6 +61,7 @@ def finetune(
     model: nn.Module,
     template: dict[str, Any],
     data_yaml: Path,
+    imgsz: int,
     base: BaselineParams,
     ev: EvaluateParams,
     ft: FinetuneParams,
@@ -84,6 +85,7 @@ def finetune(
         l1_reg,
         overrides={
             **trainer_args(
+                imgsz,
                 base,
                 ev,
                 data_yaml,

@@ -24,6 +24,7 @@ def prune_stage(
     template: dict[str, Any],
     images: np.ndarray,
     data_yaml: Path,
+    imgsz: int,
     p: PruneParams,
     base: BaselineParams,
     ev: EvaluateParams,
@@ -39,13 +40,13 @@ def prune_stage(
     report: dict = {"rewrite": rewrite.as_dict(), "rounds": []}
     if p.sparse.enabled:
         print(f"sparse training: {p.sparse.epochs} epochs, L1 {p.sparse.l1_reg:g} on BatchNorm gammas")
-        sparse = finetune(model, template, data_yaml, base, ev, p.finetune, p.sparse.epochs, p.sparse.l1_reg, out_dir / "sparse")
+        sparse = finetune(model, template, data_yaml, imgsz, base, ev, p.finetune, p.sparse.epochs, p.sparse.l1_reg, out_dir / "sparse")
         _, model = load_checkpoint(sparse.weights)
         report["sparse"] = {"epochs": sparse.epochs_run, "map50_95": sparse.map50_95, "map50": sparse.map50}
     first: PruneReport | None = None
     for r in range(1, p.rounds + 1):
         target = p.target_macs_reduction * r / p.rounds
-        pruned = prune_model(model, p, target, base.imgsz)
+        pruned = prune_model(model, p, target, imgsz)
         first = first or pruned
         entry = {"target": target, **{k: v for k, v in pruned.as_dict().items() if not k.startswith("channels")}}
         print(
@@ -53,7 +54,7 @@ def prune_stage(
             f"params {pruned.params_before / 1e6:.3f}M -> {pruned.params_after / 1e6:.3f}M"
         )
         if r < p.rounds:
-            tuned = finetune(model, template, data_yaml, base, ev, p.finetune, p.finetune.round_epochs, 0.0, out_dir / f"round{r}")
+            tuned = finetune(model, template, data_yaml, imgsz, base, ev, p.finetune, p.finetune.round_epochs, 0.0, out_dir / f"round{r}")
             _, model = load_checkpoint(tuned.weights)
             entry.update(finetuned_map50_95=tuned.map50_95, finetuned_epochs=tuned.epochs_run)
         report["rounds"].append(entry)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
@@ -17,9 +18,11 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from edgeslim.errors import RegistryError
-from edgeslim.registry.pyfunc_model import SIGNATURE, WEIGHTS_KEY, YoloDetector
+from edgeslim.registry import pyfunc_model
+from edgeslim.registry.pyfunc_model import SIGNATURE, WEIGHTS_KEY
 from edgeslim.registry.server import is_healthy
 
+CONSUMER_REQUIREMENTS = ("mlflow", "pandas", "ultralytics", "onnxruntime")  # what loading a version needs (not edgeslim)
 ALIAS_MOVED_TAG = "edgeslim.alias_moved"  # set after the alias moved: the publish finished
 _REF = re.compile(r"^(?P<name>[^@:/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|:(?P<version>\d+))?$")
 
@@ -87,20 +90,6 @@ def resolve(client: MlflowClient, ref: ModelRef) -> ModelVersion:
         raise RegistryError(f"model {ref.name!r} has no version {ref.version}") from None
 
 
-def pull(client: MlflowClient, ref: ModelRef, dest: Path) -> PulledModel:
-    """Download the version's weights artifact into ``dest``."""
-    mv = resolve(client, ref)
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{mv.name}/{mv.version}", dst_path=str(dest)))
-    except MlflowException as exc:
-        raise RegistryError(f"download of {mv.name} version {mv.version} failed: {exc.message}") from None
-    weights = sorted(p for p in (local / "artifacts").glob("*") if p.suffix in (".pt", ".onnx"))
-    if not weights:
-        raise RegistryError(f"{mv.name} version {mv.version} holds no .pt/.onnx weights artifact")
-    return PulledModel(mv.name, str(mv.version), mv.run_id, weights[0], dict(mv.tags))
-
-
 def log_weights_model(weights: Path, example_image: Path | None = None) -> str:
     """Log ``weights`` as a pyfunc model in the active run; returns the model URI.
 
@@ -110,11 +99,11 @@ def log_weights_model(weights: Path, example_image: Path | None = None) -> str:
     example = pd.DataFrame({"image": [str(example_image)]}) if example_image else None
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=YoloDetector(),
+        python_model=pyfunc_model.__file__,  # models from code: loads where edgeslim is not installed
         artifacts={WEIGHTS_KEY: str(weights)},
         signature=SIGNATURE,
         input_example=example,
-        pip_requirements=["edgeslim", "ultralytics", "onnxruntime"],
+        pip_requirements=[f"{name}=={version(name)}" for name in CONSUMER_REQUIREMENTS],
     )
     return info.model_uri
 

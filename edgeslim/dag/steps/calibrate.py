@@ -10,6 +10,7 @@ from edgeslim import workspace
 from edgeslim.calibration.curate import build_calibration_set
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, numeric
+from edgeslim.dag.source import image_size
 from edgeslim.dag.step import StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 
@@ -18,7 +19,7 @@ def calibrate(inp: StepInput, p: Params) -> Outcome:
     data = dataset_info(inp.outcome("dataset"))
     pool = workspace.split_dir(data, "calib_pool")
     fp32 = inp.outcome("export").artifact("fp32")
-    cs = build_calibration_set(pool, fp32, p.baseline.imgsz, data.names, p.calibration, inp.layout.calibration_dir(), p.evaluate.threads)
+    cs = build_calibration_set(pool, fp32, image_size(p), data.names, p.calibration, inp.layout.calibration_dir(), p.evaluate.threads)
     r = cs.report
     print(
         f"calibration set ({r['method']}): {r['images']} of {r['pool_images']} images from {pool}, objects from {r['objects_from']}; "

@@ -13,6 +13,7 @@ from pathlib import Path
 from edgeslim import workspace
 from edgeslim.config import EvaluateParams, Params
 from edgeslim.dag.outcome import Outcome
+from edgeslim.dag.source import image_size
 from edgeslim.dag.step import SOURCE, StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.data.images import list_images, preprocess
@@ -67,7 +68,7 @@ class Scorer:
 
 
 def scorer(inp: StepInput, p: Params) -> Scorer:
-    return Scorer(dataset_info(inp.outcome("dataset")), p.baseline.imgsz, p.evaluate, inp.layout.validation(inp.step))
+    return Scorer(dataset_info(inp.outcome("dataset")), image_size(p), p.evaluate, inp.layout.validation(inp.step))
 
 
 def stage_metrics(stages: tuple[StageResult, ...]) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, numeric
+from edgeslim.dag.source import image_size
 from edgeslim.dag.step import StepInput
 from edgeslim.dag.steps.fuse import val_images
 from edgeslim.export.onnx_export import export_onnx
@@ -15,7 +16,7 @@ from edgeslim.reparam.equivalence import compare_onnx
 
 def export(inp: StepInput, p: Params) -> Outcome:
     torch_model = inp.latest("model")
-    fp32 = export_onnx(torch_model, p.baseline.imgsz, p.export.opset, inp.layout.fp32())
+    fp32 = export_onnx(torch_model, image_size(p), p.export.opset, inp.layout.fp32())
     _, model = load_checkpoint(torch_model)
     eq = compare_onnx(model, str(fp32), val_images(inp, p), p.evaluate.threads)
     print(f"ONNX Runtime FP32 vs torch on {eq.n_images} images: rel L2 {eq.rel_l2:.3e}, max rel {eq.rel_max_abs:.3e}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, numeric
+from edgeslim.dag.source import image_size
 from edgeslim.dag.step import StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.dag.steps.fuse import check_fused, val_images
@@ -21,7 +22,7 @@ def finetune(inp: StepInput, p: Params) -> Outcome:
     trained = pruned
     if ft.epochs > 0:
         data = dataset_info(inp.outcome("dataset"))
-        result = train_pruned(model, ckpt, data.data_yaml, p.baseline, p.evaluate, ft, ft.epochs, 0.0, inp.dir())
+        result = train_pruned(model, ckpt, data.data_yaml, image_size(p), p.baseline, p.evaluate, ft, ft.epochs, 0.0, inp.dir())
         print(f"finetuned {result.epochs_run} epochs: val mAP50-95 {result.map50_95:.4f}")
         trained, section = result.weights, result.as_dict()
         ckpt, model = load_checkpoint(trained)

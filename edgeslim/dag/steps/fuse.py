@@ -10,6 +10,7 @@ from typing import Any, cast
 from edgeslim import workspace
 from edgeslim.config import FuseParams, Params
 from edgeslim.dag.outcome import Outcome, numeric
+from edgeslim.dag.source import image_size
 from edgeslim.dag.step import SOURCE, StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.data.images import list_images, preprocess_batch
@@ -53,7 +54,7 @@ def fuse(inp: StepInput, p: Params) -> Outcome:
 def val_images(inp: StepInput, p: Params) -> Any:
     """The first ``fuse.equivalence_images`` val images, preprocessed: what equivalence is measured on."""
     val_dir = workspace.split_dir(dataset_info(inp.outcome("dataset")), "val")
-    return preprocess_batch(list_images(val_dir)[: p.fuse.equivalence_images], p.baseline.imgsz)
+    return preprocess_batch(list_images(val_dir)[: p.fuse.equivalence_images], image_size(p))
 
 
 def check_fused(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome
+from edgeslim.dag.source import image_size
 from edgeslim.dag.step import StepInput
 from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.evaluate import TENSORRT, scorer, stage_metrics
@@ -21,7 +22,7 @@ def tensorrt(inp: StepInput, p: Params) -> Outcome:
     images = calibration_images(inp.outcome("calibrate").artifact("manifest"))
     float_nodes = inp.outcome("quantize").details["quantization"]["float_nodes"]
     quantizer = OrtQuantizer(
-        inp.outcome("export").artifact("fp32"), images, p.baseline.imgsz, qp, layout.quantize_work()
+        inp.outcome("export").artifact("fp32"), images, image_size(p), qp, layout.quantize_work()
     )  # the INT8 step's ranges
     qdq = quantizer.quantize(layout.tensorrt_qdq(), float_nodes, qp=tensorrt_params(qp), extra_options=TENSORRT_QDQ_OPTIONS)
     engine = build_engine(qdq.path, layout.engine(), qp.tensorrt)

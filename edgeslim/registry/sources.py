@@ -1,0 +1,147 @@
+"""Every common way an ultralytics detector reaches MLflow, resolved to one checkpoint file.
+
+Users' models do not all arrive through edgeslim's own pyfunc. ultralytics' MLflow callback logs
+``weights/best.pt`` and ``weights/last.pt`` as plain run artifacts and never calls ``log_model``;
+``mlflow.pytorch.log_model`` writes a pickled module (``data/model.pth``) or, by default outside
+Databricks, a ``torch.export`` program (``data/model.pt2``) that holds no ultralytics module at all;
+others keep a ``best.pt`` on disk. A source reference names one of them:
+
+- ``NAME``, ``NAME@ALIAS``, ``NAME:VERSION``, ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``: a registered version;
+- ``runs:/<run_id>/<path>``: a run artifact, a file (``weights/best.pt``) or a folder (``weights``);
+- a local ``.pt`` file.
+
+Whatever it is, :func:`fetch` returns a local ultralytics checkpoint or fails with one line that
+says what was found and how to log the model instead.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import torch
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from edgeslim.errors import CheckpointError, RegistryError
+from edgeslim.models.checkpoint import save_checkpoint
+from edgeslim.registry.mlflow_registry import ModelRef, PulledModel, resolve
+
+_RUNS = re.compile(r"^runs:/(?P<run>[0-9a-f]{32})/(?P<path>[^\s]+)$")
+_MODELS = re.compile(r"^models:/(?P<name>[^/@\s]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))$")
+PREFERRED = ("best.pt", "last.pt")  # ultralytics' own names, in the order a user means them
+PICKLED = Path("data") / "model.pth"  # mlflow.pytorch, serialization_format="pickle"
+EXPORTED = Path("data") / "model.pt2"  # mlflow.pytorch, serialization_format="pt2" (the default off Databricks)
+FORMS = "NAME, NAME@ALIAS or NAME:VERSION, models:/NAME@ALIAS, models:/NAME/VERSION, runs:/<run_id>/<path>, or a local .pt file"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A parsed source reference: exactly one of ``registered``, ``run_id`` (+ ``artifact_path``) or ``file``."""
+
+    text: str
+    registered: ModelRef | None = None
+    run_id: str | None = None
+    artifact_path: str | None = None
+    file: Path | None = None
+
+
+def parse_source(text: str, default_alias: str) -> Source:
+    """The kind of source ``text`` names (a bare NAME means NAME@``default_alias``)."""
+    text = text.strip()
+    if text.startswith("runs:/"):
+        run = _RUNS.match(text)
+        if not run:
+            raise RegistryError(f"run reference {text!r} is not runs:/<32-hex run id>/<artifact path>")
+        return Source(text, run_id=run["run"], artifact_path=run["path"].strip("/"))
+    if text.startswith("models:/"):
+        model = _MODELS.match(text)
+        if not model:
+            raise RegistryError(f"model reference {text!r} is not models:/NAME@ALIAS or models:/NAME/VERSION")
+        return Source(text, registered=ModelRef(model["name"], model["alias"], model["version"]))
+    if text.endswith(".pt") or Path(text).is_file():
+        path = Path(text).expanduser().resolve()
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {path} does not exist")
+        return Source(text, file=path)
+    try:
+        return Source(text, registered=ModelRef.parse(text, default_alias))
+    except RegistryError:
+        raise RegistryError(f"model reference {text!r} is not {FORMS}") from None
+
+
+def fetch(client: MlflowClient, source: Source, dest: Path) -> PulledModel:
+    """Download ``source`` into ``dest`` and return it as a local ultralytics checkpoint."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if source.file is not None:
+        return PulledModel(source.text, _file_version(source.file), None, source.file, {})
+    if source.run_id is not None:
+        local = _download(
+            f"runs:/{source.run_id}/{source.artifact_path}", dest, f"run {source.run_id} has no artifact {source.artifact_path!r}"
+        )
+        return PulledModel(source.text, source.run_id, source.run_id, checkpoint_in(local, source.text, dest), {})
+    assert source.registered is not None
+    mv = resolve(client, source.registered)
+    local = _download(f"models:/{mv.name}/{mv.version}", dest, f"download of {mv.name} version {mv.version} failed")
+    return PulledModel(mv.name, str(mv.version), mv.run_id, checkpoint_in(local, f"{mv.name} version {mv.version}", dest), dict(mv.tags))
+
+
+def pull(client: MlflowClient, ref: ModelRef, dest: Path) -> PulledModel:
+    """A registered version, as a local checkpoint."""
+    return fetch(client, Source(str(ref), registered=ref), dest)
+
+
+def _download(uri: str, dest: Path, failure: str) -> Path:
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
+    except MlflowException as exc:
+        raise RegistryError(f"{failure}: {exc.message.splitlines()[0]}") from None
+
+
+def _file_version(path: Path) -> str:
+    """A local file's version: the start of its content digest (same file, same publish key)."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def checkpoint_in(local: Path, label: str, dest: Path) -> Path:
+    """The checkpoint inside a downloaded artifact: the file itself; an MLflow model folder (edgeslim's
+    pyfunc keeps it under ``artifacts/``; ``mlflow.pytorch`` pickles the module, re-saved here as an
+    ultralytics checkpoint); or a plain folder of ``.pt`` files (``best.pt`` before ``last.pt``)."""
+    if local.is_file():
+        return local
+    if (local / PICKLED).is_file():
+        return _from_pickled_module(local / PICKLED, label, dest)
+    if (local / EXPORTED).is_file():
+        raise CheckpointError(
+            f"{label} is an mlflow.pytorch pt2 (torch.export) program, which holds no ultralytics model to prune or fuse: "
+            f"log it with mlflow.pytorch.log_model(model, serialization_format='pickle'), or log the .pt file and "
+            f"run `edgeslim register runs:/<run_id>/<path> --name NAME`"
+        )
+    folder = local / "artifacts" if (local / "MLmodel").is_file() and (local / "artifacts").is_dir() else local
+    candidates = sorted(p for p in folder.rglob("*.pt") if p.is_file())
+    for name in PREFERRED:
+        preferred = [p for p in candidates if p.name == name]
+        if len(preferred) == 1:
+            return preferred[0]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise CheckpointError(f"{label} holds no .pt checkpoint (found: {sorted(p.name for p in folder.rglob('*') if p.is_file())[:10]})")
+    listed = ", ".join(str(p.relative_to(folder)) for p in candidates)
+    raise CheckpointError(
+        f"{label} holds several checkpoints and none is best.pt or last.pt: {listed}; name one with runs:/<run_id>/<path>"
+    )
+
+
+def _from_pickled_module(path: Path, label: str, dest: Path) -> Path:
+    """An ``mlflow.pytorch`` pickle: the module itself, saved in ultralytics' checkpoint layout."""
+    try:
+        model = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 (torch raises many types for truncated/foreign files)
+        raise CheckpointError(f"{label}: {PICKLED} is corrupt or not a PyTorch file: {exc}") from None
+    args = getattr(model, "args", None)
+    return save_checkpoint(model, {"train_args": dict(args) if isinstance(args, dict) else {}}, dest / "model.pt")

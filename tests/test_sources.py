@@ -1,0 +1,238 @@
+"""Bring your own model: the ways an ultralytics detector reaches MLflow, each resolved to a checkpoint,
+tested against what the real clients write (ultralytics' own `yolo detect train` with its MLflow
+callback on, `mlflow.pytorch.log_model`), and bad input as one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+import yaml
+from conftest import NO_PRUNE, REPO, error_line, run_cli
+from mlflow import MlflowClient
+from test_e2e import registry_snapshot
+
+from edgeslim.config import load_params
+from edgeslim.dag.source import bind_source
+from edgeslim.errors import CheckpointError, RegistryError
+from edgeslim.models.checkpoint import class_names, load_checkpoint
+from edgeslim.registry import mlflow_registry as reg
+from edgeslim.registry.sources import EXPORTED, checkpoint_in, parse_source, pull
+
+RUN = "0123456789abcdef0123456789abcdef"
+USER_IMGSZ = 96  # the user's own training size: neither the tests' 128 nor params.yaml's 160
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("det", {"registered": reg.ModelRef("det", "champion")}),
+        ("det@prod", {"registered": reg.ModelRef("det", "prod")}),
+        ("det:3", {"registered": reg.ModelRef("det", None, "3")}),
+        ("models:/det@prod", {"registered": reg.ModelRef("det", "prod")}),
+        ("models:/det/3", {"registered": reg.ModelRef("det", None, "3")}),
+        (f"runs:/{RUN}/weights/best.pt", {"run_id": RUN, "artifact_path": "weights/best.pt"}),
+        (f"runs:/{RUN}/weights/", {"run_id": RUN, "artifact_path": "weights"}),
+    ],
+)
+def test_source_references(text: str, expected: dict):
+    source = parse_source(text, "champion")
+    assert {k: getattr(source, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("runs:/abc/weights", "is not runs:/<32-hex run id>/<artifact path>"),
+        ("models:/det", "is not models:/NAME@ALIAS or models:/NAME/VERSION"),
+        ("bad/ref", "is not NAME, NAME@ALIAS or NAME:VERSION"),
+        ("missing/best.pt", "does not exist"),
+    ],
+)
+def test_bad_source_references(text: str, message: str):
+    with pytest.raises((RegistryError, CheckpointError), match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_source(text, "champion")
+
+
+def test_a_folder_of_checkpoints_prefers_best_then_last_and_names_the_candidates(tiny_checkpoint: Path, tmp_path: Path):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for name in ("last.pt", "best.pt", "epoch3.pt"):
+        (folder / name).write_bytes(tiny_checkpoint.read_bytes())
+    assert checkpoint_in(folder, "run x", tmp_path).name == "best.pt"
+    (folder / "best.pt").unlink()
+    assert checkpoint_in(folder, "run x", tmp_path).name == "last.pt"
+    (folder / "last.pt").unlink()
+    (folder / "epoch7.pt").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match=r"several checkpoints and none is best.pt or last.pt: epoch3.pt, epoch7.pt"):
+        checkpoint_in(folder, "run x", tmp_path)
+
+
+def test_pt2_program_is_a_clear_error_that_says_how_to_log_the_model(tmp_path: Path):
+    (tmp_path / "m" / EXPORTED).parent.mkdir(parents=True)
+    (tmp_path / "m" / EXPORTED).write_bytes(b"pt2")
+    (tmp_path / "m" / "MLmodel").write_text("flavors: {pytorch: {model_data: data}}\n")
+    with pytest.raises(CheckpointError, match=r"pt2 \(torch.export\) program.*serialization_format='pickle'.*edgeslim register"):
+        checkpoint_in(tmp_path / "m", "det version 1", tmp_path)
+
+
+def test_mlflow_pytorch_pickle_is_re_saved_as_an_ultralytics_checkpoint(tiny_checkpoint: Path, tmp_path: Path):
+    import mlflow.pytorch
+
+    _, model = load_checkpoint(tiny_checkpoint)
+    mlflow.pytorch.save_model(model, str(tmp_path / "logged"), serialization_format="pickle")
+    weights = checkpoint_in(tmp_path / "logged", "det version 1", tmp_path)
+    _, back = load_checkpoint(weights)
+    assert class_names(back) == class_names(model)
+    x = torch.zeros(1, 3, 64, 64)
+    assert torch.equal(back(x)[0], model(x)[0])
+
+
+@pytest.mark.parametrize("kind", ["state_dict", "plain_module", "segment", "truncated"])
+def test_what_is_not_a_detection_checkpoint_is_named(kind: str, tiny_checkpoint: Path, tmp_path: Path):
+    from ultralytics.nn.tasks import SegmentationModel
+
+    path = tmp_path / f"{kind}.pt"
+    ckpt, model = load_checkpoint(tiny_checkpoint)
+    if kind == "state_dict":
+        torch.save(model.state_dict(), path)
+        message = "holds a state dict"
+    elif kind == "plain_module":
+        torch.save({"model": torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3))}, path)
+        message = "holds a Sequential module, not an ultralytics detection model"
+    elif kind == "segment":
+        torch.save({"model": SegmentationModel("yolov8n-seg.yaml", nc=5, verbose=False)}, path)
+        message = "is a segment model"
+    else:
+        path.write_bytes(tiny_checkpoint.read_bytes()[:2000])
+        message = "is corrupt or not a PyTorch file"
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def _yolo_env(tmp: Path, tracking_uri: str, experiment: str) -> dict[str, str]:
+    """ultralytics' CLI with its MLflow callback on, against the test's server, settings in a temp dir.
+
+    The callback stays silent under pytest (it checks PYTEST_CURRENT_TEST), as a user's run is not.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    env.update(
+        YOLO_CONFIG_DIR=str(tmp / "yolo-config"), MLFLOW_TRACKING_URI=tracking_uri, MLFLOW_EXPERIMENT_NAME=experiment, YOLO_OFFLINE="1"
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def ultralytics_run(champion: str, params_file: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`yolo detect train` (a subprocess, ultralytics' own CLI and MLflow integration) finetunes the
+    champion one epoch at USER_IMGSZ; returns the MLflow run id it logged weights/best.pt under."""
+    from edgeslim import workspace
+
+    tmp = tmp_path_factory.mktemp("yolo-cli")
+    p = load_params(params_file)
+    data = workspace.dataset(p, progress=False)
+    start = pull(reg.connect(champion), reg.ModelRef(p.model_name, "champion"), tmp / "champion").weights
+    yolo = str(Path(sys.executable).with_name("yolo"))
+    env = _yolo_env(tmp, champion, "ultralytics-users")
+    subprocess.run([yolo, "settings", "mlflow=True", "sync=False", f"runs_dir={tmp / 'runs'}"], env=env, check=True, capture_output=True)
+    train = [yolo, "detect", "train", f"model={start}", f"data={data.data_yaml}", f"imgsz={USER_IMGSZ}", "epochs=1", "batch=16",
+             "workers=0", "device=cpu", "plots=False", f"project={tmp / 'runs'}", "name=user", "exist_ok=True", "amp=False"]  # fmt: skip
+    result = subprocess.run(train, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    client = MlflowClient(champion)
+    exp = client.get_experiment_by_name("ultralytics-users")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1 and runs[0].data.params["imgsz"] == str(USER_IMGSZ)
+    assert {a.path for a in client.list_artifacts(runs[0].info.run_id, "weights")} >= {"weights/best.pt", "weights/last.pt"}
+    return runs[0].info.run_id
+
+
+@pytest.mark.slow
+def test_ultralytics_cli_run_compresses_at_its_own_image_size(champion: str, params_file: Path, ultralytics_run: str):
+    result = run_cli(
+        "compress", "--model", f"runs:/{ultralytics_run}/weights/best.pt", "--params", str(params_file), *NO_PRUNE,
+        env_extra={"MLFLOW_TRACKING_URI": champion},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
+    assert report["published"]["model"] == "pcb-detector-edge" and report["gates"]["map_ratio"]["passed"]
+    assert report["details"]["source"]["imgsz"] == USER_IMGSZ and report["details"]["source"]["imgsz_from"] == "checkpoint"
+    import onnxruntime as ort
+
+    int8 = next(s for s in report["stages"] if s["name"] == "onnx-int8")["artifact"]
+    assert ort.InferenceSession(int8, providers=["CPUExecutionProvider"]).get_inputs()[0].shape[-2:] == [USER_IMGSZ, USER_IMGSZ]
+
+
+@pytest.mark.slow
+def test_register_a_run_artifact_then_compress_it_by_alias(champion: str, params_file: Path, ultralytics_run: str):
+    result = run_cli(
+        "register", f"runs:/{ultralytics_run}/weights", "--name", "user-detector", "--alias", "champion", "--params", str(params_file),
+        env_extra={"MLFLOW_TRACKING_URI": champion},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(champion, champion)
+    mv = client.get_model_version_by_alias("user-detector", "champion")
+    assert mv.tags["edgeslim.training_run_id"] == ultralytics_run and mv.tags["edgeslim.registered_from"].endswith("/weights")
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/user-detector/{mv.version}/MLmodel", tracking_uri=champion))
+    assert "signature" in yaml.safe_load(local.read_text())
+
+
+def test_a_missing_run_artifact_is_one_line_and_changes_nothing(champion: str, params_file: Path):
+    client = MlflowClient(champion, champion)
+    before = registry_snapshot(client)
+    result = run_cli(
+        "compress", "--model", f"runs:/{RUN}/weights/best.pt", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion}
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"run {RUN} has no artifact 'weights/best.pt'" in error_line(result)
+    assert registry_snapshot(client) == before
+
+
+def test_image_size_comes_from_the_checkpoint_unless_set_and_must_fit_the_stride(tiny_checkpoint: Path):
+    p = load_params(REPO / "params.yaml")
+    bound, facts = bind_source(p, tiny_checkpoint)
+    assert bound.compress.imgsz == 128 and facts["imgsz_from"] == "checkpoint" and facts["stride"] == 32
+    assert p.compress.imgsz is None, "binding returns new params"
+    bound, facts = bind_source(load_params(REPO / "params.yaml", ["compress.imgsz=64"]), tiny_checkpoint)
+    assert bound.compress.imgsz == 64 and facts["imgsz_from"] == "params"
+    with pytest.raises(CheckpointError, match="image size 100 is not a multiple of the model's stride 32"):
+        bind_source(load_params(REPO / "params.yaml", ["compress.imgsz=100"]), tiny_checkpoint)
+
+
+def test_published_edge_model_is_usable_without_edgeslim(champion: str, published, params_file: Path, tmp_path: Path):
+    """The INT8 ONNX through ultralytics alone (val within 0.002 of the report, the dataset's names), and
+    the registered version through mlflow.pyfunc in a process where edgeslim cannot be imported."""
+    _, report = published
+    p = load_params(params_file)
+    data, version = report["details"]["dataset"], report["published"]
+    int8 = next(s for s in report["stages"] if s["name"] == "onnx-int8")
+    image = sorted((Path(data["root"]) / "images" / "val").glob("*.jpg"))[0]
+    code = f"""
+import sys
+sys.modules["edgeslim"] = None  # a consumer without edgeslim
+import mlflow, mlflow.pyfunc, pandas as pd
+from ultralytics import YOLO
+model = YOLO({int8["artifact"]!r}, task="detect")
+metrics = model.val(data={data["data_yaml"]!r}, imgsz={report["details"]["source"]["imgsz"]}, batch=1, rect=False, conf={p.evaluate.conf},
+                    iou={p.evaluate.iou}, workers=0, plots=False, verbose=False, project={str(tmp_path)!r})
+names = model.predict({str(image)!r}, verbose=False)[0].names
+pyfunc = mlflow.pyfunc.load_model("models:/{version["model"]}/{version["version"]}")
+rows = pyfunc.predict(pd.DataFrame({{"image": [{str(image)!r}]}}))
+print({{"map50_95": metrics.box.map, "names": [names[i] for i in sorted(names)], "classes": sorted(set(rows["class"]))}})
+"""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": champion, "YOLO_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = eval(result.stdout.strip().splitlines()[-1])
+    assert abs(out["map50_95"] - int8["map50_95"]) <= 0.002, out
+    assert out["names"] == data["names"] and set(out["classes"]) <= set(data["names"])
+    requirements = Path(
+        mlflow.artifacts.download_artifacts(f"models:/{version['model']}/{version['version']}/requirements.txt", tracking_uri=champion)
+    )
+    assert "edgeslim" not in requirements.read_text() and "ultralytics==" in requirements.read_text()
