@@ -87,12 +87,13 @@ def cmd_baseline(args: argparse.Namespace, p: Params) -> int:
 
 
 def cmd_compress(args: argparse.Namespace, p: Params) -> int:
+    from edgeslim.registry import mlflow_registry as reg
+    from edgeslim.registry.sources import check_source, parse_source
     from flows.compress import compress_flow
 
-    model = args.model or f"{p.model_name}@{p.mlflow.source_alias}"
-    out = _run_flow(
-        compress_flow, model=model, tracking_uri=_tracking_uri(p), params_file=str(args.params), overrides=args.set, force=args.force
-    )
+    model, uri = args.model or f"{p.model_name}@{p.mlflow.source_alias}", _tracking_uri(p)
+    check_source(reg.connect(uri), parse_source(model, p.mlflow.source_alias))  # bad input fails before Prefect starts
+    out = _run_flow(compress_flow, model=model, tracking_uri=uri, params_file=str(args.params), overrides=args.set, force=args.force)
     print(out["report"])
     return 0
 

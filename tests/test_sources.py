@@ -179,7 +179,8 @@ def test_register_a_run_artifact_then_compress_it_by_alias(champion: str, params
     client = MlflowClient(champion, champion)
     mv = client.get_model_version_by_alias("user-detector", "champion")
     assert mv.tags["edgeslim.training_run_id"] == ultralytics_run and mv.tags["edgeslim.registered_from"].endswith("/weights")
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/user-detector/{mv.version}/MLmodel", tracking_uri=champion))
+    reg.connect(champion)  # models:/ URIs resolve against the registry URI
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/user-detector/{mv.version}/MLmodel"))
     assert "signature" in yaml.safe_load(local.read_text())
 
 
@@ -224,7 +225,8 @@ metrics = model.val(data={data["data_yaml"]!r}, imgsz={report["details"]["source
 names = model.predict({str(image)!r}, verbose=False)[0].names
 pyfunc = mlflow.pyfunc.load_model("models:/{version["model"]}/{version["version"]}")
 rows = pyfunc.predict(pd.DataFrame({{"image": [{str(image)!r}]}}))
-print({{"map50_95": metrics.box.map, "names": [names[i] for i in sorted(names)], "classes": sorted(set(rows["class"]))}})
+import json
+print(json.dumps({{"map50_95": float(metrics.box.map), "names": [names[i] for i in sorted(names)], "classes": sorted(set(rows["class"]))}}))
 """
     env = {**os.environ, "MLFLOW_TRACKING_URI": champion, "YOLO_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)

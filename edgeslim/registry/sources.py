@@ -88,6 +88,23 @@ def fetch(client: MlflowClient, source: Source, dest: Path) -> PulledModel:
     return PulledModel(mv.name, str(mv.version), mv.run_id, checkpoint_in(local, f"{mv.name} version {mv.version}", dest), dict(mv.tags))
 
 
+def check_source(client: MlflowClient, source: Source) -> None:
+    """Fail before any flow starts when the reference names nothing: an unknown model, alias or
+    version, or a run or run artifact that does not exist (a local file was checked when parsed)."""
+    if source.registered is not None:
+        resolve(client, source.registered)
+    elif source.run_id is not None and source.artifact_path is not None:
+        missing = f"run {source.run_id} has no artifact {source.artifact_path!r}"
+        try:
+            client.get_run(source.run_id)
+            parent, _, leaf = source.artifact_path.rpartition("/")
+            listed = {Path(a.path).name for a in client.list_artifacts(source.run_id, parent or None)}
+        except MlflowException as exc:
+            raise RegistryError(f"{missing}: {exc.message.splitlines()[0]}") from None
+        if leaf not in listed:
+            raise RegistryError(f"{missing} (its {parent or 'root'} folder holds {sorted(listed)})")
+
+
 def pull(client: MlflowClient, ref: ModelRef, dest: Path) -> PulledModel:
     """A registered version, as a local checkpoint."""
     return fetch(client, Source(str(ref), registered=ref), dest)
