@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.paths import repo_relative
+from benchmarks.paths import portable_path, repo_relative
 from edgeslim.config import DEFAULT_PARAMS, load_params
 from edgeslim.errors import EdgeslimError
 
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> dict:
             print(json.dumps(rows[-1]), flush=True)
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "weights": str(weights),
+        "weights": portable_path(weights),
         "pool_images": len(pool.images),
         "baseline_map50_95": round(baseline, 4),
         "fp32_map50_95": round(fp32_map, 4),

@@ -21,6 +21,7 @@ from pathlib import Path
 from benchmarks.artifact_kind import ORT, Artifact
 from benchmarks.gpu import gpu_section
 from benchmarks.measure import Timing
+from benchmarks.paths import portable_command
 from benchmarks.tables import markdown
 
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     result["gpu"] = gpu_section(subjects, tuple(s["batches"]), timing)
     result["gpu"]["measured"] = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m benchmarks.gpu_rerun", *sys.argv[1:]]),
+        "command": f"python -m benchmarks.gpu_rerun {portable_command(sys.argv[1:], args.out)}",
     }
 
     out = args.out or args.result.parent

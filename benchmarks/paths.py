@@ -9,6 +9,19 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
+def portable_path(path: Path) -> str:
+    """A file as results name it: relative to the repository, or only its name when it lies outside
+    (a scratch folder of one machine)."""
+    relative = repo_relative(str(Path(path).resolve()))
+    return relative if not relative.startswith("/") else f"{Path(path).name} (outside the repo)"
+
+
+def portable_command(argv: list[str], out_dir: Path | None) -> str:
+    """A command line as it can be typed again anywhere: repo paths relative, the output folder as ``$OUT``."""
+    out = str(out_dir.resolve()) if out_dir else None
+    return " ".join("$OUT" if out and str(Path(a).resolve()) == out else repo_relative(a) for a in argv)
+
+
 def repo_relative(value: Any) -> Any:
     """``value`` (a JSON-able tree) with every absolute path inside the repository made relative to it."""
     if isinstance(value, dict):
