@@ -11,9 +11,10 @@ from pathlib import Path
 
 from benchmarks import exports
 from benchmarks.artifact_kind import ORT, PYTORCH, Artifact
-from benchmarks.library_run import FINETUNED, FUSED, ONNX_FP32, ONNX_INT8, SOURCE_STAGE, LibraryRun, run_library_steps
+from benchmarks.library_run import LibraryRun, run_library_steps
 from benchmarks.subjects import Subject
 from edgeslim.config import Params
+from edgeslim.dag.steps.evaluate import BASELINE, FINETUNED, FUSED, ONNX_FP32, ONNX_INT8
 from edgeslim.evaluate.accuracy import evaluate_map
 
 REFERENCE = "ultralytics-onnx-fp32"  # every ratio is against this artifact
@@ -71,7 +72,7 @@ def build_artifacts(subject: Subject, p: Params, data_yaml: Path, calib_yaml: Pa
         subject.weights,
         subject.weights,
         subject.weights,
-        _stage_accuracy(run, SOURCE_STAGE, subject),
+        _stage_accuracy(run, BASELINE, subject),
     )
     pruned_name = "edgeslim-pruned-finetuned-pt" if subject.trained else "edgeslim-pruned-pt"
     pruned = (

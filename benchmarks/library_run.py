@@ -20,14 +20,8 @@ from edgeslim.dag.registry import COMPRESS, DATASET
 from edgeslim.dag.run import run_steps
 from edgeslim.dag.step import SOURCE
 from edgeslim.dag.steps.calibrate import calibration_images
-from edgeslim.dag.steps.evaluate import BASELINE, FINETUNED, FUSED, ONNX_FP32, ONNX_INT8
 from edgeslim.export.onnx_export import export_onnx
 from edgeslim.report import StageResult
-
-# Stage names of the flow's table, plus the unpruned FP32 export the flow does not ship but against
-# which pruning's speed-up is measured.
-SOURCE_STAGE, ONNX_FP32_UNPRUNED = BASELINE, "onnx-fp32-unpruned"
-__all__ = ["FINETUNED", "FUSED", "ONNX_FP32", "ONNX_FP32_UNPRUNED", "ONNX_INT8", "SOURCE_STAGE", "LibraryRun", "run_library_steps"]
 
 
 @dataclass

@@ -102,7 +102,7 @@ def _finish(run: Run, outcomes: Mapping[str, Outcome]) -> dict:
     report = build_report(run.source.name, run.source.version, outcomes)
     lineage = lineage_tags(p, run.source, outcomes[DATASET.name].details["dataset"]["sha256"], _calibration_sha(outcomes))
     edge = outcomes["quantize"].artifact("int8") if report.passed else None
-    example = calibration_images(outcomes["calibrate"].artifact("manifest"))[:1] if "calibrate" in outcomes else []
+    example = calibration_images(outcomes["calibrate"].artifact("manifest"))[:1] if edge else []  # a gate passed only after calibrate
     start = time.perf_counter()
     steps = step_records(p, (DATASET, *COMPRESS), outcomes)
     sub = Submission(report, layout, edge, lineage, steps, run.key, run.force, example[0] if example else None)

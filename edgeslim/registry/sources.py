@@ -25,6 +25,7 @@ import torch
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from edgeslim.digest import file_sha256
 from edgeslim.errors import CheckpointError, RegistryError
 from edgeslim.models.checkpoint import save_checkpoint
 from edgeslim.registry.mlflow_registry import ModelRef, PulledModel, resolve
@@ -119,9 +120,7 @@ def _download(uri: str, dest: Path, failure: str) -> Path:
 
 def _file_version(path: Path) -> str:
     """A local file's version: the start of its content digest (same file, same publish key)."""
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return file_sha256(path)[:12]
 
 
 def checkpoint_in(local: Path, label: str, dest: Path) -> Path:
