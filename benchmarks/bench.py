@@ -276,10 +276,10 @@ def run_benchmark(s: Settings) -> dict:
     calib_yaml = exports.calibration_data_yaml(data, work / "calibration-data.yaml")
     built = [(subj, build_artifacts(subj, p, data.data_yaml, calib_yaml, work / subj.key)) for subj in subjects]
 
-    val_dir = workspace.split_dir(data, "val")
+    val = workspace.split_images(data.data_yaml, "val")
     results, measured, gpu_inputs = [], [], []
     for subj, artifacts in built:
-        inputs = save_inputs(val_dir, subj.imgsz, s.batch, work / subj.key / "inputs.npy")
+        inputs = save_inputs(val, subj.imgsz, s.batch, work / subj.key / "inputs.npy")
         costs: dict[Path, dict] = {}
         entries = [describe_artifact(a, subj, costs) for a in artifacts]
         measured += [(e, a, inputs) for e, a in zip(entries, artifacts)]

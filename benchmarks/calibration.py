@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> dict:
 
     baseline, fp32_map = score(weights), score(fp32)
     pool = measure_pool(
-        workspace.split_dir(data, "calib_pool"),
+        workspace.split_images(data.data_yaml, "calib_pool"),
         ModelProbe(fp32, p.calibration.pred_conf, p.calibration.pred_iou, p.evaluate.threads),
         imgsz,
         len(data.names),

@@ -22,7 +22,7 @@ from edgeslim.config import Params
 from edgeslim.data.synthetic import DatasetInfo
 from edgeslim.quantize.ort_int8 import quantize_int8
 from edgeslim.ultra import YOLO
-from edgeslim.workspace import split_dir
+from edgeslim.workspace import split_images
 
 CALIB_SPLIT = "calib_pool"
 
@@ -33,9 +33,12 @@ def calibration_data_yaml(info: DatasetInfo, out: Path) -> Path:
     Calibrating on the held-out val split (ultralytics' default) would leak the images its mAP is
     scored on; the calib pool is what edgeslim's own INT8 calibrates from.
     """
-    names = dict(enumerate(info.names))
-    cfg = {"path": str(info.root), "train": str(split_dir(info, "train")), "val": str(split_dir(info, CALIB_SPLIT)), "names": names}
     out.parent.mkdir(parents=True, exist_ok=True)
+    lists = {}
+    for key, split in (("train", "train"), ("val", CALIB_SPLIT)):  # .txt image lists: any split form the user's yaml has
+        lists[key] = out.with_name(f"{out.stem}-{key}.txt")
+        lists[key].write_text("".join(f"{image}\n" for image in split_images(info.data_yaml, split)))
+    cfg = {"path": str(out.parent), **{k: str(v) for k, v in lists.items()}, "names": dict(enumerate(info.names))}
     out.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return out
 

@@ -21,7 +21,7 @@ import torch
 from thop import profile
 
 from benchmarks.probe import RESULT_PREFIX
-from edgeslim.data.images import list_images, preprocess_batch
+from edgeslim.data.images import preprocess_batch
 from edgeslim.models.checkpoint import load_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,10 +51,10 @@ class Timing:
         return math.ceil(self.runs / self.rounds)
 
 
-def save_inputs(val_dir: Path, imgsz: int, count: int, out: Path) -> Path:
+def save_inputs(val: list[Path], imgsz: int, count: int, out: Path) -> Path:
     """The first ``count`` held-out val images, letterboxed as the flow feeds them, as one .npy."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, preprocess_batch(list_images(val_dir)[:count], imgsz))
+    np.save(out, preprocess_batch(val[:count], imgsz))
     return out
 
 

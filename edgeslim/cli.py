@@ -22,6 +22,7 @@ EPILOG = """examples:
   edgeslim compress --model pcb-detector@champion
   edgeslim compress --model pcb-detector:3 -S gates.min_map_ratio=0.97
   edgeslim compress --model runs:/<run_id>/weights/best.pt  # what `yolo train` logged with mlflow=True
+  edgeslim compress --model exported/best.onnx    # an ONNX model: calibration, INT8, evaluation, gates
   edgeslim register runs:/<run_id>/weights --name my-detector --alias champion
   edgeslim baseline -S baseline.epochs=10 --force
   edgeslim report pcb-detector-edge@candidate      # stage table + gates of what was published
@@ -43,6 +44,7 @@ def _tracking_uri(p: Params) -> str:
     from edgeslim import workspace
     from edgeslim.errors import RegistryError
     from edgeslim.registry.server import ensure_server, is_healthy
+    from edgeslim.registry.tracking import ui_url
 
     uri = workspace.tracking_uri(p)
     if uri:
@@ -52,7 +54,10 @@ def _tracking_uri(p: Params) -> str:
     server = ensure_server(
         workspace.mlflow_root(p), p.mlflow.host, p.mlflow.port, p.mlflow.startup_timeout_s, p.mlflow.artifacts_destination
     )
-    print(f"MLflow UI: {server.url}  (local server, pid {server.pid}; stop with `edgeslim server stop`)", file=sys.stderr)
+    print(
+        f"MLflow UI: {ui_url(server.url, 'experiments')}  (local server, pid {server.pid}; stop with `edgeslim server stop`)",
+        file=sys.stderr,
+    )
     return server.url
 
 
@@ -87,12 +92,16 @@ def cmd_baseline(args: argparse.Namespace, p: Params) -> int:
 
 
 def cmd_compress(args: argparse.Namespace, p: Params) -> int:
+    from edgeslim.dag.source import bind_source
     from edgeslim.registry import mlflow_registry as reg
     from edgeslim.registry.sources import check_source, parse_source
     from flows.compress import compress_flow
 
-    model, uri = args.model or f"{p.model_name}@{p.mlflow.source_alias}", _tracking_uri(p)
-    check_source(reg.connect(uri), parse_source(model, p.mlflow.source_alias))  # bad input fails before Prefect starts
+    model, uri = args.model or p.compress.source or f"{p.model_name}@{p.mlflow.source_alias}", _tracking_uri(p)
+    source = parse_source(model, p.mlflow.source_alias)
+    check_source(reg.connect(uri), source)  # bad input fails before Prefect starts:
+    if source.file is not None:
+        bind_source(p, source.file)  # a local model is checked whole (task, layout, image size against its stride)
     out = _run_flow(compress_flow, model=model, tracking_uri=uri, params_file=str(args.params), overrides=args.set, force=args.force)
     print(out["report"])
     return 0
@@ -100,6 +109,7 @@ def cmd_compress(args: argparse.Namespace, p: Params) -> int:
 
 def cmd_demo(args: argparse.Namespace, p: Params) -> int:
     from edgeslim.fleet.demo import demo_fleet
+    from edgeslim.registry.tracking import ui_url
     from flows.baseline import baseline_flow
     from flows.compress import compress_flow
 
@@ -115,21 +125,22 @@ def cmd_demo(args: argparse.Namespace, p: Params) -> int:
             overrides=overrides,
         )
         fleet.show(uri, out)
-    print(f"MLflow UI: {uri}  ({out['published']['model']}@{out['published']['alias']})", file=sys.stderr)
+    pub = out["published"]
+    page = ui_url(uri, f"models/{pub['model']}/versions/{pub['version']}")
+    print(f"MLflow UI: {page}  ({pub['model']}@{pub['alias']})", file=sys.stderr)
     print(out["report"])
     return 0
 
 
 def cmd_register(args: argparse.Namespace, p: Params) -> int:
     from edgeslim import workspace
-    from edgeslim.data.images import list_images
     from edgeslim.registry import mlflow_registry as reg
     from edgeslim.registry.register_source import register_source
     from edgeslim.registry.sources import parse_source
 
     client = reg.connect(_tracking_uri(p))
     source = parse_source(args.source, p.mlflow.source_alias)
-    example = next(iter(list_images(workspace.split_dir(workspace.dataset(p), "val"))), None)
+    example = workspace.split_images(workspace.dataset(p).data_yaml, "val")[0]
     dest = workspace.new_run_dir(p, "register")
     mv = register_source(client, source, args.name, args.alias, p.mlflow.experiment, dest, example)
     print(f"registered {mv.name} version {mv.version}" + (f" @ {args.alias}" if args.alias else "") + f" from {args.source}")
@@ -334,13 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     base.add_argument("--force", action="store_true", help="train and register a new version even if an identical champion exists")
     comp = add(
-        "compress", cmd_compress, "run the compress flow on a registered model and publish <model_name>-edge@candidate if every gate passes"
+        "compress", cmd_compress, "run the compress flow on a source model and publish <model_name>-edge@candidate if every gate passes"
     )
     comp.add_argument(
         "--model",
         metavar="SOURCE",
         help="source model: NAME[@ALIAS|:VERSION], models:/NAME@ALIAS, models:/NAME/VERSION, runs:/<run_id>/<path> "
-        "(e.g. ultralytics' weights/best.pt) or a local .pt (default: <model_name>@<mlflow.source_alias>)",
+        "(e.g. ultralytics' weights/best.pt), a local .pt, or a local .onnx (then only calibration, INT8, evaluation and the "
+        "gates run) (default: compress.source, else <model_name>@<mlflow.source_alias>)",
     )
     comp.add_argument(
         "--force",

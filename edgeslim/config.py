@@ -98,6 +98,7 @@ class CompressParams(_Section):
     """The source model being compressed: a user's own, or the embedded baseline."""
 
     imgsz: Annotated[int, Field(ge=32)] | None  # None: the checkpoint's own training size (train_args.imgsz)
+    source: str | None  # the model compressed when none is named (None: the flow's <model_name>@<source_alias>, DVC's baseline)
 
 
 class MlflowParams(_Section):

@@ -98,6 +98,7 @@ class Report:
             "",
         ]
         lines += [f"- {'PASS' if g.passed else 'FAIL'} `{g.name}`: {g.detail}" for g in self.gates.values()]
+        lines += _skipped_lines(self.details)
         lines += _fusion_lines(self.details)
         lines += _quantization_lines(self.details)
         pub = self.published
@@ -116,7 +117,14 @@ def _source_lines(details: dict) -> list[str]:
     if not s:
         return []
     why = "its training size" if s["imgsz_from"] == "checkpoint" else "compress.imgsz"
-    return [f"Source `{s['reference']}`, compressed at {s['imgsz']} px ({why}; stride {s['stride']}).", ""]
+    kind = "an ONNX model" if s.get("format") == "onnx" else "a PyTorch checkpoint"
+    return [f"Source `{s['reference']}` ({kind}), compressed at {s['imgsz']} px ({why}; stride {s['stride']}).", ""]
+
+
+def _skipped_lines(details: dict) -> list[str]:
+    """The steps that did not run, each with its reason (disabled by params, an ONNX source)."""
+    skipped = details.get("skipped_steps") or {}
+    return ["", "**Skipped steps**:", *(f"- `{name}`: {why}" for name, why in skipped.items())] if skipped else []
 
 
 def _fusion_lines(details: dict) -> list[str]:

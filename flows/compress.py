@@ -24,7 +24,7 @@ from edgeslim.dag.layout import REPORT_JSON, Layout
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.registry import COMPRESS, DATASET
 from edgeslim.dag.run import failed_gates, run_steps
-from edgeslim.dag.source import bind_source
+from edgeslim.dag.source import source_outcome
 from edgeslim.dag.step import SOURCE
 from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.dataset import dataset_info
@@ -83,10 +83,8 @@ def compress_flow(
     outcomes = run_steps((DATASET,), p, layout, call=as_task)
     data = dataset_info(outcomes[DATASET.name])
     start = time.perf_counter()
-    source = pull_task(client, model, p.mlflow.source_alias, data.names, layout.pulled())
-    p, facts = bind_source(p, source.weights)
-    details = {"source": {"reference": model, **facts}}
-    outcomes[SOURCE] = Outcome("pull", artifacts={SOURCE: source.weights}, details=details, seconds=time.perf_counter() - start)
+    source, p, facts = pull_task(client, model, p, data.names, layout.pulled())
+    outcomes[SOURCE] = source_outcome(source.weights, {"reference": model, **facts}, time.perf_counter() - start)
     run = Run(p, layout, client, tracking_uri, source, publish_key(p, source.name, source.version, data.sha256), force)
     if not force:
         existing = find_published_task(client, p, run.key)

@@ -35,7 +35,7 @@ def retrain_flow(tracking_uri: str, params_file: str = "params.yaml", overrides:
     run_dir = workspace.new_run_dir(p, "retrain")
     data = dataset_info(run_steps((DATASET,), p, Layout(run_dir, datasets=workspace.datasets_dir(p)), call=as_task)[DATASET.name])
     alias = p.mlflow.source_alias
-    champion = pull_task(client, f"{p.model_name}@{alias}", alias, data.names, run_dir / "champion")
+    champion, _, _ = pull_task(client, f"{p.model_name}@{alias}", p, data.names, run_dir / "champion")
     if champion.tags.get(DATASET_TAG) == data.sha256:
         print(f"{p.model_name}@{alias} (version {champion.version}) already learned dataset {data.sha256[:12]}; nothing to retrain")
         return {"model": p.model_name, "champion": champion.version, "skipped": True, "promoted": False}

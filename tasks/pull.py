@@ -4,24 +4,30 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from edgeslim.config import Params
+from edgeslim.dag.source import Facts, bind_source
 from edgeslim.errors import CheckpointError
-from edgeslim.models.checkpoint import class_names, load_checkpoint
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.sources import fetch, parse_source
 from tasks.step import step
 
 
 @step("pull")
-def pull_task(client: MlflowClient, model: str, default_alias: str, expected_names: tuple[str, ...], dest: Path) -> reg.PulledModel:
-    """Resolve ``model`` (a registered version, a run artifact, a local .pt) to a detection checkpoint
-    and check it predicts the dataset's classes."""
-    pulled = fetch(client, parse_source(model, default_alias), dest)
-    _, net = load_checkpoint(pulled.weights)
-    names = class_names(net)
-    if tuple(names) != tuple(expected_names):
+def pull_task(
+    client: MlflowClient, model: str, p: Params, expected_names: tuple[str, ...], dest: Path
+) -> tuple[reg.PulledModel, Params, Facts]:
+    """Resolve ``model`` (a registered version, a run artifact, a local .pt or .onnx) to a detection
+    model, bind its own facts into the params (:func:`bind_source`) and check it predicts the
+    dataset's classes."""
+    pulled = fetch(client, parse_source(model, p.mlflow.source_alias), dest)
+    bound, facts = bind_source(p, pulled.weights)
+    if tuple(facts["names"]) != tuple(expected_names):
         raise CheckpointError(
-            f"{pulled.name} version {pulled.version} predicts {len(names)} classes {names}, "
+            f"{pulled.name} version {pulled.version} predicts {len(facts['names'])} classes {facts['names']}, "
             f"but the dataset has {len(expected_names)} {list(expected_names)}"
         )
-    print(f"pulled {pulled.name} version {pulled.version} ({pulled.weights.stat().st_size / 1024:.0f} KiB)")
-    return pulled
+    print(
+        f"pulled {pulled.name} version {pulled.version} ({facts['format']}, {pulled.weights.stat().st_size / 1024:.0f} KiB), "
+        f"compressed at {facts['imgsz']} px (from the {facts['imgsz_from']})"
+    )
+    return pulled, bound, facts

@@ -12,6 +12,7 @@ from edgeslim.config import Params
 from edgeslim.errors import RegistryError
 from edgeslim.lineage import git_sha, tags
 from edgeslim.registry import mlflow_registry as reg
+from edgeslim.registry.tracking import experiment_id
 from tasks.step import step
 
 BASELINE_KEY_TAG = "edgeslim.baseline_key"
@@ -31,7 +32,7 @@ def reusable_champion_task(client: MlflowClient, p: Params, baseline_key: str) -
 def register_baseline_task(
     client: MlflowClient, p: Params, weights: Path, arch_yaml: Path, figures: dict[str, float], dataset_sha: str, baseline_key: str
 ) -> ModelVersion:
-    mlflow.set_experiment(p.mlflow.experiment)
+    mlflow.set_experiment(experiment_id=experiment_id(client, p.mlflow.experiment))
     lineage = tags(git_sha=git_sha(), params_hash=p.section_hash("baseline", "dataset"), dataset_sha256=dataset_sha, kind="baseline")
     with mlflow.start_run(run_name=f"baseline {p.model_name}"):
         mlflow.set_tags(lineage)

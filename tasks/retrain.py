@@ -15,6 +15,7 @@ from edgeslim.lineage import git_sha, tags
 from edgeslim.models.checkpoint import load_checkpoint
 from edgeslim.prune.finetune import FinetuneResult, finetune
 from edgeslim.registry import mlflow_registry as reg
+from edgeslim.registry.tracking import experiment_id
 from tasks.register import BASELINE_KEY_TAG
 from tasks.step import step
 
@@ -64,7 +65,7 @@ def register_retrained_task(
     client: MlflowClient, p: Params, weights: Path, source: reg.PulledModel, dataset_sha: str, verdict: Verdict
 ) -> dict:
     """Register the retrained model (always: its evaluation is on record) and move the alias if better."""
-    mlflow.set_experiment(p.mlflow.experiment)
+    mlflow.set_experiment(experiment_id=experiment_id(client, p.mlflow.experiment))
     lineage = tags(
         git_sha=git_sha(),
         params_hash=p.section_hash("baseline", "dataset", "triggers"),

@@ -83,6 +83,18 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     os.killpg(server.pid, signal.SIGTERM)
 
 
+def ultralytics_style_data_yaml(root: Path, folder: Path) -> Path:
+    """The synthetic set at ``root`` described the way users' data.yaml files are: ``path:`` elsewhere,
+    ``train`` a list of folders, ``val`` a ``.txt`` image list (``./`` lines), no ``calib_pool``."""
+    val = sorted((root / "images" / "val").glob("*.jpg"))
+    (root / "val.txt").write_text("".join(f"./images/val/{image.name}\n" for image in val))
+    names = yaml.safe_load((root / "data.yaml").read_text())["names"]
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {"path": str(root), "train": ["images/train", "images/calib_pool"], "val": "val.txt", "names": names}
+    (folder / "data.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return folder / "data.yaml"
+
+
 def run_cli(*args: str, env_extra: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run the real ``edgeslim`` console script in a subprocess (its own Prefect ephemeral server)."""
     env = {**os.environ, **(env_extra or {})}

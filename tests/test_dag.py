@@ -34,7 +34,11 @@ def test_flow_dvc_and_benchmark_iterate_the_same_registry():
     assert flows.compress.COMPRESS is registry.COMPRESS and flows.compress.DATASET is registry.DATASET
     assert benchmarks.library_run.COMPRESS is registry.COMPRESS and benchmarks.library_run.DATASET is registry.DATASET
     assert flows.baseline.BASELINE is registry.BASELINE and flows.retrain.DATASET is registry.DATASET
-    assert list(dvc.STAGES.values()) == list(registry.PIPELINE) == [registry.DATASET, registry.BASELINE, *registry.COMPRESS]
+    assert (
+        list(dvc.STAGES.values())
+        == list(registry.PIPELINE)
+        == [registry.DATASET, registry.BASELINE, registry.SOURCE_STAGE, *registry.COMPRESS]
+    )
     assert registry.through("export")[-1].name == "export"
     assert benchmarks.calibration  # the calibration benchmark runs registry.through("export") too
     names = [s.name for s in registry.PIPELINE]
@@ -115,7 +119,27 @@ def test_stage_before_its_inputs_is_one_clear_error(tmp_path: Path):
     from conftest import write_params
 
     p = load_params(write_params(tmp_path / "params.yaml", tmp_path / "ws"))
-    with pytest.raises(MissingInput, match=r"stage baseline has not run here .* run `dvc repro`"):
+    with pytest.raises(MissingInput, match=r"stage dataset has not run here .* run `dvc repro`"):
         dvc.run_stage("quantize", p)
     with pytest.raises(EdgeslimError, match="no stage 'nope'; the stages are dataset, baseline"):
         dvc.run_stage("nope", p)
+
+
+def test_dvc_compresses_the_model_compress_source_names_and_trains_no_baseline(tmp_path: Path, tiny_checkpoint: Path):
+    """``compress.source`` as a DVC user sets it: a local .pt, then an ONNX export of it (torch stages skipped)."""
+    from conftest import write_params
+
+    from edgeslim.export.onnx_export import export_onnx
+
+    tiny = {"dataset": {"splits": {"train": 4, "val": 4, "calib_pool": 4}}}
+    p = load_params(write_params(tmp_path / "params.yaml", tmp_path / "ws", {**tiny, "compress": {"source": str(tiny_checkpoint)}}))
+    dvc.run_stage("dataset", p)
+    assert (dvc.run_stage("baseline", p).skipped or "").startswith("compress.source names the model to compress")
+    source = dvc.run_stage("source", p)
+    assert source.artifact("source") == tiny_checkpoint and source.details["source"]["imgsz"] == 128
+
+    onnx = export_onnx(tiny_checkpoint, 128, p.export.opset, tmp_path / "tiny.onnx")
+    p = load_params(write_params(tmp_path / "params.yaml", tmp_path / "ws", {**tiny, "compress": {"source": str(onnx)}}))
+    assert dvc.run_stage("source", p).details["source"]["format"] == "onnx"
+    for name in ("fuse", "prune", "finetune", "export"):
+        assert "the source is an ONNX model" in (dvc.run_stage(name, p).skipped or ""), name

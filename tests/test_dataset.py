@@ -1,8 +1,9 @@
 import json
 
 import numpy as np
-from conftest import REPO
+from conftest import REPO, ultralytics_style_data_yaml
 
+from edgeslim import workspace
 from edgeslim.config import load_params
 from edgeslim.data.synthetic import generate_dataset, render_image
 
@@ -62,3 +63,39 @@ def test_conditions_cover_the_extremes():
     dense = [m["n_objects"] for m in metas if m["density"] == "dense"]
     sparse = [m["n_objects"] for m in metas if m["density"] == "sparse"]
     assert np.mean(dense) > 3 * np.mean(sparse)
+
+
+def test_a_users_data_yaml_is_read_as_ultralytics_reads_it(tmp_path):
+    """``path:`` with relative splits, a split as a list of folders or a .txt list; no calib_pool → train."""
+    from ultralytics.data.dataset import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    p = load_params(REPO / "params.yaml", SMALL)
+    info = generate_dataset(p.dataset, tmp_path / "d", progress=False)
+    data_yaml = ultralytics_style_data_yaml(info.root, tmp_path / "user")
+    val = workspace.split_images(data_yaml, "val")
+    assert val == sorted((info.root / "images" / "val").glob("*.jpg"))
+    train = workspace.split_images(data_yaml, "train")
+    assert len(train) == 24 + 24 and workspace.split_images(data_yaml, "calib_pool") == train
+    data = check_det_dataset(str(data_yaml))  # ultralytics agrees on the images and finds their labels
+    seen = YOLODataset(img_path=data["val"], data=data, imgsz=64, augment=False)
+    assert sorted(seen.im_files) == [str(v) for v in val] and sum(len(lb["cls"]) for lb in seen.labels) > 0
+
+    user = workspace.resolve_dataset(load_params(REPO / "params.yaml", [f"dataset.data_yaml={data_yaml}"]).dataset, tmp_path / "x", False)
+    assert user.names == info.names
+    label = info.root / "labels" / "val" / val[0].with_suffix(".txt").name
+    label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")
+    assert workspace.user_dataset_sha256(data_yaml) != user.sha256, "a changed label is a new dataset version"
+
+
+def test_a_split_that_names_nothing_is_a_clear_error(tmp_path):
+    import pytest
+
+    from edgeslim.errors import DataError
+
+    (tmp_path / "data.yaml").write_text("train: missing/\nval: v.txt\nnames: [a]\n")
+    with pytest.raises(DataError, match=r"train entry 'missing/' \(.*missing\) does not exist"):
+        workspace.split_images(tmp_path / "data.yaml", "train")
+    (tmp_path / "v.txt").write_text("./images/gone.jpg\n")
+    with pytest.raises(DataError, match=r"1 image\(s\) of the val split do not exist"):
+        workspace.split_images(tmp_path / "data.yaml", "val")

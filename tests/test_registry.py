@@ -40,6 +40,9 @@ def test_parent_and_nested_runs_carry_params_metrics_timings_artifacts(champion,
     assert parent.data.params["gates.min_map_ratio"] == "0.95"
     assert len(parent.data.tags["prefect.flow_run_id"]) == 36
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"pareto.png", "report.json", "report.md"}
+    # MLflow 3's UI opens these as model training (runs table), not as a GenAI experiment.
+    assert client.get_experiment(parent.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert report["details"]["mlflow_run_url"].endswith(f"/runs/{parent.info.run_id}?workflowType=machine_learning")
 
     children = client.search_runs([parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     by_name = {c.info.run_name: c for c in children}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import mlflow
 import pytest
 import torch
 import yaml
-from conftest import NO_PRUNE, REPO, error_line, run_cli
+from conftest import NO_PRUNE, REPO, error_line, run_cli, ultralytics_style_data_yaml
 from mlflow import MlflowClient
 from test_e2e import registry_snapshot
 
@@ -94,26 +95,66 @@ def test_mlflow_pytorch_pickle_is_re_saved_as_an_ultralytics_checkpoint(tiny_che
     assert torch.equal(back(x)[0], model(x)[0])
 
 
-@pytest.mark.parametrize("kind", ["state_dict", "plain_module", "segment", "truncated"])
-def test_what_is_not_a_detection_checkpoint_is_named(kind: str, tiny_checkpoint: Path, tmp_path: Path):
+def _bad_model(kind: str, tiny_checkpoint: Path, folder: Path) -> tuple[Path, str]:
+    """A file that is not a compressible detector, and what the error must say about it."""
     from ultralytics.nn.tasks import SegmentationModel
 
-    path = tmp_path / f"{kind}.pt"
+    path = folder / f"{kind}.pt"
     ckpt, model = load_checkpoint(tiny_checkpoint)
     if kind == "state_dict":
         torch.save(model.state_dict(), path)
-        message = "holds a state dict"
-    elif kind == "plain_module":
+        return path, "holds a state dict"
+    if kind == "plain_module":
         torch.save({"model": torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3))}, path)
-        message = "holds a Sequential module, not an ultralytics detection model"
-    elif kind == "segment":
+        return path, "holds a Sequential module, not an ultralytics detection model"
+    if kind == "segment":
         torch.save({"model": SegmentationModel("yolov8n-seg.yaml", nc=5, verbose=False)}, path)
-        message = "is a segment model"
-    else:
+        return path, "is a segment model"
+    if kind == "truncated":
         path.write_bytes(tiny_checkpoint.read_bytes()[:2000])
-        message = "is corrupt or not a PyTorch file"
-    with pytest.raises(CheckpointError, match=message):
-        load_checkpoint(path)
+        return path, "is corrupt or not a PyTorch file"
+    if kind == "onnx_without_metadata":
+        path = path.with_suffix(".onnx")
+        import onnx
+        from onnx import TensorProto, helper
+
+        x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])
+        y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 3, 64, 64])
+        onnx.save(helper.make_model(helper.make_graph([helper.make_node("Identity", ["images"], ["output0"])], "g", [x], [y])), path)
+        return path, "records no stride or class names (ultralytics' export metadata)"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["state_dict", "plain_module", "segment", "truncated", "onnx_without_metadata", "stride"])
+def test_what_is_not_a_compressible_detector_is_one_line_and_changes_nothing(
+    kind: str, champion: str, params_file: Path, tiny_checkpoint: Path, tmp_path: Path
+):
+    if kind == "stride":  # a real detector, asked for a size its stride 32 does not divide
+        path, message, knobs = tiny_checkpoint, "image size 100 is not a multiple of the model's stride 32", ("-S", "compress.imgsz=100")
+    else:
+        (path, message), knobs = _bad_model(kind, tiny_checkpoint, tmp_path), ()
+    client = MlflowClient(champion, champion)
+    before = registry_snapshot(client)
+    result = run_cli("compress", "--model", str(path), "--params", str(params_file), *knobs, env_extra={"MLFLOW_TRACKING_URI": champion})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in error_line(result)
+    assert registry_snapshot(client) == before
+
+
+def test_an_ambiguous_run_folder_names_its_candidates_before_anything_downloads(champion: str, params_file: Path, tmp_path: Path):
+    client = MlflowClient(champion, champion)
+    run = client.create_run(client.get_experiment_by_name("Default").experiment_id)
+    for name in ("epoch3.pt", "epoch7.pt"):
+        (tmp_path / name).write_bytes(b"not read: the listing decides")
+        client.log_artifact(run.info.run_id, str(tmp_path / name), "ckpts")
+    before = registry_snapshot(client)
+    result = run_cli(
+        "compress", "--model", f"runs:/{run.info.run_id}/ckpts", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion}
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = error_line(result)
+    assert "holds several checkpoints and none is best.pt or last.pt: epoch3.pt, epoch7.pt" in line and "runs:/<run_id>/<path>" in line
+    assert registry_snapshot(client) == before
 
 
 def _yolo_env(tmp: Path, tracking_uri: str, experiment: str) -> dict[str, str]:
@@ -238,3 +279,46 @@ print(json.dumps({{"map50_95": float(metrics.box.map), "names": [names[i] for i 
         mlflow.artifacts.download_artifacts(f"models:/{version['model']}/{version['version']}/requirements.txt", tracking_uri=champion)
     )
     assert "edgeslim" not in requirements.read_text() and "ultralytics==" in requirements.read_text()
+
+
+@pytest.mark.slow
+def test_an_onnx_model_runs_only_the_onnx_steps_and_publishes(champion: str, published, params_file: Path):
+    """The demo's FP32 ONNX as a user's ONNX source: calibration, INT8, evaluation and the gates run;
+    the torch steps are skipped, each with its reason in the report."""
+    _, demo = published
+    fp32 = next(s for s in demo["stages"] if s["name"] == "onnx-fp32")
+    result = run_cli("compress", "--model", fp32["artifact"], "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
+    assert report["details"]["source"]["format"] == "onnx" and report["details"]["source"]["imgsz"] == demo["details"]["source"]["imgsz"]
+    skipped = report["details"]["skipped_steps"]
+    assert all("ONNX model" in skipped[name] for name in ("fuse", "prune", "finetune", "export")), skipped
+    assert [s["name"] for s in report["stages"]] == ["baseline", "onnx-int8"]
+    assert abs(report["stages"][0]["map50_95"] - fp32["map50_95"]) < 1e-6, "the source is scored as the demo scored it"
+    assert report["gates"]["map_ratio"]["passed"] and report["published"]["model"] == "pcb-detector-edge"
+    assert "**Skipped steps**" in result.stdout and "an ONNX model" in result.stdout
+
+
+@pytest.mark.slow
+def test_an_mlflow_pytorch_pickled_version_publishes(champion: str, params_file: Path, tmp_path: Path):
+    """A version logged the way an mlflow.pytorch user logs one (pickle), compressed at its training size..."""
+    import mlflow.pytorch
+
+    from edgeslim import workspace
+
+    p = load_params(params_file)
+    _, model = load_checkpoint(pull(reg.connect(champion), reg.ModelRef(p.model_name, "champion"), tmp_path).weights)
+    mlflow.set_experiment("pytorch-users")
+    with mlflow.start_run():
+        mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", registered_model_name="pcb-pytorch")
+    # ... on the user's own data.yaml: path:, a list of train folders, a .txt val list, no calib_pool
+    data_yaml = ultralytics_style_data_yaml(Path(shutil.copytree(workspace.dataset(p).root, tmp_path / "data")), tmp_path / "cfg")
+    result = run_cli(
+        "compress", "--model", "models:/pcb-pytorch/1", "--params", str(params_file), *NO_PRUNE, "-S", f"dataset.data_yaml={data_yaml}",
+        env_extra={"MLFLOW_TRACKING_URI": champion},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
+    assert report["details"]["calibration"]["pool_images"] == p.dataset.splits.train + p.dataset.splits.calib_pool  # from train
+    assert report["details"]["source"]["imgsz"] == p.baseline.imgsz and report["details"]["source"]["imgsz_from"] == "checkpoint"
+    assert report["gates"]["map_ratio"]["passed"] and report["published"]["model"] == "pcb-detector-edge"

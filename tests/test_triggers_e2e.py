@@ -1,5 +1,5 @@
-"""The promotion trigger end to end, nothing mocked: the session's real `mlflow server` (sqlite) with a
-registered webhook → the MLflow client sets `champion` → MLflow POSTs the signed delivery → `edgeslim
+"""The promotion trigger end to end, nothing mocked: a user's `best.pt` registered by `edgeslim register` on
+the session's real `mlflow server` (sqlite) with a registered webhook → the MLflow client sets `champion` → MLflow POSTs the signed delivery → `edgeslim
 webhook serve` verifies it and starts the `compress` deployment on a real `prefect server` → the
 `edgeslim serve` process runs the flow → `<model>-edge@candidate` is published. Then forged,
 stale and duplicate deliveries against the live receiver."""
@@ -21,7 +21,9 @@ import requests
 from conftest import REPO
 from mlflow import MlflowClient
 
+from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.server import free_port
+from edgeslim.registry.sources import pull
 from edgeslim.triggers.signature import DELIVERY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 MODEL = "pcb-hook"  # a copy of the session champion, so this test's promotions touch no other test's model
@@ -100,7 +102,14 @@ def test_alias_set_in_mlflow_starts_the_compress_deployment_which_publishes(
     champion: str, params_file: Path, processes: Processes, tmp_path: Path
 ):
     client = MlflowClient(champion, champion)
-    client.copy_model_version("models:/pcb-detector@champion", MODEL)
+    # A user's best.pt made a registered version by `edgeslim register` (no alias yet: the promotion comes below).
+    best = pull(reg.connect(champion), reg.ModelRef("pcb-detector", "champion"), tmp_path / "user").weights
+    registered = subprocess.run(
+        [sys.executable, "-m", "edgeslim.cli", "register", str(best), "--name", MODEL, "--params", str(params_file)],
+        cwd=REPO, env={**os.environ, "MLFLOW_TRACKING_URI": champion}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert registered.returncode == 0 and f"registered {MODEL} version 1" in registered.stdout, registered.stderr[-2000:]
+    assert client.get_registered_model(MODEL).aliases == {}
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     prefect_env = {

@@ -37,7 +37,7 @@ class CalibrationSet:
 
 
 def build_calibration_set(
-    pool: Path, fp32: Path, imgsz: int, class_names: tuple[str, ...], cp: CalibrationParams, out_dir: Path, threads: int
+    pool: Path | list[Path], fp32: Path, imgsz: int, class_names: tuple[str, ...], cp: CalibrationParams, out_dir: Path, threads: int
 ) -> CalibrationSet:
     """Measure ``pool`` with the FP32 ONNX model and select the calibration set into ``out_dir``."""
     probe = ModelProbe(fp32, cp.pred_conf, cp.pred_iou, threads)

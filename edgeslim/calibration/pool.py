@@ -1,12 +1,13 @@
 """Measure a calibration pool: statistics and a backbone embedding for every readable image.
 
-Any image folder works: labels are used when the pool has ultralytics-format labels, the model's
+Any image folder (or list of images) works: labels are used when the pool has ultralytics-format labels, the model's
 own detections otherwise. Unreadable files are skipped and listed (one corrupt upload should not
 stop a release); a pool with nothing readable is a DataError.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +31,12 @@ class PoolMeasure:
     skipped: list[str] = field(default_factory=list)  # unreadable files
 
 
-def measure_pool(pool: Path, probe: ModelProbe, imgsz: int, nc: int) -> PoolMeasure:
-    candidates = list_images(pool)  # DataError when the folder is missing or holds no images
+def measure_pool(pool: Path | list[Path], probe: ModelProbe, imgsz: int, nc: int) -> PoolMeasure:
+    """Measure an image folder, or the images a data.yaml split lists (``folder`` is then their common one)."""
+    candidates = list_images(pool) if isinstance(pool, Path) else pool  # DataError when the folder is missing or holds no images
+    if not candidates:
+        raise DataError("calibration pool holds no images")
+    folder = Path(pool) if isinstance(pool, Path) else Path(os.path.commonpath(candidates))
     labelled = has_labels(candidates)
     images, stats, embeddings, skipped = [], [], [], []
     for path in tqdm(candidates, desc="calibration pool", unit="img"):
@@ -45,5 +50,5 @@ def measure_pool(pool: Path, probe: ModelProbe, imgsz: int, nc: int) -> PoolMeas
         stats.append(image_stats(image, objects, imgsz, nc))
         embeddings.append(seen.embedding)
     if not images:
-        raise DataError(f"calibration pool {pool}: none of its {len(candidates)} image files can be read")
-    return PoolMeasure(Path(pool), images, stats, np.stack(embeddings), "labels" if labelled else "predictions", skipped)
+        raise DataError(f"calibration pool {folder}: none of its {len(candidates)} image files can be read")
+    return PoolMeasure(folder, images, stats, np.stack(embeddings), "labels" if labelled else "predictions", skipped)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from ultralytics.data.utils import img2label_paths
 
 import edgeslim.ultra  # noqa: F401  (offline ultralytics settings before its import)
+from edgeslim.data.images import label_file
 
 # Statistics that get strata, in report order; ``classes`` is stratified per class instead.
 STAT_NAMES = ("brightness", "contrast", "sharpness", "objects", "object_size")
@@ -52,11 +52,6 @@ def photometric(image_bgr: np.ndarray, imgsz: int) -> tuple[float, float, float]
     size = (max(1, round(image_bgr.shape[1] * scale)), max(1, round(image_bgr.shape[0] * scale)))
     gray = cv2.cvtColor(cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY).astype(np.float64)
     return float(gray.mean()), float(gray.std()), float(cv2.Laplacian(gray, cv2.CV_64F).var())
-
-
-def label_file(image: Path) -> Path:
-    """ultralytics' convention: ``.../images/<split>/x.jpg`` → ``.../labels/<split>/x.txt``."""
-    return Path(img2label_paths([image])[0])
 
 
 def has_labels(images: list[Path]) -> bool:

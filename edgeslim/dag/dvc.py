@@ -2,10 +2,11 @@
 generated from the same declarations (``edgeslim dvc-yaml --write``; a test keeps them equal).
 
 Each stage reads the ``outcome.json`` of the steps it needs from their stage folders under
-``<workspace>/dvc/``, runs the step's body directly (no Prefect, no MLflow), and writes its own
-outcome there plus its flat figures to ``<workspace>/dvc/metrics/<stage>.json``. The DVC pipeline's
-source model is the ``baseline`` stage (trained: a DVC pipeline reproduces from a fresh clone with
-nothing but params.yaml). A failed gate fails its stage (exit 3), except the final ``gates``
+``<workspace>/dvc/``, runs the step's body directly (no Prefect; MLflow only to fetch a registered
+``compress.source``), and writes its own outcome there plus its flat figures to
+``<workspace>/dvc/metrics/<stage>.json``. The ``source`` stage provides the model: the
+``baseline`` stage's (trained: a DVC pipeline reproduces from a fresh clone with nothing but
+params.yaml), or the user's ``compress.source``. A failed gate fails its stage (exit 3), except the final ``gates``
 verdict, which is recorded: ``dvc exp run`` sweeps compare settings, failing ones included, and
 publishing (where that gate decides) is the flow's business.
 """
@@ -23,7 +24,7 @@ from edgeslim import workspace
 from edgeslim.config import Params
 from edgeslim.dag.layout import PARETO_PNG, PLOTS_DIR, STAGES_JSON, Layout
 from edgeslim.dag.outcome import Outcome
-from edgeslim.dag.registry import BASELINE, COMPRESS, PIPELINE
+from edgeslim.dag.registry import COMPRESS, PIPELINE
 from edgeslim.dag.run import MissingInput, failed_gates, run_step
 from edgeslim.dag.source import bind_source
 from edgeslim.dag.step import SOURCE, Step
@@ -44,21 +45,14 @@ HEADER = """\
 """
 
 
-def _stage_of(need: str) -> str:
-    """The DVC stage whose folder holds ``need``'s outcome (the source role is the baseline stage)."""
-    return BASELINE.name if need == SOURCE else need
-
-
 def layout(p: Params) -> Layout:
     return Layout(workspace.root(p) / DVC_DIR)
 
 
 def _load(lay: Layout, need: str) -> Outcome:
-    path = lay.outcome(_stage_of(need))
+    path = lay.outcome(need)
     if not path.is_file():
-        raise MissingInput(
-            f"stage {_stage_of(need)} has not run here ({path} is missing): run `dvc repro` (or `edgeslim stage {_stage_of(need)}`) first"
-        )
+        raise MissingInput(f"stage {need} has not run here ({path} is missing): run `dvc repro` (or `edgeslim stage {need}`) first")
     return Outcome.from_json(path.read_text(), lay.root)
 
 
@@ -67,9 +61,11 @@ def run_stage(name: str, p: Params) -> Outcome:
     if name not in STAGES:
         raise EdgeslimError(f"no stage {name!r}; the stages are {', '.join(STAGES)}")
     step, lay = STAGES[name], layout(p)
-    if step in COMPRESS:
-        p, _ = bind_source(p, _load(lay, SOURCE).artifact(SOURCE))
-    outcome = run_step(step, p, lay, {need: _load(lay, need) for need in step.needs})
+    outcomes = {need: _load(lay, need) for need in step.needs}
+    if step in COMPRESS:  # the source's own facts bound, and its outcome seen (an ONNX source skips the torch steps)
+        outcomes[SOURCE] = _load(lay, SOURCE)
+        p, _ = bind_source(p, outcomes[SOURCE].artifact(SOURCE))
+    outcome = run_step(step, p, lay, outcomes)
     lay.dir(name)  # a stage's outs folder exists even when its step did nothing
     lay.outcome(name).write_text(outcome.to_json(lay.root))
     figures = (
@@ -101,7 +97,7 @@ def dvc_yaml(p: Params) -> str:
         entry: dict[str, Any] = {
             "desc": step.summary,
             "cmd": f"python -m edgeslim.cli stage {step.name}",
-            "deps": [str(base / _stage_of(n)) for n in step.needs] + code_deps(step),
+            "deps": [str(base / n) for n in step.needs] + code_deps(step),
             "params": list(step.reads),
             "outs": [str(base / step.name)],
             "metrics": [{str(base / "metrics" / f"{step.name}.json"): {"cache": False}}],

@@ -4,7 +4,7 @@ Runners compose the same declarations: the Prefect flow runs ``DATASET``, pulls 
 the registry, then ``COMPRESS`` (and publishes); ``edgeslim stage NAME`` runs one of ``DATASET``,
 ``BASELINE`` and ``COMPRESS`` per DVC stage (dvc.yaml is generated from them); the benchmark runs
 ``DATASET`` and ``COMPRESS`` on a checkpoint file. ``SOURCE`` is the role of whichever step
-provides the model: ``pull``, ``baseline`` or a file.
+provides the model: ``pull`` (flow), the ``source`` stage (DVC) or a file (benchmark).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from edgeslim.dag.steps.fuse import fuse
 from edgeslim.dag.steps.gates import gates
 from edgeslim.dag.steps.prune import prune, skip_unless_enabled
 from edgeslim.dag.steps.quantize import quantize
+from edgeslim.dag.steps.source import skip_when_source_named, source
 from edgeslim.dag.steps.tensorrt import tensorrt
 
 # fmt: off
@@ -37,36 +38,40 @@ _SCORING = ("edgeslim/evaluate", "edgeslim/prune/structured.py", "edgeslim/model
 
 DATASET = Step("dataset", dataset, reads=("dataset",), needs=(), code=("edgeslim/data", "edgeslim/workspace.py"),
                summary="the embedded synthetic set, or the user's data.yaml")
-BASELINE = Step("baseline", baseline, reads=("baseline", "evaluate.conf", "evaluate.iou"), needs=("dataset",),
-                code=("edgeslim/baseline", "edgeslim/models"), summary="train the tiny detector from its ultralytics yaml (DVC's source)")
+BASELINE = Step("baseline", baseline, reads=("baseline", "evaluate.conf", "evaluate.iou", "compress.source"), needs=("dataset",),
+                code=("edgeslim/baseline", "edgeslim/models"), skip=skip_when_source_named,
+                summary="train the tiny detector from its ultralytics yaml (DVC's source unless compress.source names one)")
+SOURCE_STAGE = Step(SOURCE, source, reads=("compress", "mlflow.source_alias", "mlflow.tracking_uri"), needs=("baseline",),
+                    code=("edgeslim/registry", "edgeslim/models", "edgeslim/workspace.py"),
+                    summary="the model to compress: the baseline stage's, or compress.source (a .pt, an .onnx, runs:/..., NAME@ALIAS)")
 COMPRESS: tuple[Step, ...] = (
     Step("fuse", fuse, reads=("fuse", "compress.imgsz"), needs=("dataset", SOURCE),
          code=("edgeslim/reparam", "edgeslim/models", "edgeslim/data/images.py", "edgeslim/gates.py", "edgeslim/workspace.py"),
-         summary="strip the PGI branch, fold Conv+BN/RepConv; gate: equivalence"),
+         summary="strip the PGI branch, fold Conv+BN/RepConv; gate: equivalence", torch=True),
     Step("prune", prune, reads=(*_PRUNING, *_ROUND_FINETUNE, *_TRAINER, *_EQUIVALENCE_IMAGES), needs=("dataset", "fuse"),
          code=("edgeslim/prune", "edgeslim/models", "edgeslim/plots.py"), skip=skip_unless_enabled,
-         summary="split-free rewrite, structured pruning to the MACs target"),
+         summary="split-free rewrite, structured pruning to the MACs target", torch=True),
     Step("finetune", finetune, reads=("prune.enabled", "prune.finetune", "fuse", *_TRAINER), needs=("dataset", "prune"),
          code=("edgeslim/prune/finetune.py", "edgeslim/baseline/train.py", "edgeslim/reparam", "edgeslim/models"), skip=skip_unless_enabled,
-         summary="finetune the pruned graph, fuse it again; gate: equivalence_pruned"),
+         summary="finetune the pruned graph, fuse it again; gate: equivalence_pruned", torch=True),
     Step("export", export, reads=("export", "fuse", "evaluate.threads", "compress.imgsz"), needs=("dataset", "fuse", "finetune"),
          code=("edgeslim/export", "edgeslim/reparam/equivalence.py", "edgeslim/models", "edgeslim/gates.py"),
-         summary="ONNX FP32; gate: onnx_equivalence"),
-    Step("calibrate", calibrate, reads=("calibration", "evaluate.threads", "compress.imgsz"), needs=("dataset", "export"),
+         summary="ONNX FP32; gate: onnx_equivalence", torch=True),
+    Step("calibrate", calibrate, reads=("calibration", "evaluate.threads", "compress.imgsz"), needs=("dataset", SOURCE, "export"),
          code=("edgeslim/calibration", "edgeslim/workspace.py"), summary="curated calibration set: manifest and coverage plot"),
     Step("evaluate", evaluate, reads=_VALIDATOR, needs=("dataset", SOURCE, "fuse", "prune", "finetune", "export"), code=_SCORING,
-         summary="mAP, size, latency, MACs of the torch stages and the FP32 ONNX"),
-    Step("quantize", quantize, reads=("quantize", "gates.min_map_ratio", *_VALIDATOR), needs=("dataset", "export", "calibrate", "evaluate"),
+         summary="mAP, size, latency, MACs of the source, the torch stages and the FP32 ONNX"),
+    Step("quantize", quantize, reads=("quantize", "gates.min_map_ratio", *_VALIDATOR), needs=("dataset", SOURCE, "export", "calibrate", "evaluate"),
          code=("edgeslim/quantize", *_SCORING), summary="ONNX Runtime INT8, accuracy-aware fallback aimed at the gate"),
     Step("evaluate-int8", evaluate_int8, reads=_VALIDATOR, needs=("dataset", "export", "quantize"), code=_SCORING,
          summary="mAP, size, latency of the INT8 ONNX"),
-    Step("tensorrt", tensorrt, reads=("quantize", *_VALIDATOR), needs=("dataset", "export", "calibrate", "quantize"),
+    Step("tensorrt", tensorrt, reads=("quantize", *_VALIDATOR), needs=("dataset", SOURCE, "export", "calibrate", "quantize"),
          code=("edgeslim/quantize", *_SCORING), summary="TensorRT engine from explicit Q/DQ where a GPU and TensorRT exist"),
     Step("gates", gates, reads=("gates",), needs=("evaluate", "evaluate-int8", "tensorrt"), code=("edgeslim/gates.py", "edgeslim/plots.py"),
          summary="mAP of every stage against the source; gate: map_ratio"),
 )
 # fmt: on
-PIPELINE: tuple[Step, ...] = (DATASET, BASELINE, *COMPRESS)  # the DVC stages, in order
+PIPELINE: tuple[Step, ...] = (DATASET, BASELINE, SOURCE_STAGE, *COMPRESS)  # the DVC stages, in order
 
 
 def through(name: str) -> tuple[Step, ...]:

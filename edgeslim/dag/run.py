@@ -13,7 +13,7 @@ from edgeslim.config import Params
 from edgeslim.dag.layout import Layout
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.scoped import scope
-from edgeslim.dag.step import Step, StepInput
+from edgeslim.dag.step import Step, StepInput, onnx_source_skip
 from edgeslim.errors import EdgeslimError
 
 Call = Callable[[Step, StepInput, Params], Outcome]  # how a runner executes one body (directly, as a Prefect task)
@@ -28,9 +28,11 @@ def direct(step: Step, inp: StepInput, p: Params) -> Outcome:
 
 
 def run_step(step: Step, p: Params, layout: Layout, outcomes: Mapping[str, Outcome], call: Call = direct) -> Outcome:
-    """One step with exactly its declared params and needs; its wall time (runner overhead included)."""
+    """One step with exactly its declared params and needs; its wall time (runner overhead included).
+
+    ``outcomes`` may hold more than the needs: the source's tells whether a PyTorch step can run."""
     scoped = scope(p, step.reads, step.name)
-    reason = step.skip(scoped) if step.skip else None
+    reason = onnx_source_skip(step.torch, outcomes) or (step.skip(scoped) if step.skip else None)
     if reason:
         return Outcome(step.name, skipped=reason)
     missing = [n for n in step.needs if n not in outcomes]

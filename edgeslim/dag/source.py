@@ -3,7 +3,8 @@
 ``compress.imgsz: null`` means "the size the model was trained at": a user's detector trained at
 640, 320 or 224 px is compressed, calibrated and scored at that size, not at the embedded baseline's.
 Every runner binds it the same way, once the source checkpoint is known, so each step reads one
-definite ``compress.imgsz``.
+definite ``compress.imgsz``. An ONNX source gives its size by its fixed input shape or ultralytics'
+export metadata.
 """
 
 from __future__ import annotations
@@ -12,25 +13,57 @@ from pathlib import Path
 from typing import Any
 
 from edgeslim.config import Params
+from edgeslim.dag.outcome import Outcome
+from edgeslim.dag.step import FP32, SOURCE
 from edgeslim.errors import CheckpointError
-from edgeslim.models.checkpoint import load_checkpoint, training_imgsz
+from edgeslim.fleet.onnx_info import describe
+from edgeslim.models.checkpoint import class_names, load_checkpoint, training_imgsz
+from edgeslim.models.onnx_model import is_onnx, onnx_facts
+
+Facts = dict[str, Any]
 
 
-def bind_source(p: Params, weights: Path) -> tuple[Params, dict[str, Any]]:
-    """``p`` with ``compress.imgsz`` set for the checkpoint ``weights``, and the facts behind it.
+def bind_source(p: Params, weights: Path) -> tuple[Params, Facts]:
+    """``p`` with ``compress.imgsz`` set for the source model ``weights``, and the facts behind it."""
+    facts = source_facts(weights, p.compress.imgsz)
+    return p.model_copy(update={"compress": p.compress.model_copy(update={"imgsz": facts["imgsz"]})}), facts
 
-    The params' value wins when set; either way it must be a multiple of the model's largest stride.
+
+def source_facts(weights: Path, requested: int | None) -> Facts:
+    """The image size to compress the source model ``weights`` (a checkpoint or an ONNX file) at, and why.
+
+    ``requested`` (``compress.imgsz``) wins when set; either way it must be a multiple of the model's
+    largest stride (and equal to an ONNX model's fixed input size).
     """
-    ckpt, model = load_checkpoint(weights)
-    stride = int(max(model.stride))
-    trained = training_imgsz(ckpt, model)
-    imgsz, origin = (p.compress.imgsz, "params") if p.compress.imgsz else (trained, "checkpoint")
+    stride, trained, names = _onnx_source(weights, requested) if is_onnx(weights) else _torch_source(weights)
+    imgsz, origin = (requested, "params") if requested else (trained, "checkpoint")
     if imgsz is None:
         raise CheckpointError(f"checkpoint {weights} records no training image size: set compress.imgsz")
     if imgsz % stride:
         raise CheckpointError(f"image size {imgsz} is not a multiple of the model's stride {stride}: set compress.imgsz to one")
-    bound = p.model_copy(update={"compress": p.compress.model_copy(update={"imgsz": imgsz})})
-    return bound, {"imgsz": imgsz, "imgsz_from": origin, "trained_imgsz": trained, "stride": stride}
+    facts = {"format": "onnx" if is_onnx(weights) else "pt", "imgsz": imgsz, "imgsz_from": origin, "trained_imgsz": trained}
+    return {**facts, "stride": stride, "names": list(names)}
+
+
+def _torch_source(weights: Path) -> tuple[int, int | None, list[str]]:
+    ckpt, model = load_checkpoint(weights)
+    return int(max(model.stride)), training_imgsz(ckpt, model), class_names(model)
+
+
+def _onnx_source(weights: Path, requested: int | None) -> tuple[int, int | None, list[str]]:
+    facts = onnx_facts(weights)
+    if describe(weights)[0] == "onnx-int8":
+        raise CheckpointError(f"ONNX model {weights} is already quantized (INT8): bring its FP32 model, or the .pt it came from")
+    if facts.stride is None or facts.names is None:
+        raise CheckpointError(
+            f"ONNX model {weights} records no stride or class names (ultralytics' export metadata): "
+            f"export it with `yolo export model=best.pt format=onnx`"
+        )
+    if requested and facts.input_size and requested != facts.input_size:
+        raise CheckpointError(
+            f"ONNX model {weights} takes {facts.input_size} px images (a fixed input): compress.imgsz {requested} cannot apply"
+        )
+    return facts.stride, facts.input_size or facts.imgsz, list(facts.names)
 
 
 def image_size(p: Params) -> int:
@@ -38,3 +71,10 @@ def image_size(p: Params) -> int:
     if p.compress.imgsz is None:
         raise RuntimeError("compress.imgsz is unbound: the runner binds the source (bind_source) before the compress steps")
     return p.compress.imgsz
+
+
+def source_outcome(weights: Path, facts: Facts, seconds: float = 0.0, step: str = "pull") -> Outcome:
+    """The outcome of the step in the source role: the model file, and for an ONNX source also the
+    FP32 ONNX that calibration, INT8 and evaluation take (no export runs for it)."""
+    artifacts = {SOURCE: weights, **({FP32: weights} if is_onnx(weights) else {})}
+    return Outcome(step, artifacts=artifacts, details={"source": facts}, seconds=seconds)

@@ -11,6 +11,7 @@ from edgeslim.dag.layout import Layout
 from edgeslim.dag.outcome import Outcome
 
 SOURCE = "source"  # the role of the step that provides the model: pull (flow), baseline (DVC), a file (benchmark)
+FP32 = "fp32"  # the FP32 ONNX the ONNX steps take: export's, or an ONNX source itself
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,14 @@ class StepInput:
         return self.layout.dir(self.step)
 
 
+def onnx_source_skip(torch: bool, outcomes: Mapping[str, Outcome]) -> str | None:
+    """Why a step on the PyTorch graph (``torch``) does not run: the source is an ONNX model."""
+    source = outcomes.get(SOURCE)
+    if torch and source is not None and source.skipped is None and FP32 in source.artifacts:
+        return "the source is an ONNX model: it has no PyTorch graph to work on"
+    return None
+
+
 Body = Callable[[StepInput, Params], Outcome]
 Skip = Callable[[Params], str | None]  # why the step does not run with these params, or None
 
@@ -49,6 +58,7 @@ class Step:
     ``reads``: the params keys the body may read (the only ones it is handed). ``needs``: earlier
     steps whose outcomes it reads, in order (DVC deps). ``code``: library paths the body calls
     besides its own module (DVC code deps). ``skip``: when the params switch the step off.
+    ``torch``: the step works on the source's PyTorch graph, so an ONNX source skips it.
     """
 
     name: str
@@ -58,6 +68,7 @@ class Step:
     code: tuple[str, ...]
     skip: Skip | None = None
     summary: str = ""
+    torch: bool = False
 
     @property
     def module(self) -> str:

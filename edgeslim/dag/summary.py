@@ -22,6 +22,9 @@ def build_report(model: str, version: str, outcomes: Mapping[str, Outcome]) -> R
     ratios: dict[str, float | None] = next((o.details["map_ratios"] for o in ran if "map_ratios" in o.details), {})
     stages = [replace(s, map_ratio=ratios.get(s.name)) for o in ran for s in o.stages]
     details: dict[str, Any] = {k: v for o in ran for k, v in o.details.items() if k != "map_ratios"}
+    skipped = {o.step: o.skipped for o in outcomes.values() if o.skipped}
+    if skipped:
+        details["skipped_steps"] = skipped
     return Report(
         model=model,
         source_version=version,

@@ -13,6 +13,7 @@ from typing import cast
 import cv2
 import numpy as np
 from ultralytics.data.augment import LetterBox
+from ultralytics.data.utils import img2label_paths
 
 import edgeslim.ultra  # noqa: F401
 from edgeslim.errors import DataError
@@ -29,6 +30,11 @@ def list_images(folder: Path) -> list[Path]:
     if not images:
         raise DataError(f"image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return images
+
+
+def label_file(image: Path) -> Path:
+    """ultralytics' convention: ``.../images/<split>/x.jpg`` → ``.../labels/<split>/x.txt``."""
+    return Path(img2label_paths([image])[0])
 
 
 def preprocess(path: Path, imgsz: int) -> np.ndarray:

@@ -16,10 +16,13 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from edgeslim.errors import CheckpointError
 from edgeslim.lineage import tags
 from edgeslim.models.checkpoint import class_names, load_checkpoint
+from edgeslim.models.onnx_model import is_onnx
 from edgeslim.registry.mlflow_registry import log_weights_model, register
 from edgeslim.registry.sources import Source, fetch
+from edgeslim.registry.tracking import experiment_id
 
 
 def register_source(
@@ -27,9 +30,11 @@ def register_source(
 ) -> ModelVersion:
     """Validate ``source`` as a detection checkpoint, log it as a model, register it, move ``alias`` last."""
     pulled = fetch(client, source, dest)
+    if is_onnx(pulled.weights):
+        raise CheckpointError(f"{source.text} is an ONNX model; register takes a .pt checkpoint (compress the ONNX file directly)")
     _, model = load_checkpoint(pulled.weights)  # a detection model, or one clear error
     lineage = tags(registered_from=source.text, training_run_id=pulled.run_id, classes=",".join(class_names(model)))
-    mlflow.set_experiment(experiment)
+    mlflow.set_experiment(experiment_id=experiment_id(client, experiment))
     with mlflow.start_run(run_name=f"register {source.text}"):
         mlflow.set_tags(lineage)
         model_uri = log_weights_model(pulled.weights, example_image=example_image)

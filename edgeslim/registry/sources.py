@@ -8,7 +8,7 @@ others keep a ``best.pt`` on disk. A source reference names one of them:
 
 - ``NAME``, ``NAME@ALIAS``, ``NAME:VERSION``, ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``: a registered version;
 - ``runs:/<run_id>/<path>``: a run artifact, a file (``weights/best.pt``) or a folder (``weights``);
-- a local ``.pt`` file.
+- a local ``.pt`` file, or a local ``.onnx`` file (then only the ONNX steps run).
 
 Whatever it is, :func:`fetch` returns a local ultralytics checkpoint or fails with one line that
 says what was found and how to log the model instead.
@@ -28,14 +28,16 @@ from mlflow.exceptions import MlflowException
 from edgeslim.digest import file_sha256
 from edgeslim.errors import CheckpointError, RegistryError
 from edgeslim.models.checkpoint import save_checkpoint
+from edgeslim.models.onnx_model import ONNX_SUFFIX
 from edgeslim.registry.mlflow_registry import ModelRef, PulledModel, resolve
 
 _RUNS = re.compile(r"^runs:/(?P<run>[0-9a-f]{32})/(?P<path>[^\s]+)$")
 _MODELS = re.compile(r"^models:/(?P<name>[^/@\s]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))$")
 PREFERRED = ("best.pt", "last.pt")  # ultralytics' own names, in the order a user means them
+SUFFIXES = (".pt", ONNX_SUFFIX)  # model files, in the order a folder's are preferred (a checkpoint runs every step)
 PICKLED = Path("data") / "model.pth"  # mlflow.pytorch, serialization_format="pickle"
 EXPORTED = Path("data") / "model.pt2"  # mlflow.pytorch, serialization_format="pt2" (the default off Databricks)
-FORMS = "NAME, NAME@ALIAS or NAME:VERSION, models:/NAME@ALIAS, models:/NAME/VERSION, runs:/<run_id>/<path>, or a local .pt file"
+FORMS = "NAME, NAME@ALIAS or NAME:VERSION, models:/NAME@ALIAS, models:/NAME/VERSION, runs:/<run_id>/<path>, or a local .pt or .onnx file"
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def parse_source(text: str, default_alias: str) -> Source:
         if not model:
             raise RegistryError(f"model reference {text!r} is not models:/NAME@ALIAS or models:/NAME/VERSION")
         return Source(text, registered=ModelRef(model["name"], model["alias"], model["version"]))
-    if text.endswith(".pt") or Path(text).is_file():
+    if text.endswith(SUFFIXES) or Path(text).is_file():
         path = Path(text).expanduser().resolve()
         if not path.is_file():
             raise CheckpointError(f"checkpoint {path} does not exist")
@@ -99,11 +101,25 @@ def check_source(client: MlflowClient, source: Source) -> None:
         try:
             client.get_run(source.run_id)
             parent, _, leaf = source.artifact_path.rpartition("/")
-            listed = {Path(a.path).name for a in client.list_artifacts(source.run_id, parent or None)}
+            listed = {Path(a.path).name: a.is_dir for a in client.list_artifacts(source.run_id, parent or None)}
+            if listed.get(leaf):  # a folder: the checkpoint it would resolve to, decided before anything downloads
+                files = _artifact_files(client, source.run_id, source.artifact_path)
         except MlflowException as exc:
             raise RegistryError(f"{missing}: {exc.message.splitlines()[0]}") from None
         if leaf not in listed:
             raise RegistryError(f"{missing} (its {parent or 'root'} folder holds {sorted(listed)})")
+        if listed[leaf] and "MLmodel" not in {Path(f).name for f in files}:
+            choose_model_file(files, f"run {source.run_id} folder {source.artifact_path!r}")
+
+
+def _artifact_files(client: MlflowClient, run_id: str, folder: str) -> list[str]:
+    """Every file under a run's artifact ``folder``, relative to it."""
+    files: list[str] = []
+    todo = [folder]
+    while todo:
+        for a in client.list_artifacts(run_id, todo.pop()):
+            (todo if a.is_dir else files).append(a.path)
+    return [str(Path(f).relative_to(folder)) for f in files]
 
 
 def pull(client: MlflowClient, ref: ModelRef, dest: Path) -> PulledModel:
@@ -138,19 +154,24 @@ def checkpoint_in(local: Path, label: str, dest: Path) -> Path:
             f"run `edgeslim register runs:/<run_id>/<path> --name NAME`"
         )
     folder = local / "artifacts" if (local / "MLmodel").is_file() and (local / "artifacts").is_dir() else local
-    candidates = sorted(p for p in folder.rglob("*.pt") if p.is_file())
-    for name in PREFERRED:
-        preferred = [p for p in candidates if p.name == name]
-        if len(preferred) == 1:
-            return preferred[0]
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise CheckpointError(f"{label} holds no .pt checkpoint (found: {sorted(p.name for p in folder.rglob('*') if p.is_file())[:10]})")
-    listed = ", ".join(str(p.relative_to(folder)) for p in candidates)
-    raise CheckpointError(
-        f"{label} holds several checkpoints and none is best.pt or last.pt: {listed}; name one with runs:/<run_id>/<path>"
-    )
+    return folder / choose_model_file([str(p.relative_to(folder)) for p in sorted(folder.rglob("*")) if p.is_file()], label)
+
+
+def choose_model_file(files: list[str], label: str) -> str:
+    """The model file a folder means (paths relative to it): its one ``.pt`` checkpoint, ``best.pt`` before
+    ``last.pt`` among several, else its one ``.onnx``; any other ambiguity names the candidates."""
+    for suffix in SUFFIXES:
+        candidates = sorted(f for f in files if f.endswith(suffix))
+        for name in PREFERRED:
+            named = [f for f in candidates if Path(f).name == name]
+            if len(named) == 1:
+                return named[0]
+        if len(candidates) == 1:
+            return candidates[0]
+        if candidates:
+            kind = "checkpoints and none is best.pt or last.pt" if suffix == ".pt" else "ONNX models"
+            raise CheckpointError(f"{label} holds several {kind}: {', '.join(candidates)}; name one with runs:/<run_id>/<path>")
+    raise CheckpointError(f"{label} holds no .pt or .onnx model (found: {sorted(files)[:10]})")
 
 
 def _from_pickled_module(path: Path, label: str, dest: Path) -> Path:

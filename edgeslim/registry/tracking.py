@@ -14,6 +14,12 @@ from mlflow.entities import Metric, Param, RunTag
 
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_CHARS = 6000
+# MLflow 3's UI opens an experiment on its GenAI overview unless told it holds model training: the
+# 3.17 UI reads the workflow type from the page URL (then from the browser's last choice), older
+# and hosted UIs from the experiment's kind tag. edgeslim sets both.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+CUSTOM_MODEL_DEVELOPMENT = "custom_model_development"
+ML_WORKFLOW = "workflowType=machine_learning"
 
 
 @dataclass
@@ -27,13 +33,23 @@ class StepRecord:
     duration_s: float | None = None
 
 
+def ui_url(tracking_uri: str, route: str) -> str:
+    """A page of the MLflow UI, opened on the model-training side (runs table, not GenAI traces)."""
+    return f"{tracking_uri.rstrip('/')}/#/{route.strip('/')}?{ML_WORKFLOW}"
+
+
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return ui_url(tracking_uri, f"experiments/{experiment_id}/runs/{run_id}")
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
+    """The experiment ``name`` (created if new), marked as model development for MLflow's UI."""
     exp = client.get_experiment_by_name(name)
-    return exp.experiment_id if exp else client.create_experiment(name)
+    if exp is None:
+        return client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: CUSTOM_MODEL_DEVELOPMENT})
+    if EXPERIMENT_KIND_TAG not in exp.tags:
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, CUSTOM_MODEL_DEVELOPMENT)
+    return exp.experiment_id
 
 
 def log_batch(

@@ -1,5 +1,5 @@
 """Step ``calibrate``: curate the INT8 calibration set from the ``calib_pool`` split (manifest +
-coverage plot), measured with the FP32 ONNX model."""
+coverage plot), measured with the FP32 ONNX model (export's, or an ONNX source)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from edgeslim.calibration.curate import build_calibration_set
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, numeric
 from edgeslim.dag.source import image_size
-from edgeslim.dag.step import StepInput
+from edgeslim.dag.step import FP32, StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 
 
 def calibrate(inp: StepInput, p: Params) -> Outcome:
     data = dataset_info(inp.outcome("dataset"))
-    pool = workspace.split_dir(data, "calib_pool")
-    fp32 = inp.outcome("export").artifact("fp32")
+    pool = workspace.split_images(data.data_yaml, "calib_pool")
+    fp32 = inp.latest(FP32)
     cs = build_calibration_set(pool, fp32, image_size(p), data.names, p.calibration, inp.layout.calibration_dir(), p.evaluate.threads)
     r = cs.report
     print(
-        f"calibration set ({r['method']}): {r['images']} of {r['pool_images']} images from {pool}, objects from {r['objects_from']}; "
+        f"calibration set ({r['method']}): {r['images']} of {r['pool_images']} pool images, objects from {r['objects_from']}; "
         f"strata covered {r['selected_strata_covered']}/{r['strata_total']} (random sample: {r['random_strata_covered']}), "
         f"manifest {cs.manifest}"
     )

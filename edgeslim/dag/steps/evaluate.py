@@ -14,9 +14,10 @@ from edgeslim import workspace
 from edgeslim.config import EvaluateParams, Params
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.source import image_size
-from edgeslim.dag.step import SOURCE, StepInput
+from edgeslim.dag.step import FP32, SOURCE, StepInput
 from edgeslim.dag.steps.dataset import dataset_info
-from edgeslim.data.images import list_images, preprocess
+from edgeslim.dag.steps.export import exported_from
+from edgeslim.data.images import preprocess
 from edgeslim.data.synthetic import DatasetInfo
 from edgeslim.evaluate.accuracy import evaluate_map
 from edgeslim.evaluate.latency import latency_ms
@@ -41,7 +42,7 @@ class Scorer:
 
     def __init__(self, data: DatasetInfo, imgsz: int, ev: EvaluateParams, work_dir: Path) -> None:
         self.data, self.imgsz, self.ev, self.work_dir = data, imgsz, ev, work_dir
-        self.sample = preprocess(list_images(workspace.split_dir(data, "val"))[0], imgsz)
+        self.sample = preprocess(workspace.split_images(data.data_yaml, "val")[0], imgsz)
 
     def map50_95(self, artifact: Path) -> float:
         return evaluate_map(artifact, self.data.data_yaml, self.imgsz, self.ev, self.work_dir).map50_95
@@ -78,26 +79,29 @@ def stage_metrics(stages: tuple[StageResult, ...]) -> dict[str, float]:
 
 
 def evaluate(inp: StepInput, p: Params) -> Outcome:
-    score = scorer(inp, p)
-    export = inp.outcome("export")
-    rows = [(BASELINE, inp.outcome(SOURCE).artifact(SOURCE), None), (FUSED, inp.outcome("fuse").artifact("model"), "equivalence")]
-    if inp.outcome("finetune").skipped is None:
+    """The source, then each stage that ran (an ONNX source has no torch stages and no export)."""
+    ran = {name: inp.outcome(name).skipped is None for name in ("fuse", "finetune", "export")}
+    rows: list[tuple[str, Path, str | None]] = [(BASELINE, inp.outcome(SOURCE).artifact(SOURCE), None)]
+    if ran["fuse"]:
+        rows.append((FUSED, inp.outcome("fuse").artifact("model"), "equivalence"))
+    if ran["finetune"]:
         rows += [
             (PRUNED, inp.outcome("prune").artifact("pruned"), None),
             (FINETUNED, inp.outcome("finetune").artifact("model"), "equivalence_pruned"),
         ]
-    rows.append((ONNX_FP32, export.artifact("fp32"), None))
-    stages = tuple(score.stage(name, path, gate, export.artifact("torch")) for name, path, gate in rows)
+    if ran["export"]:
+        rows.append((ONNX_FP32, inp.outcome("export").artifact(FP32), None))
+    score, torch_source = scorer(inp, p), exported_from(inp)
+    stages = tuple(score.stage(name, path, gate, torch_source) for name, path, gate in rows)
     return Outcome(inp.step, metrics=stage_metrics(stages), stages=stages)
 
 
 def evaluate_int8(inp: StepInput, p: Params) -> Outcome:
-    stages = (
-        scorer(inp, p).stage(ONNX_INT8, inp.outcome("quantize").artifact("int8"), "map_ratio", inp.outcome("export").artifact("torch")),
-    )
+    stages = (scorer(inp, p).stage(ONNX_INT8, inp.outcome("quantize").artifact("int8"), "map_ratio", exported_from(inp)),)
     return Outcome(inp.step, metrics=stage_metrics(stages), stages=stages)
 
 
-def stage_map(outcome: Outcome, name: str) -> float:
-    """mAP50-95 of the stage ``name`` an evaluate outcome scored (0 when it has none)."""
-    return next((s.map50_95 or 0.0 for s in outcome.stages if s.name == name), 0.0)
+def stage_map(outcome: Outcome, *names: str) -> float:
+    """mAP50-95 of the first of the stages ``names`` an evaluate outcome scored (0 when it has none)."""
+    by_name = {s.name: s.map50_95 or 0.0 for s in outcome.stages}
+    return next((by_name[n] for n in names if n in by_name), 0.0)

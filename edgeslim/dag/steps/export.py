@@ -3,15 +3,19 @@ FP32, gated on ONNX Runtime computing what the torch model computes (``onnx_equi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, numeric
 from edgeslim.dag.source import image_size
-from edgeslim.dag.step import StepInput
+from edgeslim.dag.step import FP32, StepInput
 from edgeslim.dag.steps.fuse import val_images
 from edgeslim.export.onnx_export import export_onnx
 from edgeslim.gates import onnx_equivalence_gate
 from edgeslim.models.checkpoint import load_checkpoint
 from edgeslim.reparam.equivalence import compare_onnx
+
+TORCH = "torch"  # the checkpoint the FP32 ONNX was exported from (MACs are counted on it)
 
 
 def export(inp: StepInput, p: Params) -> Outcome:
@@ -23,8 +27,14 @@ def export(inp: StepInput, p: Params) -> Outcome:
     section = eq.as_dict()
     return Outcome(
         inp.step,
-        artifacts={"fp32": fp32, "torch": torch_model},
+        artifacts={FP32: fp32, TORCH: torch_model},
         metrics=numeric(section),
         details={"onnx_equivalence": section},
         gates=(onnx_equivalence_gate(eq, p.fuse),),
     )
+
+
+def exported_from(inp: StepInput) -> Path | None:
+    """The checkpoint export made the FP32 ONNX from; None for an ONNX source (export did not run)."""
+    export = inp.outcome("export")
+    return export.artifact(TORCH) if export.skipped is None else None

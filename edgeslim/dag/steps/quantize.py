@@ -6,7 +6,7 @@ from __future__ import annotations
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, numeric
 from edgeslim.dag.source import image_size
-from edgeslim.dag.step import StepInput
+from edgeslim.dag.step import FP32, StepInput
 from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.evaluate import BASELINE, ONNX_FP32, scorer, stage_map
 from edgeslim.quantize.fallback import quantize_with_fallback
@@ -14,14 +14,14 @@ from edgeslim.quantize.ort_int8 import OrtQuantizer
 
 
 def quantize(inp: StepInput, p: Params) -> Outcome:
-    fp32 = inp.outcome("export").artifact("fp32")
+    fp32 = inp.latest(FP32)
     images = calibration_images(inp.outcome("calibrate").artifact("manifest"))
     scored = inp.outcome("evaluate")
     target = p.gates.min_map_ratio * stage_map(scored, BASELINE)
     out = inp.layout.int8()
     quantizer = OrtQuantizer(fp32, images, image_size(p), p.quantize, inp.layout.quantize_work())
     report = quantize_with_fallback(
-        quantizer, out, fp32.stat().st_size, p.quantize.fallback, scorer(inp, p).map50_95, target, stage_map(scored, ONNX_FP32)
+        quantizer, out, fp32.stat().st_size, p.quantize.fallback, scorer(inp, p).map50_95, target, stage_map(scored, ONNX_FP32, BASELINE)
     )
     for i, s in enumerate(report.steps):
         print(

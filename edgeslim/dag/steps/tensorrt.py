@@ -6,9 +6,10 @@ from __future__ import annotations
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.source import image_size
-from edgeslim.dag.step import StepInput
+from edgeslim.dag.step import FP32, StepInput
 from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.evaluate import TENSORRT, scorer, stage_metrics
+from edgeslim.dag.steps.export import exported_from
 from edgeslim.quantize.ort_int8 import OrtQuantizer
 from edgeslim.quantize.tensorrt import TENSORRT_QDQ_OPTIONS, build_engine, tensorrt_params, unavailable
 
@@ -21,15 +22,13 @@ def tensorrt(inp: StepInput, p: Params) -> Outcome:
     layout, qp = inp.layout, p.quantize
     images = calibration_images(inp.outcome("calibrate").artifact("manifest"))
     float_nodes = inp.outcome("quantize").details["quantization"]["float_nodes"]
-    quantizer = OrtQuantizer(
-        inp.outcome("export").artifact("fp32"), images, image_size(p), qp, layout.quantize_work()
-    )  # the INT8 step's ranges
+    quantizer = OrtQuantizer(inp.latest(FP32), images, image_size(p), qp, layout.quantize_work())  # the INT8 step's ranges
     qdq = quantizer.quantize(layout.tensorrt_qdq(), float_nodes, qp=tensorrt_params(qp), extra_options=TENSORRT_QDQ_OPTIONS)
     engine = build_engine(qdq.path, layout.engine(), qp.tensorrt)
     print(f"TensorRT engine {engine.path}: {engine.detail}")
     if engine.path is None:
         return Outcome(inp.step, details={"tensorrt": engine.as_dict()})
-    stages = (scorer(inp, p).stage(TENSORRT, engine.path, None, inp.outcome("export").artifact("torch")),)
+    stages = (scorer(inp, p).stage(TENSORRT, engine.path, None, exported_from(inp)),)
     return Outcome(
         inp.step, artifacts={"engine": engine.path}, metrics=stage_metrics(stages), details={"tensorrt": engine.as_dict()}, stages=stages
     )

@@ -1,0 +1,41 @@
+"""Step ``source`` (DVC): the model the DVC pipeline compresses.
+
+``compress.source: null`` is the ``baseline`` stage's model (a fresh clone reproduces with nothing
+but params.yaml); any source reference the flow takes (a local ``.pt`` or ``.onnx``, ``runs:/...``,
+``NAME@ALIAS``) names the user's own, fetched into the stage folder, and the baseline stage then
+trains nothing. The flow's ``pull`` plays this role for the Prefect runs.
+"""
+
+from __future__ import annotations
+
+from edgeslim import workspace
+from edgeslim.config import Params
+from edgeslim.dag.outcome import Outcome
+from edgeslim.dag.source import source_facts, source_outcome
+from edgeslim.dag.step import SOURCE, StepInput
+from edgeslim.errors import RegistryError
+from edgeslim.registry import mlflow_registry as reg
+from edgeslim.registry.sources import fetch, parse_source
+
+
+def skip_when_source_named(p: Params) -> str | None:
+    """The baseline stage trains only when the DVC pipeline compresses it."""
+    return f"compress.source names the model to compress ({p.compress.source}): nothing to train" if p.compress.source else None
+
+
+def source(inp: StepInput, p: Params) -> Outcome:
+    if p.compress.source is None:
+        weights, reference = inp.outcome("baseline").artifact(SOURCE), "the baseline stage"
+    else:
+        ref = parse_source(p.compress.source, p.mlflow.source_alias)
+        if ref.file is not None:
+            weights = ref.file
+        else:
+            uri = workspace.tracking_uri(p)
+            if not uri:
+                raise RegistryError(f"compress.source {ref.text} is in MLflow: set MLFLOW_TRACKING_URI or mlflow.tracking_uri")
+            weights = fetch(reg.connect(uri), ref, inp.dir()).weights
+        reference = ref.text
+    facts = source_facts(weights, p.compress.imgsz)
+    print(f"source: {reference} ({facts['format']}), compressed at {facts['imgsz']} px (from the {facts['imgsz_from']})")
+    return source_outcome(weights, {"reference": reference, **facts}, step=inp.step)
