@@ -420,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run one pipeline stage for `dvc repro` (dvc.yaml); outputs under <workspace>/dvc/, figures in <workspace>/dvc/metrics/",
     )
     stage.add_argument(
-        "stage", metavar="NAME", help="a stage of dvc.yaml: a step of edgeslim/dag/registry.py (dataset, baseline, fuse, ...)"
+        "stage", metavar="NAME", help="a stage of dvc.yaml: a step of edgeslim/dag/registry.py (dataset, baseline, source, fuse, ...)"
     )
     dvc = add("dvc-yaml", cmd_dvc_yaml, "print dvc.yaml as the step registry declares it (stages, deps, params, outs)")
     how = dvc.add_mutually_exclusive_group()

@@ -1,7 +1,8 @@
 """Shared fixtures: tiny params, a real `mlflow server` on a free loopback port, a trained tiny baseline.
 
-Nothing here is mocked: the server is MLflow's own process with a sqlite store, flows run on
-Prefect's ephemeral server, and the baseline is really trained (tiny settings so CI stays fast).
+Nothing here is mocked: the server is MLflow's own process with a sqlite store, flows run on one
+real `prefect server` for the session (the demo run on Prefect's ephemeral server, the default a user
+gets), and the baseline is really trained (tiny settings so CI stays fast).
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from fleet_support import broker, keys, s3  # noqa: F401 (fixtures every test module may use)
 
@@ -35,6 +38,7 @@ TINY = {
 
 
 NO_PRUNE = ("-S", "prune.enabled=false")
+PREFECT_START_S = 180
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -95,9 +99,47 @@ def ultralytics_style_data_yaml(root: Path, folder: Path) -> Path:
     return folder / "data.yaml"
 
 
-def run_cli(*args: str, env_extra: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run the real ``edgeslim`` console script in a subprocess (its own Prefect ephemeral server)."""
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory):
+    """One real `prefect server` the session's CLI runs report to (PREFECT_API_URL): without it each
+    run starts and migrates an ephemeral server of its own, about 11 s apiece on 2 cores."""
+    from edgeslim.registry.server import free_port
+
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect")), "PREFECT_UI_ENABLED": "false"}
+    log = tmp_path_factory.mktemp("prefect-log") / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-services"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + PREFECT_START_S
+    while not _healthy(f"{api}/health"):
+        if server.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"prefect server did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    os.environ["PREFECT_API_URL"] = api
+    yield api
+    os.environ.pop("PREFECT_API_URL", None)
+    os.killpg(server.pid, signal.SIGTERM)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def run_cli(
+    *args: str, env_extra: dict[str, str] | None = None, timeout: float = 900, ephemeral: bool = False
+) -> subprocess.CompletedProcess:
+    """Run the real ``edgeslim`` console script in a subprocess, reporting to the session's Prefect server
+    once ``prefect_api`` is up (``ephemeral``: on a Prefect ephemeral server of its own, a user's default)."""
     env = {**os.environ, **(env_extra or {})}
+    if ephemeral:
+        env.pop("PREFECT_API_URL", None)
     return subprocess.run([sys.executable, "-m", "edgeslim.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -112,7 +154,7 @@ def error_line(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="session")
-def champion(mlflow_server: str, params_file: Path) -> str:
+def champion(mlflow_server: str, params_file: Path, prefect_api: str) -> str:  # its runs report to prefect_api
     """Train and register the tiny baseline once per session via the real CLI; returns the server URL."""
     result = run_cli("baseline", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": mlflow_server})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -127,7 +169,9 @@ def published(champion: str, params_file: Path) -> tuple[subprocess.CompletedPro
     taking the model (the other flow runs skip pruning or paging to keep CI short)."""
     import json
 
-    result = run_cli("demo", "--params", str(params_file), "-S", "fleet.demo.enabled=true", env_extra={"MLFLOW_TRACKING_URI": champion})
+    result = run_cli(
+        "demo", "--params", str(params_file), "-S", "fleet.demo.enabled=true", env_extra={"MLFLOW_TRACKING_URI": champion}, ephemeral=True
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
     return result, report

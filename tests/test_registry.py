@@ -82,34 +82,14 @@ def test_edge_version_lineage_signature_and_input_example(champion, published):
     assert info.saved_input_example_info is not None
 
 
-def test_rerun_reports_existing_version_and_force_publishes_again(champion, published, params_file):
-    _, report = published
-    client = MlflowClient(champion, champion)
-    before = _edge_versions(client)
-    again = run_cli("compress", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "already published" in again.stderr
-    reused = json.loads(Path(again.stdout.strip().splitlines()[-1]).read_text())
-    # The newest version with the same publish key (another test may have force-published one since).
-    keys = {
-        v: client.get_model_version(EDGE, v).tags[PUBLISH_KEY_TAG] for v in (reused["published"]["version"], report["published"]["version"])
-    }
-    assert reused["published"]["reused"] and len(set(keys.values())) == 1
-    assert _edge_versions(client) == before
-
-    forced = run_cli("compress", "--force", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
-    assert forced.returncode == 0, forced.stderr[-3000:]
-    after = _edge_versions(client)
-    assert after == before + [max(before) + 1]
-    assert client.get_model_version_by_alias(EDGE, "candidate").version == str(max(after))
-
-
-def test_concurrent_identical_runs_publish_once(champion, published, params_file):
-    """Two flow runs for one model at once: both compute, the lock serializes publishing, one version results."""
+def test_concurrent_identical_runs_publish_once_a_rerun_reuses_it_and_force_publishes_again(champion, published, params_file):
+    """Two flow runs for one model at once: both compute, the lock serializes publishing, one version
+    results. The same run again reports that version and recomputes nothing; ``--force`` publishes anew."""
     client = MlflowClient(champion, champion)
     before = _edge_versions(client)
     env = {"MLFLOW_TRACKING_URI": champion}
-    cmd = [sys.executable, "-m", "edgeslim.cli", "compress", "--params", str(params_file), "-S", "calibration.seed=7", *NO_PRUNE]
+    knobs = ("--params", str(params_file), "-S", "calibration.seed=7", *NO_PRUNE)
+    cmd = [sys.executable, "-m", "edgeslim.cli", "compress", *knobs]
     procs = [
         subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -123,6 +103,20 @@ def test_concurrent_identical_runs_publish_once(champion, published, params_file
     assert client.get_model_version_by_alias(EDGE, "candidate").version == str(max(after))
     with pytest.raises(mlflow.exceptions.MlflowException):
         client.get_registered_model(f"{EDGE}{LOCK_SUFFIX}")
+
+    again = run_cli("compress", *knobs, env_extra=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already published" in again.stderr
+    reused = json.loads(Path(again.stdout.strip().splitlines()[-1]).read_text())
+    assert reused["published"]["reused"] and reused["published"]["version"] == str(max(after))
+    assert _edge_versions(client) == after
+
+    forced = run_cli("compress", "--force", *knobs, env_extra=env)
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert _edge_versions(client) == after + [max(after) + 1]
+    assert client.get_model_version_by_alias(EDGE, "candidate").version == str(max(after) + 1)
+    keys = {client.get_model_version(EDGE, str(v)).tags[PUBLISH_KEY_TAG] for v in (max(after), max(after) + 1)}
+    assert len(keys) == 1, "forced: the same source, params and data, published again"
 
 
 def test_publish_lock_excludes_then_breaks_when_stale(mlflow_server):
