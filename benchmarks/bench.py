@@ -31,6 +31,7 @@ from benchmarks.tables import markdown
 from edgeslim import workspace
 from edgeslim.cli import _tracking_uri
 from edgeslim.config import load_params
+from edgeslim.data.splits import split_images
 from edgeslim.registry.server import stop_server
 
 VERSIONED_PACKAGES = ("torch", "onnxruntime", "onnx", "onnxslim", "ultralytics", "ultralytics-thop", "prefect", "mlflow")
@@ -276,7 +277,7 @@ def run_benchmark(s: Settings) -> dict:
     calib_yaml = exports.calibration_data_yaml(data, work / "calibration-data.yaml")
     built = [(subj, build_artifacts(subj, p, data.data_yaml, calib_yaml, work / subj.key)) for subj in subjects]
 
-    val = workspace.split_images(data.data_yaml, "val")
+    val = split_images(data.data_yaml, "val")
     results, measured, gpu_inputs = [], [], []
     for subj, artifacts in built:
         inputs = save_inputs(val, subj.imgsz, s.batch, work / subj.key / "inputs.npy")

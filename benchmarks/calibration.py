@@ -17,6 +17,7 @@ from pathlib import Path
 
 from benchmarks.paths import portable_path, repo_relative
 from edgeslim.config import DEFAULT_PARAMS, load_params
+from edgeslim.data.splits import split_images
 from edgeslim.errors import EdgeslimError
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> dict:
     from edgeslim.dag.registry import DATASET, through
     from edgeslim.dag.run import run_steps
     from edgeslim.dag.source import bind_source
-    from edgeslim.dag.step import SOURCE
+    from edgeslim.dag.step import FP32, SOURCE
     from edgeslim.evaluate.accuracy import evaluate_map
     from edgeslim.quantize.ort_int8 import quantize_int8
 
@@ -59,14 +60,14 @@ def run(args: argparse.Namespace) -> dict:
     p, _ = bind_source(p, weights)
     imgsz = p.compress.imgsz
     source = {SOURCE: Outcome(SOURCE, artifacts={SOURCE: weights})}
-    fp32 = run_steps((DATASET, *through("export")), p, Layout(work, datasets=workspace.datasets_dir(p)), source)["export"].artifact("fp32")
+    fp32 = run_steps((DATASET, *through("export")), p, Layout(work, datasets=workspace.datasets_dir(p)), source)["export"].artifact(FP32)
 
     def score(artifact: Path) -> float:
         return evaluate_map(artifact, data.data_yaml, imgsz, p.evaluate, work / "val").map50_95
 
     baseline, fp32_map = score(weights), score(fp32)
     pool = measure_pool(
-        workspace.split_images(data.data_yaml, "calib_pool"),
+        split_images(data.data_yaml, "calib_pool"),
         ModelProbe(fp32, p.calibration.pred_conf, p.calibration.pred_iou, p.evaluate.threads),
         imgsz,
         len(data.names),

@@ -19,10 +19,10 @@ from pathlib import Path
 import yaml
 
 from edgeslim.config import Params
+from edgeslim.data.splits import split_images
 from edgeslim.data.synthetic import DatasetInfo
 from edgeslim.quantize.ort_int8 import quantize_int8
 from edgeslim.ultra import YOLO
-from edgeslim.workspace import split_images
 
 CALIB_SPLIT = "calib_pool"
 

@@ -31,6 +31,7 @@ from edgeslim.cli import _run_flow
 from edgeslim.config import Params
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.server import LocalServer, start_server
+from edgeslim.registry.tracking import experiment_id
 from flows.compress import compress_flow
 
 T = TypeVar("T")
@@ -117,7 +118,7 @@ def scratch_registry(p: Params, source: Subject, root: Path) -> tuple[LocalServe
     """Start a throwaway local server under ``root`` holding ``source`` as NAME@<source alias>."""
     server = start_server(root, p.mlflow.host, FREE_PORT, p.mlflow.startup_timeout_s, detach=True)
     client = reg.connect(server.url)
-    mlflow.set_experiment(p.mlflow.experiment)
+    mlflow.set_experiment(experiment_id=experiment_id(client, p.mlflow.experiment))
     with mlflow.start_run(run_name="benchmark: copy of the source model"):
         model_uri = reg.log_weights_model(source.weights)
     name = source.origin["name"]

@@ -15,11 +15,12 @@ from pathlib import Path
 from edgeslim import workspace
 from edgeslim.config import Params
 from edgeslim.dag.layout import Layout
-from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.registry import COMPRESS, DATASET
 from edgeslim.dag.run import run_steps
-from edgeslim.dag.step import SOURCE
+from edgeslim.dag.source import source_outcome
+from edgeslim.dag.step import FP32, SOURCE
 from edgeslim.dag.steps.calibrate import calibration_images
+from edgeslim.dag.steps.export import TORCH
 from edgeslim.export.onnx_export import export_onnx
 from edgeslim.report import StageResult
 
@@ -49,7 +50,7 @@ def run_library_steps(p: Params, weights: Path, imgsz: int, out_dir: Path, train
     """DATASET + COMPRESS on ``weights`` (the source role), plus the unpruned FP32 export."""
     p = subject_params(p, imgsz, trained)
     layout = Layout(out_dir, datasets=workspace.datasets_dir(p))  # the workspace's dataset, as the flow uses it
-    outcomes = run_steps((DATASET,), p, layout, {SOURCE: Outcome(SOURCE, artifacts={SOURCE: weights})})
+    outcomes = run_steps((DATASET,), p, layout, {SOURCE: source_outcome(weights, {"reference": weights.name}, step=SOURCE)})
     outcomes = run_steps(COMPRESS, p, layout, outcomes)
     fused = outcomes["fuse"].artifact("model")
     fp32_unpruned = export_onnx(fused, imgsz, p.export.opset, out_dir / "unpruned" / "model-fp32-unpruned.onnx")  # not a flow step
@@ -57,8 +58,8 @@ def run_library_steps(p: Params, weights: Path, imgsz: int, out_dir: Path, train
     return LibraryRun(
         fused=fused,
         fp32_unpruned=fp32_unpruned,
-        shipped=outcomes["export"].artifact("torch"),
-        fp32=outcomes["export"].artifact("fp32"),
+        shipped=outcomes["export"].artifact(TORCH),
+        fp32=outcomes["export"].artifact(FP32),
         int8=outcomes["quantize"].artifact("int8"),
         calib_images=calibration_images(outcomes["calibrate"].artifact("manifest")),
         pruned=outcomes["prune"].skipped is None,

@@ -41,6 +41,7 @@ from benchmarks.probe import latencies_ms
 from edgeslim import workspace
 from edgeslim.config import Params, load_params
 from edgeslim.data.images import preprocess_batch
+from edgeslim.data.splits import split_images
 from edgeslim.models.arch import write_arch_yaml
 from edgeslim.models.dual import build_detection_model
 from edgeslim.reparam.equivalence import compare_models
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.imgsz = args.imgsz or p.baseline.imgsz
     torch.set_num_threads(p.evaluate.threads)
     data = workspace.dataset(p)
-    images = preprocess_batch(workspace.split_images(data.data_yaml, "val")[: p.fuse.equivalence_images], args.imgsz)
+    images = preprocess_batch(split_images(data.data_yaml, "val")[: p.fuse.equivalence_images], args.imgsz)
     work = workspace.root(p) / "bench" / args.name
     work.mkdir(parents=True, exist_ok=True)
     nc = len(data.names)

@@ -134,13 +134,14 @@ def cmd_demo(args: argparse.Namespace, p: Params) -> int:
 
 def cmd_register(args: argparse.Namespace, p: Params) -> int:
     from edgeslim import workspace
+    from edgeslim.data.splits import split_images
     from edgeslim.registry import mlflow_registry as reg
     from edgeslim.registry.register_source import register_source
     from edgeslim.registry.sources import parse_source
 
     client = reg.connect(_tracking_uri(p))
     source = parse_source(args.source, p.mlflow.source_alias)
-    example = workspace.split_images(workspace.dataset(p).data_yaml, "val")[0]
+    example = split_images(workspace.dataset(p).data_yaml, "val")[0]
     dest = workspace.new_run_dir(p, "register")
     mv = register_source(client, source, args.name, args.alias, p.mlflow.experiment, dest, example)
     print(f"registered {mv.name} version {mv.version}" + (f" @ {args.alias}" if args.alias else "") + f" from {args.source}")

@@ -116,7 +116,7 @@ def _source_lines(details: dict) -> list[str]:
     s = details.get("source")
     if not s:
         return []
-    why = "its training size" if s["imgsz_from"] == "checkpoint" else "compress.imgsz"
+    why = "compress.imgsz" if s["imgsz_from"] == "params" else ("its input size" if s.get("format") == "onnx" else "its training size")
     kind = "an ONNX model" if s.get("format") == "onnx" else "a PyTorch checkpoint"
     return [f"Source `{s['reference']}` ({kind}), compressed at {s['imgsz']} px ({why}; stride {s['stride']}).", ""]
 

@@ -7,7 +7,6 @@ folder named by the hash of its params so a changed knob never reuses stale imag
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
@@ -17,11 +16,9 @@ from pathlib import Path
 import yaml
 
 from edgeslim.config import DatasetParams, Params, section_digest
-from edgeslim.data.images import IMAGE_SUFFIXES, label_file
-from edgeslim.data.synthetic import SPLITS, DatasetInfo, generate_dataset
+from edgeslim.data.splits import user_dataset_sha256
+from edgeslim.data.synthetic import DatasetInfo, generate_dataset
 from edgeslim.errors import DataError
-
-CALIB_FALLBACK_SPLIT = "train"
 
 
 def root(p: Params) -> Path:
@@ -89,18 +86,6 @@ def resolve_dataset(dp: DatasetParams, folder: Path, copy_user: bool, progress: 
     return DatasetInfo(data_yaml.parent, data_yaml, user_dataset_sha256(data_yaml), class_names(data_yaml))
 
 
-def user_dataset_sha256(data_yaml: Path) -> str:
-    """Content hash of a user's data.yaml and of every image and label file its splits name, wherever they
-    live (a ``.txt`` split may list images outside the yaml's folder), independent of their paths."""
-    digest = hashlib.sha256(data_yaml.read_bytes())
-    for split in SPLITS:
-        for image in split_images(data_yaml, split):
-            label = label_file(image)
-            digest.update(hashlib.sha256(image.read_bytes()).digest())
-            digest.update(hashlib.sha256(label.read_bytes()).digest() if label.is_file() else b"no label")
-    return digest.hexdigest()
-
-
 def class_names(data_yaml: Path) -> tuple[str, ...]:
     """The ``names`` of a data.yaml, as a list or an index → name mapping."""
     cfg = yaml.safe_load(data_yaml.read_text()) or {}
@@ -109,43 +94,3 @@ def class_names(data_yaml: Path) -> tuple[str, ...]:
     if not names:
         raise DataError(f"{data_yaml} has no 'names' list of classes")
     return names
-
-
-def split_images(data_yaml: Path, split: str) -> list[Path]:
-    """The images of ``split`` as ultralytics reads a data.yaml, sorted (``calib_pool`` falls back to ``train``).
-
-    A split is a folder (searched recursively), a ``.txt`` list of image paths (``./`` lines are
-    relative to the list, others as written), or a list of those, each relative to ``path``: the
-    dataset root, itself relative to the working directory (ultralytics' rule) or else to the
-    data.yaml; no ``path`` means the data.yaml's folder. Labels sit where ultralytics looks for
-    them (``images`` → ``labels``).
-    """
-    cfg = yaml.safe_load(data_yaml.read_text()) or {}
-    entries = cfg.get(split) or (cfg.get(CALIB_FALLBACK_SPLIT) if split == "calib_pool" else None)
-    if not entries:
-        raise DataError(f"{data_yaml} names no '{split}' split")
-    base = _dataset_root(data_yaml, cfg.get("path"))
-    images: list[Path] = []
-    for entry in entries if isinstance(entries, list) else [entries]:
-        where = (base / str(entry)).resolve()
-        if where.is_dir():
-            images += [q for q in where.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES]
-        elif where.is_file():
-            lines = [line.strip() for line in where.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
-            images += [where.parent / line[2:] if line.startswith("./") else Path(line) for line in lines]
-        else:
-            raise DataError(f"{data_yaml}: {split} entry {entry!r} ({where}) does not exist")
-    images = sorted({q.resolve() for q in images if q.suffix.lower() in IMAGE_SUFFIXES})
-    if not images:
-        raise DataError(f"{data_yaml}: the {split} split holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    missing = [q for q in images if not q.is_file()]
-    if missing:
-        raise DataError(f"{data_yaml}: {len(missing)} image(s) of the {split} split do not exist, e.g. {missing[0]}")
-    return images
-
-
-def _dataset_root(data_yaml: Path, path: str | None) -> Path:
-    if not path:
-        return data_yaml.parent
-    root = Path(path).expanduser()
-    return root if root.is_absolute() or root.exists() else data_yaml.parent / root

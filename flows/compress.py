@@ -71,7 +71,8 @@ def compress_flow(
     """Compress ``model`` and publish it if every gate passes.
 
     ``model``: NAME, NAME@ALIAS, NAME:VERSION, models:/NAME@ALIAS, models:/NAME/VERSION,
-    runs:/<run_id>/<path> (e.g. ultralytics' ``weights/best.pt``) or a local .pt file.
+    runs:/<run_id>/<path> (e.g. ultralytics' ``weights/best.pt``), a local .pt file, or a local .onnx
+    (then only the ONNX steps run).
 
     Idempotent: when the same source version was already compressed and published with the same
     params and data, the existing edge version is reported and nothing is recomputed (``force``

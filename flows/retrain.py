@@ -18,6 +18,7 @@ from edgeslim.dag.layout import Layout
 from edgeslim.dag.registry import DATASET
 from edgeslim.dag.run import run_steps
 from edgeslim.dag.steps.dataset import dataset_info
+from edgeslim.errors import CheckpointError
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.triggers.start import StartFailed, start_compress
 from tasks.pull import pull_task
@@ -35,7 +36,9 @@ def retrain_flow(tracking_uri: str, params_file: str = "params.yaml", overrides:
     run_dir = workspace.new_run_dir(p, "retrain")
     data = dataset_info(run_steps((DATASET,), p, Layout(run_dir, datasets=workspace.datasets_dir(p)), call=as_task)[DATASET.name])
     alias = p.mlflow.source_alias
-    champion, _, _ = pull_task(client, f"{p.model_name}@{alias}", p, data.names, run_dir / "champion")
+    champion, _, facts = pull_task(client, f"{p.model_name}@{alias}", p, data.names, run_dir / "champion")
+    if facts["format"] != "pt":
+        raise CheckpointError(f"{p.model_name}@{alias} is an ONNX model: retraining needs its PyTorch checkpoint")
     if champion.tags.get(DATASET_TAG) == data.sha256:
         print(f"{p.model_name}@{alias} (version {champion.version}) already learned dataset {data.sha256[:12]}; nothing to retrain")
         return {"model": p.model_name, "champion": champion.version, "skipped": True, "promoted": False}

@@ -5,8 +5,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from edgeslim.config import Params
-from edgeslim.dag.source import Facts, bind_source
-from edgeslim.errors import CheckpointError
+from edgeslim.dag.source import Facts, bind_source, check_classes
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.sources import fetch, parse_source
 from tasks.step import step
@@ -21,13 +20,9 @@ def pull_task(
     dataset's classes."""
     pulled = fetch(client, parse_source(model, p.mlflow.source_alias), dest)
     bound, facts = bind_source(p, pulled.weights)
-    if tuple(facts["names"]) != tuple(expected_names):
-        raise CheckpointError(
-            f"{pulled.name} version {pulled.version} predicts {len(facts['names'])} classes {facts['names']}, "
-            f"but the dataset has {len(expected_names)} {list(expected_names)}"
-        )
+    check_classes(facts, expected_names, f"{pulled.name} version {pulled.version}")
     print(
         f"pulled {pulled.name} version {pulled.version} ({facts['format']}, {pulled.weights.stat().st_size / 1024:.0f} KiB), "
-        f"compressed at {facts['imgsz']} px (from the {facts['imgsz_from']})"
+        f"compressed at {facts['imgsz']} px (from {'compress.imgsz' if facts['imgsz_from'] == 'params' else 'the model'})"
     )
     return pulled, bound, facts

@@ -119,9 +119,13 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
         if server.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"prefect server did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
+    before = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = api
     yield api
-    os.environ.pop("PREFECT_API_URL", None)
+    if before is None:
+        os.environ.pop("PREFECT_API_URL", None)
+    else:
+        os.environ["PREFECT_API_URL"] = before
     os.killpg(server.pid, signal.SIGTERM)
 
 

@@ -5,6 +5,7 @@ from conftest import REPO, ultralytics_style_data_yaml
 
 from edgeslim import workspace
 from edgeslim.config import load_params
+from edgeslim.data.splits import split_images, user_dataset_sha256
 from edgeslim.data.synthetic import generate_dataset, render_image
 
 SMALL = ["dataset.splits={train: 24, val: 12, calib_pool: 24}", "dataset.image_size=160", "dataset.object_size=[16,48]"]
@@ -73,10 +74,10 @@ def test_a_users_data_yaml_is_read_as_ultralytics_reads_it(tmp_path):
     p = load_params(REPO / "params.yaml", SMALL)
     info = generate_dataset(p.dataset, tmp_path / "d", progress=False)
     data_yaml = ultralytics_style_data_yaml(info.root, tmp_path / "user")
-    val = workspace.split_images(data_yaml, "val")
+    val = split_images(data_yaml, "val")
     assert val == sorted((info.root / "images" / "val").glob("*.jpg"))
-    train = workspace.split_images(data_yaml, "train")
-    assert len(train) == 24 + 24 and workspace.split_images(data_yaml, "calib_pool") == train
+    train = split_images(data_yaml, "train")
+    assert len(train) == 24 + 24 and split_images(data_yaml, "calib_pool") == train
     data = check_det_dataset(str(data_yaml))  # ultralytics agrees on the images and finds their labels
     seen = YOLODataset(img_path=data["val"], data=data, imgsz=64, augment=False)
     assert sorted(seen.im_files) == [str(v) for v in val] and sum(len(lb["cls"]) for lb in seen.labels) > 0
@@ -85,7 +86,7 @@ def test_a_users_data_yaml_is_read_as_ultralytics_reads_it(tmp_path):
     assert user.names == info.names
     label = info.root / "labels" / "val" / val[0].with_suffix(".txt").name
     label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")
-    assert workspace.user_dataset_sha256(data_yaml) != user.sha256, "a changed label is a new dataset version"
+    assert user_dataset_sha256(data_yaml) != user.sha256, "a changed label is a new dataset version"
 
 
 def test_a_split_that_names_nothing_is_a_clear_error(tmp_path):
@@ -95,7 +96,12 @@ def test_a_split_that_names_nothing_is_a_clear_error(tmp_path):
 
     (tmp_path / "data.yaml").write_text("train: missing/\nval: v.txt\nnames: [a]\n")
     with pytest.raises(DataError, match=r"train entry 'missing/' \(.*missing\) does not exist"):
-        workspace.split_images(tmp_path / "data.yaml", "train")
+        split_images(tmp_path / "data.yaml", "train")
+    from edgeslim.ultra import DATASETS_DIR
+
+    (tmp_path / "rel.yaml").write_text("path: no-such-root\ntrain: images\nnames: [a]\n")  # ultralytics: under datasets_dir
+    with pytest.raises(DataError, match=f"train entry 'images' \\({DATASETS_DIR}/no-such-root/images\\) does not exist"):
+        split_images(tmp_path / "rel.yaml", "train")
     (tmp_path / "v.txt").write_text("./images/gone.jpg\n")
     with pytest.raises(DataError, match=r"1 image\(s\) of the val split do not exist"):
-        workspace.split_images(tmp_path / "data.yaml", "val")
+        split_images(tmp_path / "data.yaml", "val")

@@ -6,7 +6,7 @@ Each stage reads the ``outcome.json`` of the steps it needs from their stage fol
 ``compress.source``), and writes its own outcome there plus its flat figures to
 ``<workspace>/dvc/metrics/<stage>.json``. The ``source`` stage provides the model: the
 ``baseline`` stage's (trained: a DVC pipeline reproduces from a fresh clone with nothing but
-params.yaml), or the user's ``compress.source``. A failed gate fails its stage (exit 3), except the final ``gates``
+params.yaml), or the user's ``compress.source`` (then the baseline stage trains nothing). A failed gate fails its stage (exit 3), except the final ``gates``
 verdict, which is recorded: ``dvc exp run`` sweeps compare settings, failing ones included, and
 publishing (where that gate decides) is the flow's business.
 """
@@ -24,10 +24,11 @@ from edgeslim import workspace
 from edgeslim.config import Params
 from edgeslim.dag.layout import PARETO_PNG, PLOTS_DIR, STAGES_JSON, Layout
 from edgeslim.dag.outcome import Outcome
-from edgeslim.dag.registry import COMPRESS, PIPELINE
+from edgeslim.dag.registry import BASELINE, COMPRESS, PIPELINE
 from edgeslim.dag.run import MissingInput, failed_gates, run_step
 from edgeslim.dag.source import bind_source
 from edgeslim.dag.step import SOURCE, Step
+from edgeslim.dag.steps.source import SOURCE_PARAM, skip_when_source_named
 from edgeslim.errors import EdgeslimError, GateFailed
 
 STAGES: dict[str, Step] = {s.name: s for s in PIPELINE}
@@ -65,7 +66,8 @@ def run_stage(name: str, p: Params) -> Outcome:
     if step in COMPRESS:  # the source's own facts bound, and its outcome seen (an ONNX source skips the torch steps)
         outcomes[SOURCE] = _load(lay, SOURCE)
         p, _ = bind_source(p, outcomes[SOURCE].artifact(SOURCE))
-    outcome = run_step(step, p, lay, outcomes)
+    named = skip_when_source_named(p) if step is BASELINE else None  # DVC's rule: the source stage takes the user's model
+    outcome = Outcome(name, skipped=named) if named else run_step(step, p, lay, outcomes)
     lay.dir(name)  # a stage's outs folder exists even when its step did nothing
     lay.outcome(name).write_text(outcome.to_json(lay.root))
     figures = (
@@ -98,7 +100,7 @@ def dvc_yaml(p: Params) -> str:
             "desc": step.summary,
             "cmd": f"python -m edgeslim.cli stage {step.name}",
             "deps": [str(base / n) for n in step.needs] + code_deps(step),
-            "params": list(step.reads),
+            "params": [*step.reads, *([SOURCE_PARAM] if step is BASELINE else [])],
             "outs": [str(base / step.name)],
             "metrics": [{str(base / "metrics" / f"{step.name}.json"): {"cache": False}}],
         }

@@ -2,7 +2,7 @@
 
 Runners compose the same declarations: the Prefect flow runs ``DATASET``, pulls the source from
 the registry, then ``COMPRESS`` (and publishes); ``edgeslim stage NAME`` runs one of ``DATASET``,
-``BASELINE`` and ``COMPRESS`` per DVC stage (dvc.yaml is generated from them); the benchmark runs
+``BASELINE``, ``SOURCE_STAGE`` and ``COMPRESS`` per DVC stage (dvc.yaml is generated from them); the benchmark runs
 ``DATASET`` and ``COMPRESS`` on a checkpoint file. ``SOURCE`` is the role of whichever step
 provides the model: ``pull`` (flow), the ``source`` stage (DVC) or a file (benchmark).
 """
@@ -20,7 +20,7 @@ from edgeslim.dag.steps.fuse import fuse
 from edgeslim.dag.steps.gates import gates
 from edgeslim.dag.steps.prune import prune, skip_unless_enabled
 from edgeslim.dag.steps.quantize import quantize
-from edgeslim.dag.steps.source import skip_when_source_named, source
+from edgeslim.dag.steps.source import source
 from edgeslim.dag.steps.tensorrt import tensorrt
 
 # fmt: off
@@ -33,20 +33,18 @@ _PRUNING = tuple(f"prune.{k}" for k in ("enabled", "importance", "target_macs_re
 _EQUIVALENCE_IMAGES = ("fuse.equivalence_images", "compress.imgsz")
 _VALIDATOR = ("evaluate", "compress.imgsz")
 # What scoring an artifact calls (the evaluate steps' Scorer).
-_SCORING = ("edgeslim/evaluate", "edgeslim/prune/structured.py", "edgeslim/models", "edgeslim/data", "edgeslim/report.py",
-            "edgeslim/workspace.py")
+_SCORING = ("edgeslim/evaluate", "edgeslim/prune/structured.py", "edgeslim/models", "edgeslim/data", "edgeslim/report.py")
 
 DATASET = Step("dataset", dataset, reads=("dataset",), needs=(), code=("edgeslim/data", "edgeslim/workspace.py"),
                summary="the embedded synthetic set, or the user's data.yaml")
-BASELINE = Step("baseline", baseline, reads=("baseline", "evaluate.conf", "evaluate.iou", "compress.source"), needs=("dataset",),
-                code=("edgeslim/baseline", "edgeslim/models"), skip=skip_when_source_named,
-                summary="train the tiny detector from its ultralytics yaml (DVC's source unless compress.source names one)")
-SOURCE_STAGE = Step(SOURCE, source, reads=("compress", "mlflow.source_alias", "mlflow.tracking_uri"), needs=("baseline",),
-                    code=("edgeslim/registry", "edgeslim/models", "edgeslim/workspace.py"),
+BASELINE = Step("baseline", baseline, reads=("baseline", "evaluate.conf", "evaluate.iou"), needs=("dataset",),
+                code=("edgeslim/baseline", "edgeslim/models"), summary="train the tiny detector from its ultralytics yaml")
+SOURCE_STAGE = Step(SOURCE, source, reads=("compress", "mlflow.source_alias", "mlflow.tracking_uri"), needs=("dataset", "baseline"),
+                    code=("edgeslim/dag/source.py", "edgeslim/registry", "edgeslim/models", "edgeslim/workspace.py"),
                     summary="the model to compress: the baseline stage's, or compress.source (a .pt, an .onnx, runs:/..., NAME@ALIAS)")
 COMPRESS: tuple[Step, ...] = (
     Step("fuse", fuse, reads=("fuse", "compress.imgsz"), needs=("dataset", SOURCE),
-         code=("edgeslim/reparam", "edgeslim/models", "edgeslim/data/images.py", "edgeslim/gates.py", "edgeslim/workspace.py"),
+         code=("edgeslim/reparam", "edgeslim/models", "edgeslim/data/images.py", "edgeslim/data/splits.py", "edgeslim/gates.py"),
          summary="strip the PGI branch, fold Conv+BN/RepConv; gate: equivalence", torch=True),
     Step("prune", prune, reads=(*_PRUNING, *_ROUND_FINETUNE, *_TRAINER, *_EQUIVALENCE_IMAGES), needs=("dataset", "fuse"),
          code=("edgeslim/prune", "edgeslim/models", "edgeslim/plots.py"), skip=skip_unless_enabled,
@@ -58,7 +56,7 @@ COMPRESS: tuple[Step, ...] = (
          code=("edgeslim/export", "edgeslim/reparam/equivalence.py", "edgeslim/models", "edgeslim/gates.py"),
          summary="ONNX FP32; gate: onnx_equivalence", torch=True),
     Step("calibrate", calibrate, reads=("calibration", "evaluate.threads", "compress.imgsz"), needs=("dataset", SOURCE, "export"),
-         code=("edgeslim/calibration", "edgeslim/workspace.py"), summary="curated calibration set: manifest and coverage plot"),
+         code=("edgeslim/calibration", "edgeslim/data/splits.py"), summary="curated calibration set: manifest and coverage plot"),
     Step("evaluate", evaluate, reads=_VALIDATOR, needs=("dataset", SOURCE, "fuse", "prune", "finetune", "export"), code=_SCORING,
          summary="mAP, size, latency, MACs of the source, the torch stages and the FP32 ONNX"),
     Step("quantize", quantize, reads=("quantize", "gates.min_map_ratio", *_VALIDATOR), needs=("dataset", SOURCE, "export", "calibrate", "evaluate"),

@@ -16,7 +16,6 @@ from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.step import FP32, SOURCE
 from edgeslim.errors import CheckpointError
-from edgeslim.fleet.onnx_info import describe
 from edgeslim.models.checkpoint import class_names, load_checkpoint, training_imgsz
 from edgeslim.models.onnx_model import is_onnx, onnx_facts
 
@@ -38,7 +37,7 @@ def source_facts(weights: Path, requested: int | None) -> Facts:
     stride, trained, names = _onnx_source(weights, requested) if is_onnx(weights) else _torch_source(weights)
     imgsz, origin = (requested, "params") if requested else (trained, "checkpoint")
     if imgsz is None:
-        raise CheckpointError(f"checkpoint {weights} records no training image size: set compress.imgsz")
+        raise CheckpointError(f"{weights} records no image size (training args, fixed input or export metadata): set compress.imgsz")
     if imgsz % stride:
         raise CheckpointError(f"image size {imgsz} is not a multiple of the model's stride {stride}: set compress.imgsz to one")
     facts = {"format": "onnx" if is_onnx(weights) else "pt", "imgsz": imgsz, "imgsz_from": origin, "trained_imgsz": trained}
@@ -52,7 +51,7 @@ def _torch_source(weights: Path) -> tuple[int, int | None, list[str]]:
 
 def _onnx_source(weights: Path, requested: int | None) -> tuple[int, int | None, list[str]]:
     facts = onnx_facts(weights)
-    if describe(weights)[0] == "onnx-int8":
+    if facts.quantized:
         raise CheckpointError(f"ONNX model {weights} is already quantized (INT8): bring its FP32 model, or the .pt it came from")
     if facts.stride is None or facts.names is None:
         raise CheckpointError(
@@ -78,3 +77,10 @@ def source_outcome(weights: Path, facts: Facts, seconds: float = 0.0, step: str 
     FP32 ONNX that calibration, INT8 and evaluation take (no export runs for it)."""
     artifacts = {SOURCE: weights, **({FP32: weights} if is_onnx(weights) else {})}
     return Outcome(step, artifacts=artifacts, details={"source": facts}, seconds=seconds)
+
+
+def check_classes(facts: Facts, expected: tuple[str, ...], label: str) -> None:
+    """The source must predict exactly the dataset's classes, in order."""
+    names = list(facts["names"])
+    if names != list(expected):
+        raise CheckpointError(f"{label} predicts {len(names)} classes {names}, but the dataset has {len(expected)} {list(expected)}")

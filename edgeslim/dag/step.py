@@ -10,7 +10,7 @@ from edgeslim.config import Params
 from edgeslim.dag.layout import Layout
 from edgeslim.dag.outcome import Outcome
 
-SOURCE = "source"  # the role of the step that provides the model: pull (flow), baseline (DVC), a file (benchmark)
+SOURCE = "source"  # the role of the step that provides the model: pull (flow), the source stage (DVC), a file (benchmark)
 FP32 = "fp32"  # the FP32 ONNX the ONNX steps take: export's, or an ONNX source itself
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import onnx
 
-QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
+from edgeslim.models.onnx_model import QUANT_OPS
 
 
 def _shape(value: onnx.ValueInfoProto) -> list[int | None]:

@@ -18,6 +18,7 @@ import onnx
 from edgeslim.errors import CheckpointError
 
 ONNX_SUFFIX = ".onnx"
+QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class OnnxFacts:
     input_size: int | None
     imgsz: int | None
     names: tuple[str, ...] | None
+    quantized: bool  # holds INT8 operators (already quantized)
 
 
 def is_onnx(path: Path) -> bool:
@@ -50,7 +52,11 @@ def onnx_facts(path: Path) -> OnnxFacts:
     if len(inputs) != 1:
         raise CheckpointError(f"ONNX model {path} has {len(inputs)} inputs; a detector takes one image tensor")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
-    fixed = dims[-1] if len(dims) == 4 and dims[-1] and dims[-1] == dims[-2] else None
+    if len(dims) == 4 and dims[-1] and dims[-2] and dims[-1] != dims[-2]:
+        raise CheckpointError(
+            f"ONNX model {path} takes {dims[-2]}x{dims[-1]} images; edgeslim compresses square inputs (export with imgsz=N)"
+        )
+    fixed = dims[-1] if len(dims) == 4 and dims[-1] else None
     size = _literal(meta.get("imgsz"))
     names = _literal(meta.get("names"))
     return OnnxFacts(
@@ -59,6 +65,7 @@ def onnx_facts(path: Path) -> OnnxFacts:
         input_size=fixed,
         imgsz=int(max(size)) if isinstance(size, (list, tuple)) and size else None,
         names=tuple(str(names[i]) for i in sorted(names)) if isinstance(names, dict) else None,
+        quantized=any(n.op_type in QUANT_OPS for n in model.graph.node),
     )
 
 

@@ -10,8 +10,8 @@ others keep a ``best.pt`` on disk. A source reference names one of them:
 - ``runs:/<run_id>/<path>``: a run artifact, a file (``weights/best.pt``) or a folder (``weights``);
 - a local ``.pt`` file, or a local ``.onnx`` file (then only the ONNX steps run).
 
-Whatever it is, :func:`fetch` returns a local ultralytics checkpoint or fails with one line that
-says what was found and how to log the model instead.
+Whatever it is, :func:`fetch` returns a local model file (an ultralytics checkpoint, or an ONNX model
+for the ONNX-only path) or fails with one line that says what was found and how to log the model instead.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def parse_source(text: str, default_alias: str) -> Source:
     if text.endswith(SUFFIXES) or Path(text).is_file():
         path = Path(text).expanduser().resolve()
         if not path.is_file():
-            raise CheckpointError(f"checkpoint {path} does not exist")
+            raise CheckpointError(f"model file {path} does not exist")
         return Source(text, file=path)
     try:
         return Source(text, registered=ModelRef.parse(text, default_alias))
@@ -76,7 +76,7 @@ def parse_source(text: str, default_alias: str) -> Source:
 
 
 def fetch(client: MlflowClient, source: Source, dest: Path) -> PulledModel:
-    """Download ``source`` into ``dest`` and return it as a local ultralytics checkpoint."""
+    """Download ``source`` into ``dest`` and return it as a local model file (checkpoint or ONNX)."""
     dest.mkdir(parents=True, exist_ok=True)
     if source.file is not None:
         return PulledModel(source.text, _file_version(source.file), None, source.file, {})
@@ -108,7 +108,7 @@ def check_source(client: MlflowClient, source: Source) -> None:
             raise RegistryError(f"{missing}: {exc.message.splitlines()[0]}") from None
         if leaf not in listed:
             raise RegistryError(f"{missing} (its {parent or 'root'} folder holds {sorted(listed)})")
-        if listed[leaf] and "MLmodel" not in {Path(f).name for f in files}:
+        if listed[leaf] and "MLmodel" not in files:  # an MLflow model folder resolves after download
             choose_model_file(files, f"run {source.run_id} folder {source.artifact_path!r}")
 
 

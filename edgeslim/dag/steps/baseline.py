@@ -1,7 +1,8 @@
-"""Step ``baseline`` (the DVC pipeline's source): train the tiny detector from its yaml.
+"""Step ``baseline``: train the tiny detector from its yaml (``edgeslim baseline``, and the DVC stage
+the ``source`` stage takes its model from unless ``compress.source`` names one).
 
-A DVC pipeline reproduces from a fresh clone with nothing but params.yaml, so its source model is
-trained; the compress flow pulls its source from the registry instead (flows/compress.py).
+A DVC pipeline reproduces from a fresh clone with nothing but params.yaml, so its default source
+model is trained; the compress flow pulls its source from the registry instead (flows/compress.py).
 """
 
 from __future__ import annotations

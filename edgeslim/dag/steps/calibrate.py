@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgeslim import workspace
 from edgeslim.calibration.curate import build_calibration_set
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, numeric
 from edgeslim.dag.source import image_size
 from edgeslim.dag.step import FP32, StepInput
 from edgeslim.dag.steps.dataset import dataset_info
+from edgeslim.data.splits import split_images
 
 
 def calibrate(inp: StepInput, p: Params) -> Outcome:
     data = dataset_info(inp.outcome("dataset"))
-    pool = workspace.split_images(data.data_yaml, "calib_pool")
+    pool = split_images(data.data_yaml, "calib_pool")
     fp32 = inp.latest(FP32)
     cs = build_calibration_set(pool, fp32, image_size(p), data.names, p.calibration, inp.layout.calibration_dir(), p.evaluate.threads)
     r = cs.report

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeslim import workspace
 from edgeslim.config import EvaluateParams, Params
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.source import image_size
@@ -18,6 +17,7 @@ from edgeslim.dag.step import FP32, SOURCE, StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.dag.steps.export import exported_from
 from edgeslim.data.images import preprocess
+from edgeslim.data.splits import split_images
 from edgeslim.data.synthetic import DatasetInfo
 from edgeslim.evaluate.accuracy import evaluate_map
 from edgeslim.evaluate.latency import latency_ms
@@ -42,7 +42,7 @@ class Scorer:
 
     def __init__(self, data: DatasetInfo, imgsz: int, ev: EvaluateParams, work_dir: Path) -> None:
         self.data, self.imgsz, self.ev, self.work_dir = data, imgsz, ev, work_dir
-        self.sample = preprocess(workspace.split_images(data.data_yaml, "val")[0], imgsz)
+        self.sample = preprocess(split_images(data.data_yaml, "val")[0], imgsz)
 
     def map50_95(self, artifact: Path) -> float:
         return evaluate_map(artifact, self.data.data_yaml, self.imgsz, self.ev, self.work_dir).map50_95

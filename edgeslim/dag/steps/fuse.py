@@ -7,13 +7,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
-from edgeslim import workspace
 from edgeslim.config import FuseParams, Params
 from edgeslim.dag.outcome import Outcome, numeric
 from edgeslim.dag.source import image_size
 from edgeslim.dag.step import SOURCE, StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.data.images import preprocess_batch
+from edgeslim.data.splits import split_images
 from edgeslim.gates import Gate, equivalence_gate
 from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
 from edgeslim.models.dual import DualDetectionModel, is_dual
@@ -53,7 +53,7 @@ def fuse(inp: StepInput, p: Params) -> Outcome:
 
 def val_images(inp: StepInput, p: Params) -> Any:
     """The first ``fuse.equivalence_images`` val images, preprocessed: what equivalence is measured on."""
-    val = workspace.split_images(dataset_info(inp.outcome("dataset")).data_yaml, "val")
+    val = split_images(dataset_info(inp.outcome("dataset")).data_yaml, "val")
     return preprocess_batch(val[: p.fuse.equivalence_images], image_size(p))
 
 

@@ -3,7 +3,8 @@
 ``compress.source: null`` is the ``baseline`` stage's model (a fresh clone reproduces with nothing
 but params.yaml); any source reference the flow takes (a local ``.pt`` or ``.onnx``, ``runs:/...``,
 ``NAME@ALIAS``) names the user's own, fetched into the stage folder, and the baseline stage then
-trains nothing. The flow's ``pull`` plays this role for the Prefect runs.
+trains nothing (dvc.py). Its classes must be the dataset's. The flow's ``pull`` plays this role for
+the Prefect runs.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ from __future__ import annotations
 from edgeslim import workspace
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome
-from edgeslim.dag.source import source_facts, source_outcome
+from edgeslim.dag.source import check_classes, source_facts, source_outcome
 from edgeslim.dag.step import SOURCE, StepInput
+from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.errors import RegistryError
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.sources import fetch, parse_source
 
+SOURCE_PARAM = "compress.source"  # what DVC's baseline stage also reads: whether it has anything to train
+
 
 def skip_when_source_named(p: Params) -> str | None:
-    """The baseline stage trains only when the DVC pipeline compresses it."""
+    """The DVC baseline stage trains only when the pipeline compresses the baseline."""
     return f"compress.source names the model to compress ({p.compress.source}): nothing to train" if p.compress.source else None
 
 
@@ -37,5 +41,8 @@ def source(inp: StepInput, p: Params) -> Outcome:
             weights = fetch(reg.connect(uri), ref, inp.dir()).weights
         reference = ref.text
     facts = source_facts(weights, p.compress.imgsz)
-    print(f"source: {reference} ({facts['format']}), compressed at {facts['imgsz']} px (from the {facts['imgsz_from']})")
+    check_classes(facts, dataset_info(inp.outcome("dataset")).names, reference)
+    print(
+        f"source: {reference} ({facts['format']}), compressed at {facts['imgsz']} px (from {'compress.imgsz' if facts['imgsz_from'] == 'params' else 'the model'})"
+    )
     return source_outcome(weights, {"reference": reference, **facts}, step=inp.step)
