@@ -94,14 +94,17 @@ def cmd_baseline(args: argparse.Namespace, p: Params) -> int:
 def cmd_compress(args: argparse.Namespace, p: Params) -> int:
     from edgeslim.dag.source import bind_source
     from edgeslim.registry import mlflow_registry as reg
-    from edgeslim.registry.sources import check_source, parse_source
-    from flows.compress import compress_flow
+    from edgeslim.registry.references import parse_source
+    from edgeslim.registry.sources import check_source
 
-    model, uri = args.model or p.compress.source or f"{p.model_name}@{p.mlflow.source_alias}", _tracking_uri(p)
-    source = parse_source(model, p.mlflow.source_alias)
-    check_source(reg.connect(uri), source)  # bad input fails before Prefect starts:
+    model = args.model or p.compress.source or f"{p.model_name}@{p.mlflow.source_alias}"
+    source = parse_source(model, p.mlflow.source_alias)  # bad input fails before MLflow, Prefect or a download:
+    uri = _tracking_uri(p)
+    check_source(reg.connect(uri), source)
     if source.file is not None:
         bind_source(p, source.file)  # a local model is checked whole (task, layout, image size against its stride)
+    from flows.compress import compress_flow  # Prefect and the flow, once the source is known to be there
+
     out = _run_flow(compress_flow, model=model, tracking_uri=uri, params_file=str(args.params), overrides=args.set, force=args.force)
     print(out["report"])
     return 0
@@ -136,8 +139,8 @@ def cmd_register(args: argparse.Namespace, p: Params) -> int:
     from edgeslim import workspace
     from edgeslim.data.splits import split_images
     from edgeslim.registry import mlflow_registry as reg
+    from edgeslim.registry.references import parse_source
     from edgeslim.registry.register_source import register_source
-    from edgeslim.registry.sources import parse_source
 
     client = reg.connect(_tracking_uri(p))
     source = parse_source(args.source, p.mlflow.source_alias)

@@ -7,7 +7,8 @@ from mlflow import MlflowClient
 from edgeslim.config import Params
 from edgeslim.dag.source import Facts, bind_source, check_classes
 from edgeslim.registry import mlflow_registry as reg
-from edgeslim.registry.sources import fetch, parse_source
+from edgeslim.registry.references import parse_source
+from edgeslim.registry.sources import fetch
 from tasks.step import step
 
 

@@ -24,7 +24,8 @@ from edgeslim.dag.source import bind_source
 from edgeslim.errors import CheckpointError, RegistryError
 from edgeslim.models.checkpoint import class_names, load_checkpoint
 from edgeslim.registry import mlflow_registry as reg
-from edgeslim.registry.sources import EXPORTED, checkpoint_in, parse_source, pull
+from edgeslim.registry.references import parse_source
+from edgeslim.registry.sources import EXPORTED, checkpoint_in, pull
 
 RUN = "0123456789abcdef0123456789abcdef"
 USER_IMGSZ = 96  # the user's own training size: neither the tests' 128 nor params.yaml's 160

@@ -6,7 +6,6 @@ RegistryError with the name/alias/version that failed and, for aliases, the ones
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -20,31 +19,11 @@ from mlflow.exceptions import MlflowException
 from edgeslim.errors import RegistryError
 from edgeslim.registry import pyfunc_model
 from edgeslim.registry.pyfunc_model import SIGNATURE, WEIGHTS_KEY
+from edgeslim.registry.references import ModelRef
 from edgeslim.registry.server import is_healthy
 
 CONSUMER_REQUIREMENTS = ("mlflow", "pandas", "ultralytics", "onnxruntime")  # what loading a version needs (not edgeslim)
 ALIAS_MOVED_TAG = "edgeslim.alias_moved"  # set after the alias moved: the publish finished
-_REF = re.compile(r"^(?P<name>[^@:/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|:(?P<version>\d+))?$")
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """``name@alias`` or ``name:version`` (bare ``name`` takes the default alias)."""
-
-    name: str
-    alias: str | None = None
-    version: str | None = None
-
-    @classmethod
-    def parse(cls, text: str, default_alias: str) -> "ModelRef":
-        match = _REF.match(text.strip())
-        if not match:
-            raise RegistryError(f"model reference {text!r} is not NAME, NAME@ALIAS or NAME:VERSION")
-        alias, version = match["alias"], match["version"]
-        return cls(match["name"], alias if alias or version else default_alias, version)
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.alias}" if self.alias else f"{self.name}:{self.version}"
 
 
 @dataclass(frozen=True)

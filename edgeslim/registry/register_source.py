@@ -21,7 +21,8 @@ from edgeslim.lineage import tags
 from edgeslim.models.checkpoint import class_names, load_checkpoint
 from edgeslim.models.onnx_model import is_onnx
 from edgeslim.registry.mlflow_registry import log_weights_model, register
-from edgeslim.registry.sources import Source, fetch
+from edgeslim.registry.references import Source
+from edgeslim.registry.sources import fetch
 from edgeslim.registry.tracking import experiment_id
 
 

@@ -4,11 +4,8 @@ Users' models do not all arrive through edgeslim's own pyfunc. ultralytics' MLfl
 ``weights/best.pt`` and ``weights/last.pt`` as plain run artifacts and never calls ``log_model``;
 ``mlflow.pytorch.log_model`` writes a pickled module (``data/model.pth``) or, by default outside
 Databricks, a ``torch.export`` program (``data/model.pt2``) that holds no ultralytics module at all;
-others keep a ``best.pt`` on disk. A source reference names one of them:
-
-- ``NAME``, ``NAME@ALIAS``, ``NAME:VERSION``, ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``: a registered version;
-- ``runs:/<run_id>/<path>``: a run artifact, a file (``weights/best.pt``) or a folder (``weights``);
-- a local ``.pt`` file, or a local ``.onnx`` file (then only the ONNX steps run).
+others keep a ``best.pt`` or an exported ``.onnx`` on disk. A source reference
+(:mod:`edgeslim.registry.references`) names one of them.
 
 Whatever it is, :func:`fetch` returns a local model file (an ultralytics checkpoint, or an ONNX model
 for the ONNX-only path) or fails with one line that says what was found and how to log the model instead.
@@ -16,8 +13,6 @@ for the ONNX-only path) or fails with one line that says what was found and how 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -28,51 +23,12 @@ from mlflow.exceptions import MlflowException
 from edgeslim.digest import file_sha256
 from edgeslim.errors import CheckpointError, RegistryError
 from edgeslim.models.checkpoint import save_checkpoint
-from edgeslim.models.onnx_model import ONNX_SUFFIX
-from edgeslim.registry.mlflow_registry import ModelRef, PulledModel, resolve
+from edgeslim.registry.mlflow_registry import PulledModel, resolve
+from edgeslim.registry.references import SUFFIXES, ModelRef, Source
 
-_RUNS = re.compile(r"^runs:/(?P<run>[0-9a-f]{32})/(?P<path>[^\s]+)$")
-_MODELS = re.compile(r"^models:/(?P<name>[^/@\s]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))$")
 PREFERRED = ("best.pt", "last.pt")  # ultralytics' own names, in the order a user means them
-SUFFIXES = (".pt", ONNX_SUFFIX)  # model files, in the order a folder's are preferred (a checkpoint runs every step)
 PICKLED = Path("data") / "model.pth"  # mlflow.pytorch, serialization_format="pickle"
 EXPORTED = Path("data") / "model.pt2"  # mlflow.pytorch, serialization_format="pt2" (the default off Databricks)
-FORMS = "NAME, NAME@ALIAS or NAME:VERSION, models:/NAME@ALIAS, models:/NAME/VERSION, runs:/<run_id>/<path>, or a local .pt or .onnx file"
-
-
-@dataclass(frozen=True)
-class Source:
-    """A parsed source reference: exactly one of ``registered``, ``run_id`` (+ ``artifact_path``) or ``file``."""
-
-    text: str
-    registered: ModelRef | None = None
-    run_id: str | None = None
-    artifact_path: str | None = None
-    file: Path | None = None
-
-
-def parse_source(text: str, default_alias: str) -> Source:
-    """The kind of source ``text`` names (a bare NAME means NAME@``default_alias``)."""
-    text = text.strip()
-    if text.startswith("runs:/"):
-        run = _RUNS.match(text)
-        if not run:
-            raise RegistryError(f"run reference {text!r} is not runs:/<32-hex run id>/<artifact path>")
-        return Source(text, run_id=run["run"], artifact_path=run["path"].strip("/"))
-    if text.startswith("models:/"):
-        model = _MODELS.match(text)
-        if not model:
-            raise RegistryError(f"model reference {text!r} is not models:/NAME@ALIAS or models:/NAME/VERSION")
-        return Source(text, registered=ModelRef(model["name"], model["alias"], model["version"]))
-    if text.endswith(SUFFIXES) or Path(text).is_file():
-        path = Path(text).expanduser().resolve()
-        if not path.is_file():
-            raise CheckpointError(f"model file {path} does not exist")
-        return Source(text, file=path)
-    try:
-        return Source(text, registered=ModelRef.parse(text, default_alias))
-    except RegistryError:
-        raise RegistryError(f"model reference {text!r} is not {FORMS}") from None
 
 
 def fetch(client: MlflowClient, source: Source, dest: Path) -> PulledModel:

@@ -16,8 +16,7 @@ from edgeslim.dag.source import check_classes, source_facts, source_outcome
 from edgeslim.dag.step import SOURCE, StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.errors import RegistryError
-from edgeslim.registry import mlflow_registry as reg
-from edgeslim.registry.sources import fetch, parse_source
+from edgeslim.registry.references import parse_source
 
 SOURCE_PARAM = "compress.source"  # what DVC's baseline stage also reads: whether it has anything to train
 
@@ -38,6 +37,9 @@ def source(inp: StepInput, p: Params) -> Outcome:
             uri = workspace.tracking_uri(p)
             if not uri:
                 raise RegistryError(f"compress.source {ref.text} is in MLflow: set MLFLOW_TRACKING_URI or mlflow.tracking_uri")
+            from edgeslim.registry import mlflow_registry as reg  # MLflow (3 s to import) only for a registered source
+            from edgeslim.registry.sources import fetch
+
             weights = fetch(reg.connect(uri), ref, inp.dir()).weights
         reference = ref.text
     facts = source_facts(weights, p.compress.imgsz)
