@@ -92,7 +92,7 @@ def cmd_baseline(args: argparse.Namespace, p: Params) -> int:
 
 
 def cmd_compress(args: argparse.Namespace, p: Params) -> int:
-    from edgeslim.dag.source import bind_source
+    from edgeslim.dag.source import source_facts
     from edgeslim.registry import mlflow_registry as reg
     from edgeslim.registry.references import parse_source
     from edgeslim.registry.sources import check_source
@@ -102,7 +102,7 @@ def cmd_compress(args: argparse.Namespace, p: Params) -> int:
     uri = _tracking_uri(p)
     check_source(reg.connect(uri), source)
     if source.file is not None:
-        bind_source(p, source.file)  # a local model is checked whole (task, layout, image size against its stride)
+        source_facts(source.file, p.compress.imgsz)  # a local model is checked whole (task, layout, image size against its stride)
     from flows.compress import compress_flow  # Prefect and the flow, once the source is known to be there
 
     out = _run_flow(compress_flow, model=model, tracking_uri=uri, params_file=str(args.params), overrides=args.set, force=args.force)

@@ -5,7 +5,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from edgeslim.config import Params
-from edgeslim.dag.source import Facts, bind_source, check_classes
+from edgeslim.dag.source import Facts, bind_source, check_classes, size_line
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.references import parse_source
 from edgeslim.registry.sources import fetch
@@ -24,6 +24,6 @@ def pull_task(
     check_classes(facts, expected_names, f"{pulled.name} version {pulled.version}")
     print(
         f"pulled {pulled.name} version {pulled.version} ({facts['format']}, {pulled.weights.stat().st_size / 1024:.0f} KiB), "
-        f"compressed at {facts['imgsz']} px (from {'compress.imgsz' if facts['imgsz_from'] == 'params' else 'the model'})"
+        f"{size_line(facts)}"
     )
     return pulled, bound, facts

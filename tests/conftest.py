@@ -115,7 +115,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     deadline = time.monotonic() + PREFECT_START_S
-    while not _healthy(f"{api}/health"):
+    while not healthy(f"{api}/health"):
         if server.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"prefect server did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
@@ -129,7 +129,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
     os.killpg(server.pid, signal.SIGTERM)
 
 
-def _healthy(url: str) -> bool:
+def healthy(url: str) -> bool:
     try:
         return requests.get(url, timeout=2).ok
     except requests.RequestException:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import REPO
+from conftest import REPO, healthy
 from mlflow import MlflowClient
 
 from edgeslim.registry import mlflow_registry as reg
@@ -52,13 +52,6 @@ def _wait(predicate, timeout_s: float, what: str, proc: subprocess.Popen | None 
             pytest.fail(f"{what}: process exited {proc.returncode}\n{log.read_text()[-3000:] if log else ''}")
         time.sleep(0.5)
     pytest.fail(f"timed out after {timeout_s}s waiting for {what}\n{log.read_text()[-3000:] if log else ''}")
-
-
-def _ok(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).ok
-    except requests.RequestException:
-        return False
 
 
 class Processes:
@@ -121,7 +114,7 @@ def test_alias_set_in_mlflow_starts_the_compress_deployment_which_publishes(
     server, server_log = processes.start(
         "prefect", ["-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-services"], prefect_env
     )
-    _wait(lambda: _ok(f"{api}/health"), START_S, "prefect server", server, server_log)
+    _wait(lambda: healthy(f"{api}/health"), START_S, "prefect server", server, server_log)
 
     knobs = ["--params", str(params_file), "-S", f"model_name={MODEL}", "-S", "prune.enabled=false"]
     env = {**prefect_env, "MLFLOW_TRACKING_URI": champion, "EDGESLIM_MLFLOW_WEBHOOK_SECRET": SECRET, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
@@ -148,7 +141,7 @@ def test_alias_set_in_mlflow_starts_the_compress_deployment_which_publishes(
         timeout=120,
     )
     assert created.returncode == 0, created.stderr[-2000:]
-    _wait(lambda: _ok(f"{api}/deployments/name/edgeslim-compress/compress"), START_S, "compress deployment", serve, serve_log)
+    _wait(lambda: healthy(f"{api}/deployments/name/edgeslim-compress/compress"), START_S, "compress deployment", serve, serve_log)
 
     try:
         t0 = time.monotonic()

@@ -84,3 +84,8 @@ def check_classes(facts: Facts, expected: tuple[str, ...], label: str) -> None:
     names = list(facts["names"])
     if names != list(expected):
         raise CheckpointError(f"{label} predicts {len(names)} classes {names}, but the dataset has {len(expected)} {list(expected)}")
+
+
+def size_line(facts: Facts) -> str:
+    """How the run sizes its images, for the log: ``compressed at 96 px (from the model)``."""
+    return f"compressed at {facts['imgsz']} px (from {'compress.imgsz' if facts['imgsz_from'] == 'params' else 'the model'})"

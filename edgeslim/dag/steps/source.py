@@ -12,7 +12,7 @@ from __future__ import annotations
 from edgeslim import workspace
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome
-from edgeslim.dag.source import check_classes, source_facts, source_outcome
+from edgeslim.dag.source import check_classes, size_line, source_facts, source_outcome
 from edgeslim.dag.step import SOURCE, StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.errors import RegistryError
@@ -44,7 +44,5 @@ def source(inp: StepInput, p: Params) -> Outcome:
         reference = ref.text
     facts = source_facts(weights, p.compress.imgsz)
     check_classes(facts, dataset_info(inp.outcome("dataset")).names, reference)
-    print(
-        f"source: {reference} ({facts['format']}), compressed at {facts['imgsz']} px (from {'compress.imgsz' if facts['imgsz_from'] == 'params' else 'the model'})"
-    )
+    print(f"source: {reference} ({facts['format']}), {size_line(facts)}")
     return source_outcome(weights, {"reference": reference, **facts}, step=inp.step)
