@@ -149,6 +149,15 @@ class SparseTrainingParams(_Section):
     l1_reg: Annotated[float, Field(gt=0)]  # λ of the L1 penalty on BatchNorm gammas
 
 
+class DistillParams(_Section):
+    """The unpruned (fused) model teaches the pruned one during the final finetune (edgeslim.prune.distill)."""
+
+    enabled: bool
+    head_weight: Annotated[float, Field(ge=0)]  # detect-head outputs: class BCE + DFL KL against the teacher's
+    feature_weight: Annotated[float, Field(ge=0)]  # neck features (ultralytics' ``dis``): score-weighted L2, 0 = off
+    temperature: Annotated[float, Field(gt=0)]  # softens the DFL distributions the box term compares
+
+
 class PruneParams(_Section):
     enabled: bool
     importance: Literal["bn_scale", "l1", "l2", "random"]
@@ -161,6 +170,7 @@ class PruneParams(_Section):
     rewrite_max_rel_l2: Annotated[float, Field(ge=0)]  # split-free rewrite must be this equivalent
     sparse: SparseTrainingParams
     finetune: FinetuneParams
+    distill: DistillParams
 
     @model_validator(mode="after")
     def _shallow_le_deep(self) -> "PruneParams":
@@ -348,6 +358,27 @@ class TriggersParams(_Section):
     retrain: RetrainParams
 
 
+class TrainedReferenceParams(_Section):
+    """A reference model the benchmark trains once on the embedded set, until val fitness plateaus."""
+
+    max_epochs: PositiveInt  # the cap; early stopping ends it sooner
+    patience: PositiveInt  # epochs without val-fitness gain before it stops
+
+
+class StockReferenceParams(TrainedReferenceParams):
+    """A stock ultralytics size (family and scale as ultralytics' own yaml has them) at its own image size."""
+
+    arch: str
+    scale: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)], PositiveInt]
+    imgsz: Annotated[int, Field(ge=32, multiple_of=32)]
+
+
+class BenchmarkParams(_Section):
+    converged: TrainedReferenceParams  # the embedded baseline's architecture, trained to convergence
+    converged_model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    yolov8n: StockReferenceParams  # the stock-size subject
+
+
 class Params(_Section):
     workspace: Path
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
@@ -365,20 +396,22 @@ class Params(_Section):
     gates: GateParams
     fleet: FleetParams
     triggers: TriggersParams
+    benchmark: BenchmarkParams
 
     def section_hash(self, *sections: str) -> str:
         """Stable short hash of the named sections (all when none): keys runs and cache reuse."""
         data = self.model_dump(mode="json")
         picked = {s: data[s] for s in sections} if sections else data
-        return _digest(picked)
+        return digest(picked)
 
 
 def section_digest(name: str, section: BaseModel) -> str:
     """``Params.section_hash(name)`` from the section alone (a step sees only its own sections)."""
-    return _digest({name: section.model_dump(mode="json")})
+    return digest({name: section.model_dump(mode="json")})
 
 
-def _digest(data: dict[str, Any]) -> str:
+def digest(data: dict[str, Any]) -> str:
+    """Stable short hash of JSON-able data (cache keys)."""
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

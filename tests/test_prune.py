@@ -157,3 +157,41 @@ def test_sparse_training_and_iterative_rounds_keep_the_pruned_architecture(tiny_
     _, reloaded = load_checkpoint(tmp_path / "round1" / "finetuned.pt")
     assert count_macs(reloaded, 64)[0] == report["rounds"][0]["macs_after"]
     assert count_macs(pruned, 64)[0] == report["macs_after"]
+
+
+def test_distilled_finetune_keeps_the_student_and_learns_from_the_teacher(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The unpruned model teaches the pruned one: the run logs the head term, the result is the pruned
+    student (no wrapper, no teacher), and the head term pulls the student's outputs to the teacher's."""
+    import copy
+
+    import torch
+
+    from edgeslim.data.images import list_images, preprocess_batch
+    from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
+    from edgeslim.prune.distill import head_distillation_loss
+    from edgeslim.prune.finetune import Teacher, finetune
+    from edgeslim.prune.rewrite import rewrite_model
+    from edgeslim.prune.structured import prune_model
+    from edgeslim.reparam.fuse import fuse_model
+
+    data_yaml = tiny_checkpoint.parent / "data" / "data.yaml"
+    p = load_params(REPO / "params.yaml", ["baseline.imgsz=64", "baseline.batch=4", "prune.round_to=4", "prune.distill.enabled=true"])
+    ckpt, model = load_checkpoint(tiny_checkpoint)
+    images = preprocess_batch(list_images(data_yaml.parent / "images" / "val")[:2], 64)
+    teacher_model, _ = fuse_model(copy.deepcopy(model))
+    teacher = save_checkpoint(teacher_model, ckpt, tmp_path / "teacher.pt")
+    student, _ = rewrite_model(model, images, p.prune.rewrite_max_rel_l2)
+    prune_model(student, p.prune, 0.4, 64)
+    result = finetune(student, ckpt, data_yaml, 64, p.baseline, p.evaluate, p.prune.finetune, 1, 0.0, tmp_path / "ft", Teacher(teacher, p.prune.distill))
+    _, tuned = load_checkpoint(result.weights)
+    assert type(tuned).__name__ == "DetectionModel" and count_macs(tuned, 64)[0] == count_macs(student, 64)[0]
+    log = (tmp_path / "ft" / "train" / "results.csv").read_text().splitlines()[0]
+    assert "train/head_kd" in log, log
+
+    # The head term is 0 for identical outputs and grows as the student departs from the teacher.
+    nc, reg_max, anchors = 5, 16, 12
+    t = {"scores": torch.randn(2, nc, anchors), "boxes": torch.randn(2, 4 * reg_max, anchors)}
+    same = head_distillation_loss({k: v.clone() for k, v in t.items()}, t, reg_max, 2.0)
+    far = head_distillation_loss({k: v + torch.randn_like(v) for k, v in t.items()}, t, reg_max, 2.0)
+    bce_floor = torch.nn.functional.binary_cross_entropy_with_logits(t["scores"], t["scores"].sigmoid())  # entropy of the soft labels
+    assert abs(float(same) - float(bce_floor)) < 1e-5 and float(far) > float(same)

@@ -33,6 +33,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], DetectionModel]:
     except Exception as exc:  # noqa: BLE001 (torch raises many types for truncated/foreign files)
         raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch file: {exc}") from None
     model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else ckpt
+    model = getattr(model, "student_model", model)  # a distillation run (ultralytics' distill_model, ours) saves the student wrapped
     if isinstance(ckpt, dict) and model is None and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         raise CheckpointError(
             f"checkpoint {path} holds a state dict (weights only), not a model: save the model (ultralytics saves {{'model': model}})"

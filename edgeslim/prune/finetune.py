@@ -5,7 +5,9 @@ that still fit, silently undoing the pruning (seen with ultralytics 8.4). Here `
 pruned module itself, so data loading, augmentation, loss, EMA, early stopping on val fitness and
 checkpointing are ultralytics' own while the architecture stays the one we pruned. The same
 trainer runs sparse training (network slimming) by adding an L1 subgradient on every BatchNorm
-gamma before each optimizer step, which drives unimportant channels' scales towards zero.
+gamma before each optimizer step, which drives unimportant channels' scales towards zero, and
+distillation from the unpruned model (``edgeslim.prune.distill``), wrapped around the pruned module
+where ultralytics would wrap its own ``distill_model``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,18 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 
 import edgeslim.ultra  # noqa: F401
 from edgeslim.baseline.train import print_epoch, trainer_args
-from edgeslim.config import BaselineParams, EvaluateParams, FinetuneParams
+from edgeslim.config import BaselineParams, DistillParams, EvaluateParams, FinetuneParams
 from edgeslim.errors import PruneError
 from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
+from edgeslim.prune.distill import HeadDistillationModel
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """Who teaches during finetuning, and how hard (``prune.distill``)."""
+
+    weights: Path
+    params: DistillParams
 
 
 @dataclass(frozen=True)
@@ -39,15 +50,25 @@ class FinetuneResult:
 
 
 class PrunedModelTrainer(DetectionTrainer):
-    """DetectionTrainer whose model is a given module, optionally with L1 on BatchNorm gammas."""
+    """DetectionTrainer whose model is a given module, optionally with L1 on BatchNorm gammas or a teacher."""
 
-    def __init__(self, model: nn.Module, l1_reg: float, overrides: dict[str, Any]) -> None:
+    def __init__(self, model: nn.Module, l1_reg: float, overrides: dict[str, Any], teacher: Teacher | None = None) -> None:
         super().__init__(overrides=overrides)
         self._given = model
         self._l1_reg = l1_reg
+        self._teacher = teacher
 
     def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> nn.Module:  # noqa: ARG002
         return self._given
+
+    def set_model_attributes(self) -> None:
+        """Wrap the student once it carries the trainer's args (the wrapper reads its image size),
+        before ultralytics builds the optimizer, the EMA and the frozen-layer list around it."""
+        super().set_model_attributes()
+        if self._teacher is not None:
+            _, teacher = load_checkpoint(self._teacher.weights)
+            dp = self._teacher.params
+            self.model = HeadDistillationModel(teacher, self.model, dp.head_weight, dp.temperature)
 
     def optimizer_step(self) -> None:
         if self._l1_reg:
@@ -68,9 +89,10 @@ def finetune(
     epochs: int,
     l1_reg: float,
     out_dir: Path,
+    teacher: Teacher | None = None,
 ) -> FinetuneResult:
     """Train ``model`` (architecture kept) for ``epochs`` and return its best checkpoint as
-    ``out_dir/finetuned.pt``; ``l1_reg`` > 0 makes it sparse training.
+    ``out_dir/finetuned.pt``; ``l1_reg`` > 0 makes it sparse training, ``teacher`` distils.
 
     ``template`` is the source checkpoint dict whose metadata the result keeps.
     """
@@ -98,7 +120,9 @@ def finetune(
                 val=True,
             ),
             "model": str(seed_ckpt),
+            **({"dis": teacher.params.feature_weight} if teacher else {}),
         },
+        teacher=teacher,
     )
     trainer.add_callback("on_fit_epoch_end", print_epoch)
     trainer.train()

@@ -1,5 +1,6 @@
 """Step ``finetune``: train the pruned model (architecture kept, early stopping on val fitness),
-then fuse it again behind its own equivalence gate (``equivalence_pruned``)."""
+taught by the fused unpruned source when ``prune.distill.enabled``, then fuse it again behind its
+own equivalence gate (``equivalence_pruned``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from edgeslim.dag.step import StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.dag.steps.fuse import check_fused, val_images
 from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
+from edgeslim.prune.finetune import Teacher
 from edgeslim.prune.finetune import finetune as train_pruned
 from edgeslim.reparam.fuse import fuse_model
 
@@ -22,8 +24,10 @@ def finetune(inp: StepInput, p: Params) -> Outcome:
     trained = pruned
     if ft.epochs > 0:
         data = dataset_info(inp.outcome("dataset"))
-        result = train_pruned(model, ckpt, data.data_yaml, image_size(p), p.baseline, p.evaluate, ft, ft.epochs, 0.0, inp.dir())
-        print(f"finetuned {result.epochs_run} epochs: val mAP50-95 {result.map50_95:.4f}")
+        teacher = Teacher(inp.outcome("fuse").artifact("model"), p.prune.distill) if p.prune.distill.enabled else None
+        result = train_pruned(model, ckpt, data.data_yaml, image_size(p), p.baseline, p.evaluate, ft, ft.epochs, 0.0, inp.dir(), teacher)
+        taught = " (distilled from the unpruned model)" if teacher else ""
+        print(f"finetuned {result.epochs_run} epochs{taught}: val mAP50-95 {result.map50_95:.4f}")
         trained, section = result.weights, result.as_dict()
         ckpt, model = load_checkpoint(trained)
     else:

@@ -1,0 +1,69 @@
+"""Knowledge distillation for finetuning a pruned detector: the unpruned model teaches the pruned one.
+
+Built on ultralytics' own ``DistillationModel`` (8.4): forward hooks capture the Detect head's
+inputs (neck features) and its raw outputs in teacher and student; its loss is a score-weighted L2
+between the student's neck features, through a learned 1x1 projector, and the teacher's, weighted
+by the teacher's class scores at each anchor (``dis``). Ultralytics uses the head only to weight
+that feature term. A pruned student has the teacher's exact head layout (same anchors, classes and
+DFL bins), so it can also match the head's *outputs* directly, which is what matters most right
+after pruning has scrambled the features. That is the term added here:
+
+- classes: binary cross-entropy of the student's class logits against the teacher's sigmoid scores
+  (soft labels at every anchor, the background included);
+- boxes: KL divergence between the teacher's and the student's DFL distributions (softmax over the
+  ``reg_max`` bins of each side, temperature ``T``, scaled by T²), weighted by the teacher's best
+  class score at the anchor, so confident anchors dominate and empty background does not.
+
+Both terms are summed and weighted by ``prune.distill.head_weight``; ``feature_weight`` is
+ultralytics' ``dis`` (0 turns the neck term off). The teacher is frozen in eval mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from ultralytics.nn.distill_model import DistillationModel
+
+HEAD_LOSS = "head_kd"  # the loss item the head term is logged as, next to ultralytics' ``dis_loss``
+
+
+def head_distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], reg_max: int, temperature: float) -> torch.Tensor:
+    """Class BCE against the teacher's soft scores plus score-weighted DFL KL, one scalar."""
+    s_cls, t_cls = student["scores"], teacher["scores"].detach()
+    soft = t_cls.sigmoid()
+    cls_term = F.binary_cross_entropy_with_logits(s_cls, soft, reduction="mean")
+    weight = soft.max(dim=1).values  # (B, anchors): the teacher's confidence per anchor
+    b, _, a = student["boxes"].shape
+    s_box = student["boxes"].view(b, 4, reg_max, a) / temperature
+    t_box = teacher["boxes"].detach().view(b, 4, reg_max, a) / temperature
+    kl = (F.softmax(t_box, dim=2) * (F.log_softmax(t_box, dim=2) - F.log_softmax(s_box, dim=2))).sum(dim=2).mean(dim=1)
+    box_term = (kl * weight).sum() / (weight.sum() + 1e-9) * temperature**2
+    return cls_term + box_term
+
+
+class HeadDistillationModel(DistillationModel):
+    """ultralytics' feature distillation (weight ``dis``, may be 0) plus the head-output term."""
+
+    def __init__(self, teacher: nn.Module, student: nn.Module, head_weight: float, temperature: float) -> None:
+        super().__init__(teacher_model=teacher, student_model=student)
+        self.head_weight = head_weight
+        self.temperature = temperature
+        self.reg_max = int(student.model[-1].reg_max)
+
+    def loss(self, batch: dict[str, Any], preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        zero = torch.zeros(1, device=batch["img"].device)
+        if not self.training:  # validation during training: the student's own loss (the items keep one shape)
+            total, items = super().loss(batch, preds)
+            items[HEAD_LOSS] = zero
+            return torch.cat([total, zero]), items
+        total, items = super().loss(batch)  # runs teacher and student; the hooks hold their head outputs
+        level = len(self.feats_idx) - 1  # the Detect head's own output
+        head = self.head_weight * head_distillation_loss(
+            self.decouple_outputs(self._student_feats[level]), self.decouple_outputs(self._teacher_feats[level]), self.reg_max, self.temperature
+        )
+        items[HEAD_LOSS] = head.detach().reshape(1)
+        return torch.cat([total, head.reshape(1) * batch["img"].shape[0]]), items
+
