@@ -79,4 +79,3 @@ def trained_reference(name: str, base: BaselineParams, p: Params, data: DatasetI
     )
     cached.write_text(json.dumps(ref.as_dict(), indent=2) + "\n")
     return ref
-

@@ -229,14 +229,38 @@ class EvaluateParams(_Section):
     latency_runs: PositiveInt
     latency_warmup: Annotated[int, Field(ge=0)]
     threads: PositiveInt
+    control: bool  # also train the equal-budget control (the unpruned source finetuned like the pruned model)
+
+
+ArtifactFormat = Literal["onnx-int8", "onnx-fp32", "tensorrt"]
+
+
+class TargetParams(_Section):
+    """The edge hardware a run compresses for: which formats the edge version holds, best first."""
+
+    name: str
+    profiles: dict[str, Annotated[list[ArtifactFormat], Field(min_length=1)]]
+
+    @model_validator(mode="after")
+    def _known(self) -> "TargetParams":
+        if self.name not in self.profiles:
+            raise ValueError(f"target.name {self.name!r} is not a profile; known: {', '.join(self.profiles)}")
+        for profile, formats in self.profiles.items():
+            if len(set(formats)) != len(formats):
+                raise ValueError(f"target.profiles.{profile} lists a format twice")
+        return self
+
+    @property
+    def formats(self) -> list[str]:
+        return list(self.profiles[self.name])
 
 
 class GateParams(_Section):
     min_map_ratio: Annotated[float, Field(gt=0)]
+    reference: Literal["baseline", "control"]  # what every mAP ratio (and the gate) is a share of
 
 
 FleetChannel = Literal["mqtt", "webhook", "iot_jobs"]
-ArtifactFormat = Literal["onnx-int8", "onnx-fp32", "tensorrt"]
 Seconds = Annotated[float, Field(gt=0)]
 MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4 presigned URLs live at most a week
 
@@ -394,9 +418,16 @@ class Params(_Section):
     quantize: QuantizeParams
     evaluate: EvaluateParams
     gates: GateParams
+    target: TargetParams
     fleet: FleetParams
     triggers: TriggersParams
     benchmark: BenchmarkParams
+
+    @model_validator(mode="after")
+    def _reference_is_computed(self) -> "Params":
+        if self.gates.reference == "control" and not self.evaluate.control:
+            raise ValueError("gates.reference is control, but evaluate.control is false: the control would not be trained")
+        return self
 
     def section_hash(self, *sections: str) -> str:
         """Stable short hash of the named sections (all when none): keys runs and cache reuse."""

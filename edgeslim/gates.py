@@ -23,15 +23,22 @@ class Gate:
         return asdict(self)
 
 
-def map_gate(candidate_map: float, baseline_map: float, min_ratio: float) -> Gate:
-    """Candidate mAP50-95 must reach ``min_ratio`` x baseline; a baseline of 0 cannot be kept."""
-    ratio = candidate_map / baseline_map if baseline_map > 0 else 0.0
+def map_gate(
+    candidate_map: float,
+    reference_map: float,
+    min_ratio: float,
+    name: str = "map_ratio",
+    what: str = "INT8 mAP50-95",
+    reference: str = "baseline",
+) -> Gate:
+    """Candidate mAP50-95 must reach ``min_ratio`` x the reference's; a reference of 0 cannot be kept."""
+    ratio = candidate_map / reference_map if reference_map > 0 else 0.0
     return Gate(
-        name="map_ratio",
-        passed=baseline_map > 0 and ratio >= min_ratio,
+        name=name,
+        passed=reference_map > 0 and ratio >= min_ratio,
         value=ratio,
         threshold=min_ratio,
-        detail=f"INT8 mAP50-95 {candidate_map:.4f} is {ratio:.3f} x baseline {baseline_map:.4f}, needs >= {min_ratio}",
+        detail=f"{what} {candidate_map:.4f} is {ratio:.3f} x {reference} {reference_map:.4f}, needs >= {min_ratio}",
     )
 
 

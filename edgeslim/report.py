@@ -74,8 +74,9 @@ class Report:
         def fmt(v: float | None, spec: str) -> str:
             return "—" if v is None else format(v, spec)
 
+        reference = self.details.get("reference", {}).get("stage", "baseline")
         rows = [
-            "| stage | mAP50-95 | mAP50 | % of baseline | size | MMACs | params M | CPU latency ms | gate |",
+            f"| stage | mAP50-95 | mAP50 | % of {reference} | size | MMACs | params M | CPU latency ms | gate |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for s in self.stages:
@@ -98,6 +99,7 @@ class Report:
             "",
         ]
         lines += [f"- {'PASS' if g.passed else 'FAIL'} `{g.name}`: {g.detail}" for g in self.gates.values()]
+        lines += _shipped_lines(self.details)
         lines += _skipped_lines(self.details)
         lines += _fusion_lines(self.details)
         lines += _quantization_lines(self.details)
@@ -119,6 +121,20 @@ def _source_lines(details: dict) -> list[str]:
     why = "compress.imgsz" if s["imgsz_from"] == "params" else ("its input size" if s.get("format") == "onnx" else "its training size")
     kind = "an ONNX model" if s.get("format") == "onnx" else "a PyTorch checkpoint"
     return [f"Source `{s['reference']}` ({kind}), compressed at {s['imgsz']} px ({why}; stride {s['stride']}).", ""]
+
+
+def _shipped_lines(details: dict) -> list[str]:
+    """What the edge version holds for the target, best first, and the control's view when it was trained."""
+    target = details.get("target")
+    if not target:
+        return []
+    formats = ", ".join(f"`{s['format']}`" for s in target["shipped"]) or "nothing"
+    lines = ["", f"**Target** `{target['name']}`: ships {formats} (preferred first)"]
+    lines += [f"- left out `{fmt}`: {why}" for fmt, why in target["left_out"].items()]
+    vs_control = details.get("map_ratios_vs", {}).get("control")
+    if vs_control and details.get("reference", {}).get("stage") != "control":
+        lines.append("- against the equal-budget control: " + ", ".join(f"{name} {100 * r:.1f}%" for name, r in vs_control.items()))
+    return lines
 
 
 def _skipped_lines(details: dict) -> list[str]:

@@ -43,7 +43,7 @@ from tasks.step import as_task
 REPORT_ARTIFACT_KEY = "edgeslim-compress-report"
 LATEST_REPORT = Path("latest") / REPORT_JSON  # the newest compress report, at a fixed path in the workspace
 # What makes two runs produce the same edge model: everything but where things are served.
-PUBLISH_KEY_SECTIONS = ("fuse", "prune", "export", "calibration", "quantize", "evaluate", "gates")
+PUBLISH_KEY_SECTIONS = ("fuse", "prune", "export", "calibration", "quantize", "evaluate", "gates", "target")
 
 
 def publish_key(p: Params, source_name: str, source_version: str, dataset_sha: str) -> str:
@@ -100,7 +100,8 @@ def _finish(run: Run, outcomes: Mapping[str, Outcome]) -> dict:
     p, layout = run.p, run.layout
     report = build_report(run.source.name, run.source.version, outcomes)
     lineage = lineage_tags(p, run.source, outcomes[DATASET.name].details["dataset"]["sha256"], _calibration_sha(outcomes))
-    edge = outcomes["quantize"].artifact("int8") if report.passed else None
+    shipped = outcomes["gates"].details["target"]["shipped"] if report.passed else []
+    edge = tuple((s["format"], Path(s["artifact"])) for s in shipped)
     example = calibration_images(outcomes["calibrate"].artifact("manifest"))[:1] if edge else []  # a gate passed only after calibrate
     start = time.perf_counter()
     steps = step_records(p, (DATASET, *COMPRESS), outcomes)

@@ -105,7 +105,7 @@ class Submission:
 
     report: Report
     layout: Layout
-    edge_artifact: Path | None  # the INT8 model when every gate passed, else None
+    edge_artifacts: tuple[tuple[str, Path], ...]  # (format, file) the target ships, preferred first; () unless every gate passed
     lineage: dict[str, str]
     steps: list[StepRecord]
     publish_key: str
@@ -171,8 +171,8 @@ def _record_and_publish(client: mlflow.MlflowClient, tracking_uri: str, p: Param
     recorded = replace(report, details={**report.details, **links})
     _log_report(client, run_id, recorded, layout)  # before registering: a cut-short publish still has its report
     published = None
-    if recorded.passed and sub.edge_artifact is not None:
-        published = _register(client, p, replace(sub, report=recorded), sub.edge_artifact, run_id)
+    if recorded.passed and sub.edge_artifacts:
+        published = _register(client, p, replace(sub, report=recorded), run_id)
         verb = "found already published" if published.get("reused") else "published"
         print(f"{verb}: {published['model']} version {published['version']} @ {published['alias']}")
         _log_report(client, run_id, replace(recorded, published=published), layout)
@@ -181,10 +181,12 @@ def _record_and_publish(client: mlflow.MlflowClient, tracking_uri: str, p: Param
     return Publication(published, url, pareto_url)
 
 
-def _register(client: mlflow.MlflowClient, p: Params, sub: Submission, edge_artifact: Path, run_id: str) -> dict:
+def _register(client: mlflow.MlflowClient, p: Params, sub: Submission, run_id: str) -> dict:
     """A new edge version under the publish lock, or the identical one another run published meanwhile.
 
-    The version's description is the report as it reads once published; the alias moves after it.
+    The version holds every format the target ships (the preferred one is what its pyfunc loads) and
+    says which, in order, in ``edgeslim.formats``. The version's description is the report as it
+    reads once published; the alias moves after it.
     """
     edge = edge_model_name(p)
     with registry_lock(client, edge, flow_run.id or run_id, p.mlflow.lock_ttl_s, p.mlflow.lock_timeout_s, p.mlflow.lock_poll_s):
@@ -193,8 +195,10 @@ def _register(client: mlflow.MlflowClient, p: Params, sub: Submission, edge_arti
             return _resume(client, p, existing)
         print(f"registering a new version of {edge}")
         with mlflow.start_run(run_id=run_id):
-            model_uri = reg.log_weights_model(edge_artifact, example_image=sub.example_image)
-        version_tags = {**sub.lineage, **gate_tags(sub.report.gates), RUN_ID_TAG: run_id, PUBLISH_KEY_TAG: sub.publish_key}
+            (_, preferred), *others = sub.edge_artifacts
+            model_uri = reg.log_weights_model(preferred, example_image=sub.example_image, extra={fmt: path for fmt, path in others})
+        formats = tags(target=p.target.name, formats=",".join(fmt for fmt, _ in sub.edge_artifacts))
+        version_tags = {**sub.lineage, **gate_tags(sub.report.gates), **formats, RUN_ID_TAG: run_id, PUBLISH_KEY_TAG: sub.publish_key}
         mv = reg.register(client, model_uri, edge, version_tags, None)
         published = {"model": edge, "version": str(mv.version), "alias": p.mlflow.edge_alias}
         client.update_model_version(edge, mv.version, description=replace(sub.report, published=published).markdown())

@@ -35,7 +35,8 @@ def test_compress_flow_pages_the_fleet_after_publishing(champion, params_file, b
         rollout = report["details"]["rollout"]
         assert rollout["channels"] == {"mqtt": "ok"} and rollout["rollout"]["updated"] == ["cam-flow"]
         assert rollout["version"] == report["published"]["version"] and "page" in report["timings_s"]
-        assert_serving_registered(tmp_path / "cam-flow", rollout["sha256"])
+        assert_serving_registered(tmp_path / "cam-flow", rollout["artifacts"]["onnx-int8"])  # the agent prefers INT8 (fleet.agent.formats)
+        assert list(rollout["artifacts"]) == ["onnx-fp32", "onnx-int8"]  # target x86-avx2: FP32 first
         client = MlflowClient(champion, champion)
         mv = client.get_model_version(EDGE, report["published"]["version"])
         assert mv.tags["edgeslim.rollout.flow.updated"] == "cam-flow"

@@ -46,3 +46,57 @@ def test_equivalence_gate_uses_both_tolerances():
     assert eq.rel_max_abs < fp.max_rel_abs and eq.rel_l2 > fp.max_rel_l2
     gate = equivalence_gate(eq, fp)
     assert not gate.passed and gate.value > gate.threshold, "failed on the L2 bound alone"
+
+
+def _gated(tmp_path, overrides: list[str], stages: dict[str, float]):
+    """The ``gates`` step on scored stages (name → mAP50-95), as the evaluate steps would hand them over."""
+    from pathlib import Path
+
+    from edgeslim.config import load_params
+    from edgeslim.dag.layout import Layout
+    from edgeslim.dag.outcome import Outcome
+    from edgeslim.dag.registry import COMPRESS
+    from edgeslim.dag.run import run_step
+    from edgeslim.report import StageResult
+
+    repo = Path(__file__).resolve().parents[1]
+    p = load_params(repo / "params.yaml", overrides)
+    rows = tuple(StageResult(name, str(tmp_path / f"{name}.onnx"), map50_95=m) for name, m in stages.items())
+    outcomes = {"evaluate": Outcome("evaluate", stages=rows), "evaluate-int8": Outcome("evaluate-int8"), "tensorrt": Outcome("tensorrt")}
+    step = next(s for s in COMPRESS if s.name == "gates")
+    return run_step(step, p, Layout(tmp_path), outcomes)
+
+
+def test_target_profile_decides_the_shipped_formats_and_gates_each(tmp_path):
+    scored = {"baseline": 0.40, "control": 0.44, "onnx-fp32": 0.41, "onnx-int8": 0.39}
+    avx2 = _gated(tmp_path, [], scored)
+    target = avx2.details["target"]
+    assert [s["format"] for s in target["shipped"]] == ["onnx-fp32", "onnx-int8"]  # x86-avx2: FP32 first
+    assert {g.name for g in avx2.gates} == {"map_ratio_fp32", "map_ratio"} and all(g.passed for g in avx2.gates)
+    vnni = _gated(tmp_path / "vnni", ["target.name=x86-vnni"], scored).details["target"]
+    assert [s["format"] for s in vnni["shipped"]] == ["onnx-int8", "onnx-fp32"]
+    gpu = _gated(tmp_path / "gpu", ["target.name=nvidia-gpu"], scored).details["target"]
+    assert [s["format"] for s in gpu["shipped"]] == ["onnx-int8", "onnx-fp32"] and "tensorrt" in gpu["left_out"]  # no engine here
+    # Each format on its own mAP: an INT8 model that lost too much fails, though FP32 passes.
+    lossy = _gated(tmp_path / "lossy", [], {**scored, "onnx-int8": 0.30})
+    assert {g.name: g.passed for g in lossy.gates} == {"map_ratio_fp32": True, "map_ratio": False}
+
+
+def test_gate_reference_control_states_every_ratio_against_the_control(tmp_path):
+    scored = {"baseline": 0.40, "control": 0.44, "onnx-fp32": 0.41, "onnx-int8": 0.41}
+    vs_baseline = _gated(tmp_path, ["evaluate.control=true"], scored)
+    assert all(g.passed for g in vs_baseline.gates) and vs_baseline.details["map_ratios"]["onnx-int8"] == pytest.approx(0.41 / 0.40)
+    assert vs_baseline.details["map_ratios_vs"]["control"]["onnx-int8"] == pytest.approx(0.41 / 0.44)
+    vs_control = _gated(tmp_path / "c", ["evaluate.control=true", "gates.reference=control"], scored)
+    int8 = next(g for g in vs_control.gates if g.name == "map_ratio")
+    assert not int8.passed and int8.value == pytest.approx(0.41 / 0.44) and "x control 0.4400" in int8.detail
+    assert vs_control.details["reference"]["stage"] == "control"
+
+
+def test_control_reference_needs_the_control_trained():
+    from pathlib import Path
+
+    from edgeslim.config import ConfigError, load_params
+
+    with pytest.raises(ConfigError, match="evaluate.control is false"):
+        load_params(Path(__file__).resolve().parents[1] / "params.yaml", ["gates.reference=control"])

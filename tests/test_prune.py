@@ -182,7 +182,9 @@ def test_distilled_finetune_keeps_the_student_and_learns_from_the_teacher(tiny_c
     teacher = save_checkpoint(teacher_model, ckpt, tmp_path / "teacher.pt")
     student, _ = rewrite_model(model, images, p.prune.rewrite_max_rel_l2)
     prune_model(student, p.prune, 0.4, 64)
-    result = finetune(student, ckpt, data_yaml, 64, p.baseline, p.evaluate, p.prune.finetune, 1, 0.0, tmp_path / "ft", Teacher(teacher, p.prune.distill))
+    result = finetune(
+        student, ckpt, data_yaml, 64, p.baseline, p.evaluate, p.prune.finetune, 1, 0.0, tmp_path / "ft", Teacher(teacher, p.prune.distill)
+    )
     _, tuned = load_checkpoint(result.weights)
     assert type(tuned).__name__ == "DetectionModel" and count_macs(tuned, 64)[0] == count_macs(student, 64)[0]
     log = (tmp_path / "ft" / "train" / "results.csv").read_text().splitlines()[0]

@@ -69,6 +69,9 @@ class Layout:
     def finetuned_fused(self) -> Path:
         return self.dir("finetune") / "fused.pt"
 
+    def control(self) -> Path:
+        return self.dir("control") / "control-fused.pt"
+
     # --- export / calibrate ---------------------------------------------------------------------
     def fp32(self) -> Path:
         return self.dir("export") / "model-fp32.onnx"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from edgeslim.dag.step import SOURCE, Step
 from edgeslim.dag.steps.baseline import baseline
 from edgeslim.dag.steps.calibrate import calibrate
+from edgeslim.dag.steps.control import control, skip_unless_asked
 from edgeslim.dag.steps.dataset import dataset
 from edgeslim.dag.steps.evaluate import evaluate, evaluate_int8
 from edgeslim.dag.steps.export import export
@@ -53,21 +54,26 @@ COMPRESS: tuple[Step, ...] = (
          code=("edgeslim/prune/finetune.py", "edgeslim/prune/distill.py", "edgeslim/baseline/train.py", "edgeslim/reparam", "edgeslim/models"),
          skip=skip_unless_enabled, summary="finetune the pruned graph (distilled from the unpruned model), fuse it again; gate: equivalence_pruned",
          torch=True),
+    Step("control", control, reads=("evaluate.control", "prune.enabled", "prune.finetune", *_TRAINER), needs=("dataset", "fuse"),
+         code=("edgeslim/prune/finetune.py", "edgeslim/baseline/train.py", "edgeslim/reparam/fuse.py", "edgeslim/models"),
+         skip=skip_unless_asked, summary="the equal-budget control: the unpruned source finetuned with the same recipe and epochs",
+         torch=True),
     Step("export", export, reads=("export", "fuse", "evaluate.threads", "compress.imgsz"), needs=("dataset", "fuse", "finetune"),
          code=("edgeslim/export", "edgeslim/reparam/equivalence.py", "edgeslim/models", "edgeslim/gates.py"),
          summary="ONNX FP32; gate: onnx_equivalence", torch=True),
     Step("calibrate", calibrate, reads=("calibration", "evaluate.threads", "compress.imgsz"), needs=("dataset", SOURCE, "export"),
          code=("edgeslim/calibration", "edgeslim/data/splits.py"), summary="curated calibration set: manifest and coverage plot"),
-    Step("evaluate", evaluate, reads=_VALIDATOR, needs=("dataset", SOURCE, "fuse", "prune", "finetune", "export"), code=_SCORING,
-         summary="mAP, size, latency, MACs of the source, the torch stages and the FP32 ONNX"),
-    Step("quantize", quantize, reads=("quantize", "gates.min_map_ratio", *_VALIDATOR), needs=("dataset", SOURCE, "export", "calibrate", "evaluate"),
+    Step("evaluate", evaluate, reads=_VALIDATOR, needs=("dataset", SOURCE, "fuse", "prune", "finetune", "control", "export"), code=_SCORING,
+         summary="mAP, size, latency, MACs of the source, the torch stages, the control and the FP32 ONNX"),
+    Step("quantize", quantize, reads=("quantize", "gates.min_map_ratio", "gates.reference", *_VALIDATOR), needs=("dataset", SOURCE, "export", "calibrate", "evaluate"),
          code=("edgeslim/quantize", *_SCORING), summary="ONNX Runtime INT8, accuracy-aware fallback aimed at the gate"),
     Step("evaluate-int8", evaluate_int8, reads=_VALIDATOR, needs=("dataset", "export", "quantize"), code=_SCORING,
          summary="mAP, size, latency of the INT8 ONNX"),
     Step("tensorrt", tensorrt, reads=("quantize", *_VALIDATOR), needs=("dataset", SOURCE, "export", "calibrate", "quantize"),
          code=("edgeslim/quantize", *_SCORING), summary="TensorRT engine from explicit Q/DQ where a GPU and TensorRT exist"),
-    Step("gates", gates, reads=("gates",), needs=("evaluate", "evaluate-int8", "tensorrt"), code=("edgeslim/gates.py", "edgeslim/plots.py"),
-         summary="mAP of every stage against the source; gate: map_ratio"),
+    Step("gates", gates, reads=("gates", "target"), needs=("evaluate", "evaluate-int8", "tensorrt"),
+         code=("edgeslim/gates.py", "edgeslim/plots.py", "edgeslim/report.py"),
+         summary="mAP of every stage against the reference (gates.reference); gate: map_ratio"),
 )
 # fmt: on
 PIPELINE: tuple[Step, ...] = (DATASET, BASELINE, SOURCE_STAGE, *COMPRESS)  # the DVC stages, in order

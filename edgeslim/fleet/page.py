@@ -42,8 +42,9 @@ LINEAGE_KEYS = (
 )
 
 
-def _download(tracking_uri: str, model: str, version: str, dest: Path) -> Path:
-    """The version's ONNX artifact, fetched with explicit URIs (never the process-global registry)."""
+def _download(tracking_uri: str, model: str, version: str, dest: Path, formats: list[str]) -> list[Path]:
+    """The version's ONNX files in the order its ``edgeslim.formats`` tag gives (preferred first),
+    fetched with explicit URIs (never the process-global registry)."""
     try:
         local = Path(
             mlflow.artifacts.download_artifacts(
@@ -55,13 +56,11 @@ def _download(tracking_uri: str, model: str, version: str, dest: Path) -> Path:
     found = sorted((local / "artifacts").glob("*.onnx"))
     if not found:
         raise RegistryError(f"{model} version {version} holds no .onnx artifact to page")
-    return found[0]
+    rank = {fmt: i for i, fmt in enumerate(formats)}
+    return sorted(found, key=lambda path: rank.get(onnx_info.describe(path)[0], len(rank)))
 
 
-def _manifest(
-    p: Params, model: str, version: str, sequence: int, tags: dict[str, str], name: str, url: str, size: int, sha: str, path: Path
-) -> Manifest:
-    fmt, io = onnx_info.describe(path)
+def _manifest(p: Params, model: str, version: str, sequence: int, tags: dict[str, str], artifacts: tuple[Artifact, ...]) -> Manifest:
     now = datetime.now(UTC)
     return Manifest(
         model=model,
@@ -71,9 +70,15 @@ def _manifest(
         issued_at=utc_iso(now),
         expires_at=utc_iso(now + timedelta(seconds=p.fleet.manifest_ttl_s)),
         key_id="",
-        artifacts=(Artifact(name=name, format=fmt, uri=url, size=size, sha256=sha, io=io),),
+        artifacts=artifacts,
         lineage={k: tags[f"{TAG_PREFIX}{k}"] for k in LINEAGE_KEYS if f"{TAG_PREFIX}{k}" in tags},
     )
+
+
+def _stored(store: FleetStore, model: str, path: Path) -> Artifact:
+    fmt, io = onnx_info.describe(path)
+    stored = store.upload_artifact(path, model)
+    return Artifact(name=path.name, format=fmt, uri=stored.url, size=stored.size, sha256=stored.sha256, io=io)
 
 
 def _track(p: Params, watch: StatusWatch | None, sequence: int, channels: dict[str, str]) -> RolloutResult | None:
@@ -97,12 +102,12 @@ def page_version(tracking_uri: str, p: Params, model: str, version: str, workdir
     except MlflowException as exc:
         raise RegistryError(f"{model} version {version} cannot be paged: {exc.message}") from None
     key = load_private_key(fleet.signing_key)
-    artifact = _download(tracking_uri, model, version, workdir)
+    files = _download(tracking_uri, model, version, workdir, tags.get(f"{TAG_PREFIX}formats", "").split(","))
     store = FleetStore(fleet.s3)
     store.ensure_bucket()
-    stored = store.upload_artifact(artifact, model)
+    artifacts = tuple(_stored(store, model, path) for path in files)
     sequence = ledger.claim_sequence(client, model, fleet.group, f"page-{uuid.uuid4().hex[:8]}", p.mlflow)
-    manifest = _manifest(p, model, version, sequence, tags, artifact.name, stored.url, stored.size, stored.sha256, artifact)
+    manifest = _manifest(p, model, version, sequence, tags, artifacts)
     envelope = sign(manifest, key)
     manifest_uri = store.put_manifest(model, fleet.group, sequence, envelope)
     log(f"paging {model} v{version} to group {fleet.group}: sequence {sequence}, manifest {manifest_uri}")
@@ -124,7 +129,8 @@ def page_version(tracking_uri: str, p: Params, model: str, version: str, workdir
         "group": fleet.group,
         "sequence": sequence,
         "manifest": manifest_uri,
-        "sha256": stored.sha256,
+        "sha256": artifacts[0].sha256,  # the preferred format's
+        "artifacts": {a.format: a.sha256 for a in artifacts},
         "channels": channels,
         "rollout": rollout.to_dict() if rollout else None,
         "tracking_error": tracking_error,
@@ -132,7 +138,7 @@ def page_version(tracking_uri: str, p: Params, model: str, version: str, workdir
     facts = {
         "sequence": str(sequence),
         "manifest": manifest_uri,
-        "sha256": stored.sha256,
+        "sha256": ",".join(f"{a.format}={a.sha256}" for a in artifacts),
         "channels": "; ".join(f"{c}={v}" for c, v in channels.items()),
         "result": rollout.summary() if rollout else f"not tracked: {_untracked_reason(channels, tracking_error)}",
     }

@@ -23,23 +23,30 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional
 from ultralytics.nn.distill_model import DistillationModel
+from ultralytics.nn.modules.head import Detect
 
 HEAD_LOSS = "head_kd"  # the loss item the head term is logged as, next to ultralytics' ``dis_loss``
 
 
-def head_distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], reg_max: int, temperature: float) -> torch.Tensor:
+def head_distillation_loss(
+    student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], reg_max: int, temperature: float
+) -> torch.Tensor:
     """Class BCE against the teacher's soft scores plus score-weighted DFL KL, one scalar."""
     s_cls, t_cls = student["scores"], teacher["scores"].detach()
     soft = t_cls.sigmoid()
-    cls_term = F.binary_cross_entropy_with_logits(s_cls, soft, reduction="mean")
+    cls_term = functional.binary_cross_entropy_with_logits(s_cls, soft, reduction="mean")
     weight = soft.max(dim=1).values  # (B, anchors): the teacher's confidence per anchor
     b, _, a = student["boxes"].shape
     s_box = student["boxes"].view(b, 4, reg_max, a) / temperature
     t_box = teacher["boxes"].detach().view(b, 4, reg_max, a) / temperature
-    kl = (F.softmax(t_box, dim=2) * (F.log_softmax(t_box, dim=2) - F.log_softmax(s_box, dim=2))).sum(dim=2).mean(dim=1)
+    kl = (
+        (functional.softmax(t_box, dim=2) * (functional.log_softmax(t_box, dim=2) - functional.log_softmax(s_box, dim=2)))
+        .sum(dim=2)
+        .mean(dim=1)
+    )
     box_term = (kl * weight).sum() / (weight.sum() + 1e-9) * temperature**2
     return cls_term + box_term
 
@@ -51,7 +58,7 @@ class HeadDistillationModel(DistillationModel):
         super().__init__(teacher_model=teacher, student_model=student)
         self.head_weight = head_weight
         self.temperature = temperature
-        self.reg_max = int(student.model[-1].reg_max)
+        self.reg_max = next(int(m.reg_max) for m in student.modules() if isinstance(m, Detect))
 
     def loss(self, batch: dict[str, Any], preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         zero = torch.zeros(1, device=batch["img"].device)
@@ -62,8 +69,10 @@ class HeadDistillationModel(DistillationModel):
         total, items = super().loss(batch)  # runs teacher and student; the hooks hold their head outputs
         level = len(self.feats_idx) - 1  # the Detect head's own output
         head = self.head_weight * head_distillation_loss(
-            self.decouple_outputs(self._student_feats[level]), self.decouple_outputs(self._teacher_feats[level]), self.reg_max, self.temperature
+            self.decouple_outputs(self._student_feats[level]),
+            self.decouple_outputs(self._teacher_feats[level]),
+            self.reg_max,
+            self.temperature,
         )
         items[HEAD_LOSS] = head.detach().reshape(1)
         return torch.cat([total, head.reshape(1) * batch["img"].shape[0]]), items
-

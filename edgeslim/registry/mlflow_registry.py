@@ -69,17 +69,18 @@ def resolve(client: MlflowClient, ref: ModelRef) -> ModelVersion:
         raise RegistryError(f"model {ref.name!r} has no version {ref.version}") from None
 
 
-def log_weights_model(weights: Path, example_image: Path | None = None) -> str:
+def log_weights_model(weights: Path, example_image: Path | None = None, extra: dict[str, Path] | None = None) -> str:
     """Log ``weights`` as a pyfunc model in the active run; returns the model URI.
 
     With ``example_image`` the model also carries an input example (MLflow then checks that the
-    logged model loads and predicts on it before the version can exist).
+    logged model loads and predicts on it before the version can exist). ``extra`` files (other
+    formats of the same model, by format) travel in the model's artifacts beside ``weights``.
     """
     example = pd.DataFrame({"image": [str(example_image)]}) if example_image else None
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=pyfunc_model.__file__,  # models from code: loads where edgeslim is not installed
-        artifacts={WEIGHTS_KEY: str(weights)},
+        artifacts={WEIGHTS_KEY: str(weights), **{key: str(path) for key, path in (extra or {}).items()}},
         signature=SIGNATURE,
         input_example=example,
         pip_requirements=[f"{name}=={version(name)}" for name in CONSUMER_REQUIREMENTS],

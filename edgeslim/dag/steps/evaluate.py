@@ -26,11 +26,12 @@ from edgeslim.prune.structured import count_macs
 from edgeslim.report import StageResult
 
 # Stage names of the table, and the gate each stage's figure feeds.
-BASELINE, FUSED, PRUNED, FINETUNED, ONNX_FP32, ONNX_INT8, TENSORRT = (
+BASELINE, FUSED, PRUNED, FINETUNED, CONTROL, ONNX_FP32, ONNX_INT8, TENSORRT = (
     "baseline",
     "fused",
     "pruned",
     "finetuned",
+    "control",
     "onnx-fp32",
     "onnx-int8",
     "tensorrt-int8-gpu",
@@ -79,8 +80,9 @@ def stage_metrics(stages: tuple[StageResult, ...]) -> dict[str, float]:
 
 
 def evaluate(inp: StepInput, p: Params) -> Outcome:
-    """The source, then each stage that ran (an ONNX source has no torch stages and no export)."""
-    ran = {name: inp.outcome(name).skipped is None for name in ("fuse", "finetune", "export")}
+    """The source, then each stage that ran (an ONNX source has no torch stages and no export), and
+    the equal-budget control when it was trained."""
+    ran = {name: inp.outcome(name).skipped is None for name in ("fuse", "finetune", "control", "export")}
     rows: list[tuple[str, Path, str | None]] = [(BASELINE, inp.outcome(SOURCE).artifact(SOURCE), None)]
     if ran["fuse"]:
         rows.append((FUSED, inp.outcome("fuse").artifact("model"), "equivalence"))
@@ -89,6 +91,8 @@ def evaluate(inp: StepInput, p: Params) -> Outcome:
             (PRUNED, inp.outcome("prune").artifact("pruned"), None),
             (FINETUNED, inp.outcome("finetune").artifact("model"), "equivalence_pruned"),
         ]
+    if ran["control"]:
+        rows.append((CONTROL, inp.outcome("control").artifact("model"), None))
     if ran["export"]:
         rows.append((ONNX_FP32, inp.outcome("export").artifact(FP32), None))
     score, torch_source = scorer(inp, p), exported_from(inp)
@@ -97,7 +101,7 @@ def evaluate(inp: StepInput, p: Params) -> Outcome:
 
 
 def evaluate_int8(inp: StepInput, p: Params) -> Outcome:
-    stages = (scorer(inp, p).stage(ONNX_INT8, inp.outcome("quantize").artifact("int8"), "map_ratio", exported_from(inp)),)
+    stages = (scorer(inp, p).stage(ONNX_INT8, inp.outcome("quantize").artifact("int8"), None, exported_from(inp)),)
     return Outcome(inp.step, metrics=stage_metrics(stages), stages=stages)
 
 

@@ -9,6 +9,7 @@ from edgeslim.dag.source import image_size
 from edgeslim.dag.step import FP32, StepInput
 from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.evaluate import BASELINE, ONNX_FP32, scorer, stage_map
+from edgeslim.dag.steps.gates import reference_map
 from edgeslim.quantize.fallback import quantize_with_fallback
 from edgeslim.quantize.ort_int8 import OrtQuantizer
 
@@ -17,7 +18,7 @@ def quantize(inp: StepInput, p: Params) -> Outcome:
     fp32 = inp.latest(FP32)
     images = calibration_images(inp.outcome("calibrate").artifact("manifest"))
     scored = inp.outcome("evaluate")
-    target = p.gates.min_map_ratio * stage_map(scored, BASELINE)
+    target = p.gates.min_map_ratio * reference_map(list(scored.stages), p)[1]
     out = inp.layout.int8()
     quantizer = OrtQuantizer(fp32, images, image_size(p), p.quantize, inp.layout.quantize_work())
     report = quantize_with_fallback(
