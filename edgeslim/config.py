@@ -167,6 +167,10 @@ class PruneParams(_Section):
     steps: PositiveInt  # pruning increments per round; stops at the first one reaching the target
     rounds: PositiveInt  # prune → finetune rounds, each reaching its share of the target
     round_to: PositiveInt  # kept channel counts are multiples of this
+    policy: Literal["depth", "latency"]  # what the per-layer caps rise with: depth, or each layer's measured ONNX Runtime ms
+    target_latency_ratio: Annotated[float, Field(gt=0, lt=1)] | None  # budget mode (None: target_macs_reduction)
+    latency_runs: PositiveInt  # timed runs per side per round when profiling and checking the budget
+    latency_rounds: PositiveInt  # paired, alternating rounds per budget check
     rewrite_max_rel_l2: Annotated[float, Field(ge=0)]  # split-free rewrite must be this equivalent
     sparse: SparseTrainingParams
     finetune: FinetuneParams
@@ -176,6 +180,8 @@ class PruneParams(_Section):
     def _shallow_le_deep(self) -> "PruneParams":
         if self.ratio_shallow > self.ratio_deep:
             raise ValueError("ratio_shallow must not exceed ratio_deep (shallow layers are pruned less)")
+        if self.target_latency_ratio is not None and self.rounds != 1:
+            raise ValueError("target_latency_ratio (budget mode) prunes in one round: set prune.rounds to 1")
         return self
 
 

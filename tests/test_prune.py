@@ -149,7 +149,9 @@ def test_sparse_training_and_iterative_rounds_keep_the_pruned_architecture(tiny_
     )
     ckpt, model = load_checkpoint(tiny_checkpoint)
     images = preprocess_batch(list_images(data_yaml.parent / "images" / "val")[:2], 64)
-    pruned, report = prune_stage(model, ckpt, images, data_yaml, p.baseline.imgsz, p.prune, p.baseline, p.evaluate, tmp_path)
+    pruned, report = prune_stage(
+        model, ckpt, images, data_yaml, p.baseline.imgsz, p.prune, p.baseline, p.evaluate, p.export.opset, tmp_path
+    )
     assert report["sparse"]["epochs"] == 1
     assert [r["target"] for r in report["rounds"]] == [0.2, 0.4]
     assert "finetuned_map50_95" in report["rounds"][0] and report["macs_reduction"] >= 0.4
@@ -197,3 +199,46 @@ def test_distilled_finetune_keeps_the_student_and_learns_from_the_teacher(tiny_c
     far = head_distillation_loss({k: v + torch.randn_like(v) for k, v in t.items()}, t, reg_max, 2.0)
     bce_floor = torch.nn.functional.binary_cross_entropy_with_logits(t["scores"], t["scores"].sigmoid())  # entropy of the soft labels
     assert abs(float(same) - float(bce_floor)) < 1e-5 and float(far) > float(same)
+
+
+def test_latency_policy_and_budget_mode_prune_to_a_measured_budget(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The caps follow the profiled per-layer time, and budget mode stops at the first candidate whose
+    FP32 ONNX, timed against the unpruned export, fits the budget (behaviour, not speed)."""
+    from edgeslim.data.images import list_images, preprocess_batch
+    from edgeslim.models.checkpoint import load_checkpoint
+    from edgeslim.prune.latency import latency_caps, layer_costs_ms
+    from edgeslim.prune.pipeline import prune_stage
+
+    data_yaml = tiny_checkpoint.parent / "data" / "data.yaml"
+    base = ["baseline.imgsz=64", "prune.round_to=4", "prune.ratio_deep=0.8", "prune.latency_runs=5", "prune.latency_rounds=3"]
+    p = load_params(REPO / "params.yaml", [*base, "prune.policy=latency", "prune.target_latency_ratio=0.95"])
+    ckpt, model = load_checkpoint(tiny_checkpoint)
+    images = preprocess_batch(list_images(data_yaml.parent / "images" / "val")[:2], 64)
+    pruned, report = prune_stage(model, ckpt, images, data_yaml, 64, p.prune, p.baseline, p.evaluate, p.export.opset, tmp_path)
+    latency = report["latency"]
+    assert latency["policy"] == "latency" and latency["profiled_ms"] > 0 and len(latency["layer_ms"]) > 5
+    checks = latency["budget_checks"]
+    assert checks[-1]["ratio"] <= 0.95 == latency["target_latency_ratio"] and all(c["ratio"] > 0.95 for c in checks[:-1])
+    assert report["macs_after"] < report["macs_before"] and count_macs(pruned, 64)[0] == report["macs_after"]
+
+    # The costliest layer gets the deepest cap, the cheapest the shallowest.
+    costs = {int(k): v for k, v in latency["layer_ms"].items() if k != "other"}
+    caps = latency_caps(model, costs, p.prune)
+    by_layer = {i: caps[next(m for m in layer.modules() if isinstance(m, torch.nn.Conv2d))] for i, layer in enumerate(model.model) if i in costs and any(isinstance(m, torch.nn.Conv2d) for m in layer.modules())}
+    assert by_layer[max(costs, key=costs.get)] == pytest.approx(0.8)
+    assert layer_costs_ms(tmp_path / "latency" / "unpruned.onnx", images[:1], 1, 2)  # the profile parses
+
+
+def test_unreachable_latency_budget_is_a_clear_error_before_finetuning(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from edgeslim.data.images import list_images, preprocess_batch
+    from edgeslim.models.checkpoint import load_checkpoint
+    from edgeslim.prune.pipeline import prune_stage
+
+    data_yaml = tiny_checkpoint.parent / "data" / "data.yaml"
+    over = ["baseline.imgsz=64", "prune.round_to=4", "prune.steps=2", "prune.ratio_deep=0.2", "prune.latency_runs=3", "prune.latency_rounds=1"]
+    p = load_params(REPO / "params.yaml", [*over, "prune.target_latency_ratio=0.05"])
+    ckpt, model = load_checkpoint(tiny_checkpoint)
+    images = preprocess_batch(list_images(data_yaml.parent / "images" / "val")[:2], 64)
+    with pytest.raises(PruneError, match=r"latency budget prune.target_latency_ratio 0.05 cannot be met.*nothing was finetuned"):
+        prune_stage(model, ckpt, images, data_yaml, 64, p.prune, p.baseline, p.evaluate, p.export.opset, tmp_path)
+    assert not (tmp_path / "train").exists()

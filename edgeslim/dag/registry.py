@@ -29,8 +29,10 @@ from edgeslim.dag.steps.tensorrt import tensorrt
 _TRAINER = ("compress.imgsz", "baseline.batch", "baseline.seed", "baseline.workers", "evaluate.conf", "evaluate.iou")
 # What the finetuning inside pruning (sparse training, between rounds) reads of prune.finetune: all but its epochs.
 _ROUND_FINETUNE = tuple(f"prune.finetune.{k}" for k in ("round_epochs", "optimizer", "lr0", "warmup_epochs", "patience"))
-_PRUNING = tuple(f"prune.{k}" for k in ("enabled", "importance", "target_macs_reduction", "ratio_shallow", "ratio_deep", "steps", "rounds",
-                                        "round_to", "rewrite_max_rel_l2", "sparse"))
+_PRUNING = (*(f"prune.{k}" for k in ("enabled", "importance", "target_macs_reduction", "ratio_shallow", "ratio_deep", "steps", "rounds",
+                                      "round_to", "rewrite_max_rel_l2", "sparse", "policy", "target_latency_ratio", "latency_runs",
+                                      "latency_rounds")),
+            "export.opset", "evaluate.threads")
 _EQUIVALENCE_IMAGES = ("fuse.equivalence_images", "compress.imgsz")
 _VALIDATOR = ("evaluate", "compress.imgsz")
 # What scoring an artifact calls (the evaluate steps' Scorer).
@@ -48,7 +50,7 @@ COMPRESS: tuple[Step, ...] = (
          code=("edgeslim/reparam", "edgeslim/models", "edgeslim/data/images.py", "edgeslim/data/splits.py", "edgeslim/gates.py"),
          summary="strip the PGI branch, fold Conv+BN/RepConv; gate: equivalence", torch=True),
     Step("prune", prune, reads=(*_PRUNING, *_ROUND_FINETUNE, *_TRAINER, *_EQUIVALENCE_IMAGES), needs=("dataset", "fuse"),
-         code=("edgeslim/prune", "edgeslim/models", "edgeslim/plots.py"), skip=skip_unless_enabled,
+         code=("edgeslim/prune", "edgeslim/models", "edgeslim/export", "edgeslim/plots.py"), skip=skip_unless_enabled,
          summary="split-free rewrite, structured pruning to the MACs target", torch=True),
     Step("finetune", finetune, reads=("prune.enabled", "prune.finetune", "prune.distill", "fuse", *_TRAINER), needs=("dataset", "fuse", "prune"),
          code=("edgeslim/prune/finetune.py", "edgeslim/prune/distill.py", "edgeslim/baseline/train.py", "edgeslim/reparam", "edgeslim/models"),

@@ -15,6 +15,7 @@ from torch import nn
 from edgeslim.config import BaselineParams, EvaluateParams, PruneParams
 from edgeslim.models.checkpoint import load_checkpoint
 from edgeslim.prune.finetune import finetune
+from edgeslim.prune.latency import OTHER, LatencyBudget, export_candidate, latency_caps, layer_costs_ms
 from edgeslim.prune.rewrite import rewrite_model
 from edgeslim.prune.structured import PruneReport, prune_model
 
@@ -28,9 +29,11 @@ def prune_stage(
     p: PruneParams,
     base: BaselineParams,
     ev: EvaluateParams,
+    opset: int,
     out_dir: Path,
 ) -> tuple[nn.Module, dict]:
-    """Prune ``model`` to ``p.target_macs_reduction`` in ``p.rounds`` rounds; return it and a report.
+    """Prune ``model`` to ``p.target_macs_reduction`` in ``p.rounds`` rounds (or, in budget mode, to
+    ``p.target_latency_ratio`` in one); return it and a report.
 
     Round r reaches r/rounds of the target and, except the last, is finetuned for
     ``p.finetune.round_epochs`` before the next one ranks channels again.
@@ -43,10 +46,13 @@ def prune_stage(
         sparse = finetune(model, template, data_yaml, imgsz, base, ev, p.finetune, p.sparse.epochs, p.sparse.l1_reg, out_dir / "sparse")
         _, model = load_checkpoint(sparse.weights)
         report["sparse"] = {"epochs": sparse.epochs_run, "map50_95": sparse.map50_95, "map50": sparse.map50}
+    caps, budget = None, None
+    if p.policy == "latency" or p.target_latency_ratio is not None:
+        caps, budget, report["latency"] = _latency_steering(model, template, images[:1], imgsz, p, ev, opset, out_dir / "latency")
     first: PruneReport | None = None
     for r in range(1, p.rounds + 1):
         target = p.target_macs_reduction * r / p.rounds
-        pruned = prune_model(model, p, target, imgsz)
+        pruned = prune_model(model, p, target, imgsz, caps, budget)
         first = first or pruned
         entry = {"target": target, **{k: v for k, v in pruned.as_dict().items() if not k.startswith("channels")}}
         print(
@@ -58,6 +64,8 @@ def prune_stage(
             _, model = load_checkpoint(tuned.weights)
             entry.update(finetuned_map50_95=tuned.map50_95, finetuned_epochs=tuned.epochs_run)
         report["rounds"].append(entry)
+    if budget is not None:
+        report["latency"].update(target_latency_ratio=budget.target, budget_checks=budget.checks, met_ratio=budget.checks[-1]["ratio"])
     assert first is not None  # rounds ≥ 1 (validated)
     last = pruned
     report.update(
@@ -70,3 +78,30 @@ def prune_stage(
         channels_after=last.channels_after,
     )
     return model, report
+
+
+def _latency_steering(
+    model: nn.Module, template: dict[str, Any], sample: np.ndarray, imgsz: int, p: PruneParams, ev: EvaluateParams, opset: int, folder: Path
+) -> tuple[dict[nn.Module, float] | None, LatencyBudget | None, dict]:
+    """Profile the unpruned export once; its per-layer costs steer the caps (``policy: latency``)
+    and it is the reference the budget's candidates are timed against."""
+    unpruned = export_candidate(model, template, imgsz, opset, folder, "unpruned")
+    costs = layer_costs_ms(unpruned, sample, ev.threads, p.latency_runs)
+    total = sum(costs.values())
+    print(
+        "per-layer ONNX Runtime ms (top 5): "
+        + ", ".join(f"{'other' if i == OTHER else i}: {ms:.2f}" for i, ms in sorted(costs.items(), key=lambda kv: -kv[1])[:5])
+        + f" of {total:.2f}"
+    )
+    caps = latency_caps(model, costs, p) if p.policy == "latency" else None
+    budget = None
+    if p.target_latency_ratio is not None:
+        budget = LatencyBudget(
+            p.target_latency_ratio, unpruned, sample, template, imgsz, opset, ev.threads, p.latency_runs, p.latency_rounds, folder
+        )
+    section = {
+        "layer_ms": {("other" if i == OTHER else str(i)): ms for i, ms in sorted(costs.items())},
+        "profiled_ms": total,
+        "policy": p.policy,
+    }
+    return caps, budget, section

@@ -23,6 +23,7 @@ from ultralytics.nn.modules.head import Detect
 import edgeslim.ultra  # noqa: F401
 from edgeslim.config import PruneParams
 from edgeslim.errors import PruneError
+from edgeslim.prune.latency import LatencyBudget
 
 IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
     "bn_scale": tp.importance.BNScaleImportance,
@@ -128,10 +129,19 @@ def protected_layers(model: nn.Module) -> list[nn.Module]:
     return keep
 
 
-def prune_model(model: nn.Module, p: PruneParams, target: float, imgsz: int) -> PruneReport:
-    """Prune ``model`` in place (it must be split-free, see rewrite.py) until ``target`` of MACs is gone.
+def prune_model(
+    model: nn.Module,
+    p: PruneParams,
+    target: float,
+    imgsz: int,
+    caps: dict[nn.Module, float] | None = None,
+    budget: LatencyBudget | None = None,
+) -> PruneReport:
+    """Prune ``model`` in place (it must be split-free, see rewrite.py) until ``target`` of MACs is
+    gone, or, with a ``budget``, until the budget's latency check passes. ``caps``: per-layer ratio
+    caps (default: the depth ramp of ``layer_ratios``).
 
-    Raises PruneError when the policy caps are reached before the target.
+    Raises PruneError when the caps are reached before the target or the budget.
     """
     macs0, params0 = count_macs(model, imgsz)
     report = PruneReport(macs_before=macs0, params_before=params0, channels_before=conv_channels(model))
@@ -144,7 +154,7 @@ def prune_model(model: nn.Module, p: PruneParams, target: float, imgsz: int) -> 
         torch.zeros(1, 3, imgsz, imgsz),
         importance=IMPORTANCE[p.importance](),
         pruning_ratio=p.ratio_deep,
-        pruning_ratio_dict=layer_ratios(model, p),
+        pruning_ratio_dict=caps or layer_ratios(model, p),
         iterative_steps=p.steps,
         ignored_layers=protected_layers(model),
         round_to=p.round_to,
@@ -157,11 +167,22 @@ def prune_model(model: nn.Module, p: PruneParams, target: float, imgsz: int) -> 
                 group.prune()
         macs, params = count_macs(model, imgsz)
         report.steps.append({"macs": macs, "params": params, "reduction": 1.0 - macs / macs0})
-        if 1.0 - macs / macs0 >= target:
+        if budget is None and 1.0 - macs / macs0 >= target:
             break
+        changed = macs < (report.steps[-2]["macs"] if len(report.steps) > 1 else macs0)  # an unchanged level needs no new timing
+        if budget is not None and changed and budget.met(model.eval(), 1.0 - macs / macs0):
+            break
+        model.train()
     model.eval()
     report.macs_after, report.params_after, report.channels_after = macs, params, conv_channels(model)
-    if report.macs_reduction < target:
+    if budget is not None and not (budget.checks and budget.checks[-1]["ratio"] <= budget.target):
+        best = min(c["ratio"] for c in budget.checks)
+        raise PruneError(
+            f"the latency budget prune.target_latency_ratio {budget.target} cannot be met: the deepest cut the layer caps allow "
+            f"({report.macs_reduction:.1%} fewer MACs) runs at {best:.3f}x the unpruned FP32 ONNX here. Raise prune.ratio_deep "
+            f"(now {p.ratio_deep}) or the budget; nothing was finetuned"
+        )
+    if budget is None and report.macs_reduction < target:
         raise PruneError(
             f"pruning reached {report.macs_reduction:.1%} fewer MACs, short of the target {target:.0%}: "
             f"the layer caps (prune.ratio_shallow {p.ratio_shallow}, prune.ratio_deep {p.ratio_deep}) are too low"

@@ -25,7 +25,9 @@ def skip_unless_enabled(p: Params) -> str | None:
 def prune(inp: StepInput, p: Params) -> Outcome:
     ckpt, model = load_checkpoint(inp.outcome("fuse").artifact("unfused"))
     data = dataset_info(inp.outcome("dataset"))
-    pruned, report = prune_stage(model, ckpt, val_images(inp, p), data.data_yaml, image_size(p), p.prune, p.baseline, p.evaluate, inp.dir())
+    pruned, report = prune_stage(
+        model, ckpt, val_images(inp, p), data.data_yaml, image_size(p), p.prune, p.baseline, p.evaluate, p.export.opset, inp.dir()
+    )
     weights = save_checkpoint(pruned, ckpt, inp.layout.pruned())
     png = channels_plot(report["channels_before"], report["channels_after"], inp.layout.channels_png())
     print(f"pruned: {report['macs_reduction']:.1%} fewer MACs ({report['macs_before'] / 1e6:.1f}M -> {report['macs_after'] / 1e6:.1f}M)")
