@@ -56,10 +56,13 @@ def _ultralytics(subject: Subject, p: Params, data_yaml: Path, calib_yaml: Path,
     return made
 
 
-def build_artifacts(subject: Subject, p: Params, data_yaml: Path, calib_yaml: Path, work: Path) -> list[Artifact]:
-    """The source checkpoint, ultralytics' exports, and edgeslim's artifacts (library run) of ``subject``."""
+def build_artifacts(
+    subject: Subject, p: Params, data_yaml: Path, calib_yaml: Path, work: Path, runs: Path
+) -> tuple[list[Artifact], LibraryRun]:
+    """The source checkpoint, ultralytics' exports, and edgeslim's artifacts (library run, cached
+    under ``runs``, which a benchmark run does not clear) of ``subject``."""
     theirs = _ultralytics(subject, p, data_yaml, calib_yaml, work)
-    run = run_library_steps(p, subject.weights, subject.imgsz, work / "edgeslim", subject.trained)
+    run = run_library_steps(p, subject.weights, subject.imgsz, runs / "default", subject.trained)
     unpruned_twin = exports.edgeslim_dynamic_fp32(run.fused, subject.imgsz, p, work / "edgeslim-dynamic" / "unpruned")
     fp32_twin = exports.edgeslim_dynamic_fp32(run.shipped, subject.imgsz, p, work / "edgeslim-dynamic" / "shipped")
     int8_twin = exports.edgeslim_dynamic_int8(fp32_twin, subject.imgsz, p, run.calib_images)
@@ -96,4 +99,4 @@ def build_artifacts(subject: Subject, p: Params, data_yaml: Path, calib_yaml: Pa
         Artifact("edgeslim-onnx-fp32", "edgeslim", ORT, "fp32", run.fp32, fp32_twin, run.shipped, _stage_accuracy(run, ONNX_FP32, subject)),
         Artifact("edgeslim-onnx-int8", "edgeslim", ORT, "int8", run.int8, int8_twin, run.shipped, _stage_accuracy(run, ONNX_INT8, subject)),
     ]
-    return [source, *theirs, *ours]
+    return [source, *theirs, *ours], run

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import exports
+from benchmarks.ablation import Context, ablation_rows, ablation_runs, graph_settings, headline
 from benchmarks.artifact_kind import ORT, Artifact
 from benchmarks.artifacts import REFERENCE, UNTRAINED, build_artifacts
 from benchmarks.flow_cost import Quietly, breakdown, prefect_startup_s, preserved, run_compress, scratch_registry
@@ -26,17 +27,18 @@ from benchmarks.library_run import run_library_steps
 from benchmarks.measure import Timing, input_shape, model_cost, onnx_opset, probe, save_inputs, summarize
 from benchmarks.paths import repo_relative
 from benchmarks.plot import plot_results
-from benchmarks.subjects import Subject, build_reference, pull_registered
+from benchmarks.subjects import Subject, converged_subject, registered_subject, yolov8n_subject
 from benchmarks.tables import markdown
 from edgeslim import workspace
 from edgeslim.cli import _tracking_uri
-from edgeslim.config import load_params
+from edgeslim.config import Params, load_params
 from edgeslim.data.splits import split_images
 from edgeslim.registry.server import stop_server
 
 VERSIONED_PACKAGES = ("torch", "onnxruntime", "onnx", "onnxslim", "ultralytics", "ultralytics-thop", "prefect", "mlflow")
 CPU_MODEL_KEY = "model name"
 SCRATCH_REGISTRY = "flow-registry"
+CACHE = "cache"
 from flows.compress import LATEST_REPORT  # noqa: E402 (what the flow rewrites in the workspace)
 
 METHODOLOGY = {
@@ -78,9 +80,7 @@ class Settings:
     name: str
     params_file: Path
     overrides: tuple[str, ...]
-    model: str | None  # registered source; None: <model_name>@<mlflow.source_alias>
-    reference_cfg: str
-    reference_imgsz: int
+    model: str | None  # registered source; None: the converged reference (trained and registered here)
     batch: int
     runs: int
     warmup: int
@@ -257,6 +257,11 @@ def flow_cost_section(s: Settings, source: Subject, work: Path) -> dict:
     }
 
 
+def subject_params(s: Settings, subject: Subject) -> Params:
+    """The benchmark's params for ``subject``: the control is on, plus the subject's own overrides."""
+    return load_params(s.params_file, (*s.overrides, "evaluate.control=true", *subject.overrides))
+
+
 def run_benchmark(s: Settings) -> dict:
     """Run every section; write <name>.json, <name>.md and <name>.png under ``s.out_dir``."""
     started = time.perf_counter()
@@ -269,17 +274,27 @@ def run_benchmark(s: Settings) -> dict:
     load = {"start": os.getloadavg()}
 
     data = workspace.dataset(p)
-    model = s.model or f"{p.model_name}@{p.mlflow.source_alias}"
-    subjects = [
-        pull_registered(_tracking_uri(p), model, p, work / "registered" / "source"),
-        build_reference(s.reference_cfg, data.names, s.reference_imgsz, p.baseline.seed, work / "reference"),
-    ]
+    cache = workspace.root(p) / "bench" / CACHE  # trained references and library runs, kept across benchmark runs
+    tracking = _tracking_uri(p)
+    main = (
+        registered_subject(tracking, s.model, p, work / "registered")
+        if s.model
+        else converged_subject(tracking, p, data, cache / "references", work / "converged")
+    )
+    subjects = [main, yolov8n_subject(p, data, cache / "references")]
     calib_yaml = exports.calibration_data_yaml(data, work / "calibration-data.yaml")
-    built = [(subj, build_artifacts(subj, p, data.data_yaml, calib_yaml, work / subj.key)) for subj in subjects]
+    built = []
+    for subj in subjects:
+        sp = subject_params(s, subj)
+        artifacts, run = build_artifacts(subj, sp, data.data_yaml, calib_yaml, work / subj.key, cache / "runs" / subj.key)
+        built.append((subj, artifacts, run))
+    overrides = (*s.overrides, *main.overrides)
+    variant_runs = ablation_runs(s.params_file, overrides, main, cache / "runs" / main.key / "ablation", p.benchmark.latency_budget)
 
     val = split_images(data.data_yaml, "val")
-    results, measured, gpu_inputs = [], [], []
-    for subj, artifacts in built:
+    results, measured, gpu_inputs, contexts = [], [], [], []
+    pair_timing = Timing(p.evaluate.threads, p.benchmark.pair_runs, warmup, 1, s.probe_timeout_s)
+    for subj, artifacts, run in built:
         inputs = save_inputs(val, subj.imgsz, s.batch, work / subj.key / "inputs.npy")
         costs: dict[Path, dict] = {}
         entries = [describe_artifact(a, subj, costs) for a in artifacts]
@@ -296,8 +311,14 @@ def run_benchmark(s: Settings) -> dict:
             }
         )
         gpu_inputs.append((subj.key, artifacts, inputs))
+        reference = next(a for a in artifacts if a.name == REFERENCE)
+        contexts.append((subj, run, Context(subj, reference.path, inputs, pair_timing, p.benchmark.pairs)))
     load["before_probes"] = os.getloadavg()
     measure_cpu(measured, s.batch, timing)
+    heads = {subj.key: headline(subject_params(s, subj), run, ctx) for subj, run, ctx in contexts}
+    main_run, main_ctx = contexts[0][1], contexts[0][2]
+    rows = ablation_rows(variant_runs, main_run, main_ctx)
+    settings_rows = graph_settings(p, main_run, main, main_ctx, work / "graph-settings")
     load["after_probes"] = os.getloadavg()
     for subject in results:
         add_ratios(subject["artifacts"], s.batch)
@@ -328,6 +349,9 @@ def run_benchmark(s: Settings) -> dict:
             "quantize": p.quantize.model_dump(),
         },
         "methodology": METHODOLOGY,
+        "headline": heads,
+        "ablation": {"subject": main.label, "latency_budget": p.benchmark.latency_budget, "rows": rows},
+        "graph_settings": {"subject": main.label, "artifact": "edgeslim-onnx-fp32-unpruned", "rows": settings_rows},
         "subjects": results,
         "flow_cost": flow,
         "gpu": gpu,

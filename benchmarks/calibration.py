@@ -109,10 +109,10 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _pull(p, model: str | None, work: Path) -> Path:
-    from benchmarks.subjects import pull_registered
+    from benchmarks.subjects import registered_subject
     from edgeslim.cli import _tracking_uri
 
-    return pull_registered(_tracking_uri(p), model or p.model_name, p, work / "source").weights
+    return registered_subject(_tracking_uri(p), model or p.model_name, p, work / "source").weights
 
 
 def _summary(rows: list[dict]) -> list[dict]:

@@ -73,3 +73,8 @@ def edgeslim_dynamic_int8(fp32: Path, imgsz: int, p: Params, calib_images: list[
     int8 = fp32.with_name(f"{fp32.stem}-int8.onnx")
     quantize_int8(fp32, calib_images, imgsz, p.quantize, int8)
     return int8
+
+
+def unslimmed_fp32(weights: Path, imgsz: int, p: Params, folder: Path) -> Path:
+    """edgeslim's FP32 export without onnxslim (``simplify=False``): what the slimming pass buys."""
+    return _export_copy(weights, folder, imgsz=imgsz, opset=p.export.opset, simplify=False, dynamic=False)

@@ -66,8 +66,10 @@ def probe(
     device: str = "cpu",
     precision: str = "fp32",
     providers: tuple[str, ...] = ("CPUExecutionProvider",),
+    graph_optimization: str = "all",
 ) -> dict:
-    """One round: raw latencies and peak memory of ``artifact`` at ``batch``, from a fresh process."""
+    """One round: raw latencies and peak memory of ``artifact`` at ``batch``, from a fresh process
+    (``graph_optimization``: ONNX Runtime's level, see benchmarks.probe.GRAPH_LEVELS)."""
     spec = {
         "artifact": str(artifact),
         "runtime": "ort" if artifact.suffix == ".onnx" else "torch",
@@ -79,6 +81,7 @@ def probe(
         "device": device,
         "precision": precision,
         "providers": list(providers),
+        "graph_optimization": graph_optimization,
     }
     try:
         done = subprocess.run(

@@ -9,14 +9,14 @@ from edgeslim.plots import Point, pareto_plot
 
 
 def plot_results(result: dict, out: Path) -> Path | None:
-    """Scored artifacts of the trained subjects; the untrained reference has no mAP to plot."""
+    """Scored artifacts of the trained subjects, each named with its subject."""
     trained = [s for s in result["subjects"] if s["trained"]]
     points = []
     for subject in trained:
         for e in subject["artifacts"]:
             latency = e.get("cpu", {}).get("batch1", {}).get("latency_ms")
             if e.get("map50_95") is not None and latency is not None:
-                points.append(Point(e["name"], e["map50_95"], latency["median"], e["size_bytes"]))
+                points.append(Point(f"{subject['key']}: {e['name']}", e["map50_95"], latency["median"], e["size_bytes"]))
     if not points:
         return None
     s = result["settings"]

@@ -51,6 +51,9 @@ def _reset_peak() -> bool:
         return False
 
 
+GRAPH_LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC", "disabled": "ORT_DISABLE_ALL"}
+
+
 def _ort_loader() -> Loader:
     import onnxruntime as ort
 
@@ -59,6 +62,8 @@ def _ort_loader() -> Loader:
         opts.intra_op_num_threads = spec["threads"]
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        level = spec.get("graph_optimization", "all")  # ONNX Runtime's default: every graph optimization
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_LEVELS[level])
         session = ort.InferenceSession(spec["artifact"], opts, providers=spec["providers"])
         missing = set(spec["providers"]) - set(session.get_providers())
         if missing:

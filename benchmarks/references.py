@@ -53,9 +53,14 @@ def yolov8n_params(p: Params) -> BaselineParams:
     return p.baseline.model_copy(update=update)
 
 
+def training_key(base: BaselineParams, p: Params, data: DatasetInfo) -> str:
+    """What the training reads: the recipe, the validator's conf/iou (its fitness), the data."""
+    return digest({"baseline": base.model_dump(mode="json"), "conf": p.evaluate.conf, "iou": p.evaluate.iou, "data": data.sha256})
+
+
 def trained_reference(name: str, base: BaselineParams, p: Params, data: DatasetInfo, root: Path) -> TrainedReference:
     """Train ``base`` on ``data`` (or reuse the cached result of the same params and data)."""
-    key = digest({"baseline": base.model_dump(mode="json"), "evaluate": p.evaluate.model_dump(mode="json"), "data": data.sha256})
+    key = training_key(base, p, data)
     folder = Path(root) / f"{name}-{key}"
     cached = folder / RESULT_FILE
     if cached.exists():

@@ -1,26 +1,27 @@
-"""The two models a benchmark compares: a registered baseline, and a stock ultralytics-sized reference.
+"""The models a benchmark compresses: the converged reference (registered), and yolov8n trained here.
 
-The reference answers "what would a user who picked yolov8n ship": it is built from ultralytics'
-own yaml (nothing can be downloaded here, so it is untrained and has no mAP, only speed and size)
-with the dataset's classes, and saved the way ultralytics' trainer saves checkpoints (model in
-FP16), so its .pt size compares with a real one.
+Both are trained on the embedded set by benchmarks.references (once, cached). The converged
+reference is also registered (``benchmark.converged_model_name``, alias ``mlflow.source_alias``)
+so that ``edgeslim compress`` takes exactly the model the benchmark measured; a rerun finds the
+version by its training key instead of registering it again. ``--model`` benchmarks another
+registered model in its place.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-import torch
-import ultralytics
-from ultralytics.nn.tasks import DetectionModel
-
-import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics)
+from benchmarks.references import TrainedReference, converged_params, trained_reference, yolov8n_params
 from edgeslim.config import Params
+from edgeslim.data.splits import split_images
+from edgeslim.data.synthetic import DatasetInfo
 from edgeslim.registry import mlflow_registry as reg
+from edgeslim.registry.references import parse_source
+from edgeslim.registry.register_source import register_source
 from edgeslim.registry.sources import pull
+
+REFERENCE_KEY_TAG = "edgeslim.reference_key"  # the training key (params + data hash) of a registered reference
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,47 @@ class Subject:
     weights: Path
     imgsz: int
     trained: bool
-    origin: dict  # where it came from (registry name/version/run, or the ultralytics yaml)
+    origin: dict  # where it came from (registry name/version/run, training facts)
+    overrides: tuple[str, ...] = ()  # params its compress run takes on top of the benchmark's
 
 
-def pull_registered(tracking_uri: str, model: str, p: Params, dest: Path) -> Subject:
-    """Download ``model`` (NAME, NAME@ALIAS or NAME:VERSION) from the registry into ``dest``."""
+def _training(ref: TrainedReference) -> dict:
+    stop = "early stopping (val fitness plateaued)" if ref.converged else f"the epoch cap ({ref.max_epochs}), not converged"
+    return {**ref.as_dict(), "stopped_by": stop}
+
+
+def converged_subject(tracking_uri: str, p: Params, data: DatasetInfo, root: Path, dest: Path) -> Subject:
+    """Train (or reuse) the converged reference, register it once, and pull it back as the flow would."""
+    ref = trained_reference("converged", converged_params(p), p, data, root)
+    client = reg.connect(tracking_uri)
+    name = p.benchmark.converged_model_name
+    found = reg.published_with_key(client, name, REFERENCE_KEY_TAG, ref.key)
+    if found is None:
+        example = split_images(data.data_yaml, "val")[0]
+        mv = register_source(
+            client,
+            parse_source(str(ref.weights), p.mlflow.source_alias),
+            name,
+            p.mlflow.source_alias,
+            p.mlflow.experiment,
+            dest / "register",
+            example,
+        )
+        client.set_model_version_tag(name, mv.version, REFERENCE_KEY_TAG, ref.key)
+        print(f"registered the converged reference as {name} version {mv.version} @ {p.mlflow.source_alias}")
+    pulled = pull(client, reg.ModelRef.parse(f"{name}@{p.mlflow.source_alias}", p.mlflow.source_alias), dest / "source")
+    return Subject(
+        key="converged",
+        label=f"{pulled.name} v{pulled.version} (converged reference, {ref.epochs_run} epochs) @ {ref.imgsz} px",
+        weights=pulled.weights,
+        imgsz=ref.imgsz,
+        trained=True,
+        origin={"registry": tracking_uri, "name": pulled.name, "version": pulled.version, "training": _training(ref)},
+    )
+
+
+def registered_subject(tracking_uri: str, model: str, p: Params, dest: Path) -> Subject:
+    """``model`` (NAME, NAME@ALIAS or NAME:VERSION) from the registry, at ``baseline.imgsz``."""
     client = reg.connect(tracking_uri)
     pulled = pull(client, reg.ModelRef.parse(model, p.mlflow.source_alias), dest)
     return Subject(
@@ -49,27 +86,15 @@ def pull_registered(tracking_uri: str, model: str, p: Params, dest: Path) -> Sub
     )
 
 
-def build_reference(cfg: str, names: tuple[str, ...], imgsz: int, seed: int, dest: Path) -> Subject:
-    """An untrained ``cfg`` detector (e.g. yolov8n.yaml) with ``names`` as classes, saved as a checkpoint."""
-    torch.manual_seed(seed)
-    model = DetectionModel(cfg, nc=len(names), verbose=False)
-    model.names = dict(enumerate(names))
-    dest.mkdir(parents=True, exist_ok=True)
-    weights = dest / f"{Path(cfg).stem}.pt"
-    torch.save(
-        {
-            "model": copy.deepcopy(model).eval().half(),
-            "train_args": {"model": cfg, "task": "detect", "imgsz": imgsz},
-            "version": ultralytics.__version__,
-            "date": datetime.now(UTC).isoformat(),
-        },
-        weights,
-    )
+def yolov8n_subject(p: Params, data: DatasetInfo, root: Path) -> Subject:
+    """ultralytics' yolov8n network (family and scale of its yaml) trained on the embedded set."""
+    ref = trained_reference("yolov8n", yolov8n_params(p), p, data, root)
     return Subject(
-        key=Path(cfg).stem,
-        label=f"{Path(cfg).stem} (untrained, {len(names)} classes) @ {imgsz} px",
-        weights=weights,
-        imgsz=imgsz,
-        trained=False,
-        origin={"ultralytics_yaml": cfg, "seed": seed, "nc": len(names)},
+        key="yolov8n",
+        label=f"yolov8n (trained here, {ref.epochs_run} epochs, {len(data.names)} classes) @ {ref.imgsz} px",
+        weights=ref.weights,
+        imgsz=ref.imgsz,
+        trained=True,
+        origin={"ultralytics_family": p.benchmark.yolov8n.arch, "scale": list(p.benchmark.yolov8n.scale), "training": _training(ref)},
+        overrides=(f"prune.finetune.epochs={p.benchmark.yolov8n.finetune_epochs}",),
     )

@@ -121,6 +121,80 @@ def _gpu_lines(gpu: dict) -> list[str]:
     return rows + [""]
 
 
+def _ratio(value: float | None, spec: str = ".3f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _ci(pair: list[float] | None) -> str:
+    return "—" if not pair else f"[{pair[0]:.3f}, {pair[1]:.3f}]"
+
+
+def _headline_lines(result: dict) -> list[str]:
+    lines = [
+        "## Headline",
+        "",
+        "Latency: the shipped artifact over ultralytics' FP32 ONNX export of the same model, batch 1, "
+        f"{result['settings']['threads']} threads; median of paired, alternating probes, 95% bootstrap CI. "
+        "Self-check: ultralytics' FP32 export vs edgeslim's unpruned FP32 export (the same network), must be 1.00 ± 0.03. "
+        "mAP50-95 on the held-out val split, as a share of the converged reference (the subject's source) and "
+        "of the equal-budget control (the unpruned source finetuned with the same recipe and epochs).",
+        "",
+        "| subject | target | ships | latency × ultralytics FP32 | 95% CI | self-check | mAP50-95 | × converged | × control |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for h in result["headline"].values():
+        check = h["self_check"]
+        verdict = f"{check['ratio']:.3f} ({'ok' if check['ok'] else '**FAILED**'})"
+        if h.get("artifact") is None:
+            lines.append(f"| {h['subject']} | {h['target']} | nothing: {h['absent']} | — | — | {verdict} | — | — | — |")
+            continue
+        lines.append(
+            f"| {h['subject']} | {h['target']} | {h['artifact']} | **{_ratio(h['latency_ratio_vs_ultralytics_fp32'])}** | "
+            f"{_ci(h['latency_ratio_ci'])} | {verdict} | {_ratio(h['map50_95'], '.4f')} | {_ratio(h['map_ratio_vs_converged'])} | "
+            f"{_ratio(h['map_ratio_vs_control'])} |"
+        )
+    failed = [h["subject"] for h in result["headline"].values() if not h["self_check"]["ok"]]
+    if failed:
+        lines += ["", f"**Self-check failed** for {', '.join(failed)}: the machine was not quiet enough for these ratios."]
+    return [*lines, ""]
+
+
+def _ablation_lines(ablation: dict) -> list[str]:
+    lines = [
+        f"## Ablation: {ablation['subject']}",
+        "",
+        f"Each row adds one lever (latency-driven: prune.policy latency + budget mode at {ablation['latency_budget']}). "
+        "Latency as in the headline; mAP50-95 of that row's artifact.",
+        "",
+        "| row | MACs cut | latency × ultralytics FP32 | 95% CI | ms | mAP50-95 | × converged | × control |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in ablation["rows"]:
+        if "absent" in r:
+            lines.append(f"| {r['row']} | — | — | — | — | — | — | {r['absent']} |")
+            continue
+        cut = "—" if r["macs_reduction"] is None else f"{100 * r['macs_reduction']:.1f}%"
+        lines.append(
+            f"| {r['row']} | {cut} | {_ratio(r['latency_ratio_vs_ultralytics_fp32'])} | {_ci(r['latency_ratio_ci'])} | "
+            f"{r['latency_ms']:.2f} | {_ratio(r['map50_95'], '.4f')} | {_ratio(r['map_ratio_vs_converged'])} | {_ratio(r['map_ratio_vs_control'])} |"
+        )
+    return [*lines, ""]
+
+
+def _graph_lines(graph: dict) -> list[str]:
+    lines = [
+        f"## ONNX Runtime graph settings and export options: {graph['subject']}, `{graph['artifact']}`",
+        "",
+        "Each setting against the default (ORT_ENABLE_ALL, onnxslim, fixed 1×3×H×W input), paired as above.",
+        "",
+        "| setting | latency × default | 95% CI | default ms | setting ms |",
+        "|---|---|---|---|---|",
+    ]
+    for r in graph["rows"]:
+        lines.append(f"| {r['setting']} | {r['ratio']:.3f} | {_ci(r['ci95'])} | {r['a_ms_median']:.2f} | {r['b_ms_median']:.2f} |")
+    return [*lines, ""]
+
+
 def markdown(result: dict) -> str:
     m, s = result["machine"], result["settings"]
     batch = s["batches"][-1]
@@ -145,6 +219,8 @@ def markdown(result: dict) -> str:
         f"artifacts are those of the fused torch model they were exported from.",
         "",
     ]
+    lines += _headline_lines(result) + _ablation_lines(result["ablation"]) + _graph_lines(result["graph_settings"])
+    lines += ["## Every artifact", ""]
     for subject in result["subjects"]:
         lines += _subject_table(subject, batch)
     lines += [

@@ -401,12 +401,16 @@ class StockReferenceParams(TrainedReferenceParams):
     arch: str
     scale: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)], PositiveInt]
     imgsz: Annotated[int, Field(ge=32, multiple_of=32)]
+    finetune_epochs: Annotated[int, Field(ge=0)]  # its compress run's prune.finetune.epochs
 
 
 class BenchmarkParams(_Section):
     converged: TrainedReferenceParams  # the embedded baseline's architecture, trained to convergence
     converged_model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     yolov8n: StockReferenceParams  # the stock-size subject
+    latency_budget: Annotated[float, Field(gt=0, lt=1)]  # the ablation's budget-mode row
+    pairs: PositiveInt  # paired A/B probes per latency ratio
+    pair_runs: PositiveInt  # timed runs per probe
 
 
 class Params(_Section):

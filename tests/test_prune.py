@@ -224,7 +224,11 @@ def test_latency_policy_and_budget_mode_prune_to_a_measured_budget(tiny_checkpoi
     # The costliest layer gets the deepest cap, the cheapest the shallowest.
     costs = {int(k): v for k, v in latency["layer_ms"].items() if k != "other"}
     caps = latency_caps(model, costs, p.prune)
-    by_layer = {i: caps[next(m for m in layer.modules() if isinstance(m, torch.nn.Conv2d))] for i, layer in enumerate(model.model) if i in costs and any(isinstance(m, torch.nn.Conv2d) for m in layer.modules())}
+    by_layer = {
+        i: caps[next(m for m in layer.modules() if isinstance(m, torch.nn.Conv2d))]
+        for i, layer in enumerate(model.model)
+        if i in costs and any(isinstance(m, torch.nn.Conv2d) for m in layer.modules())
+    }
     assert by_layer[max(costs, key=costs.get)] == pytest.approx(0.8)
     assert layer_costs_ms(tmp_path / "latency" / "unpruned.onnx", images[:1], 1, 2)  # the profile parses
 
@@ -235,7 +239,14 @@ def test_unreachable_latency_budget_is_a_clear_error_before_finetuning(tiny_chec
     from edgeslim.prune.pipeline import prune_stage
 
     data_yaml = tiny_checkpoint.parent / "data" / "data.yaml"
-    over = ["baseline.imgsz=64", "prune.round_to=4", "prune.steps=2", "prune.ratio_deep=0.2", "prune.latency_runs=3", "prune.latency_rounds=1"]
+    over = [
+        "baseline.imgsz=64",
+        "prune.round_to=4",
+        "prune.steps=2",
+        "prune.ratio_deep=0.2",
+        "prune.latency_runs=3",
+        "prune.latency_rounds=1",
+    ]
     p = load_params(REPO / "params.yaml", [*over, "prune.target_latency_ratio=0.05"])
     ckpt, model = load_checkpoint(tiny_checkpoint)
     images = preprocess_batch(list_images(data_yaml.parent / "images" / "val")[:2], 64)

@@ -1,0 +1,152 @@
+"""What each lever buys, at equal footing: the ablation, the headline and the ONNX Runtime settings.
+
+- Ablation (the main subject): prune only (MACs target, depth caps, no teacher), then + distillation
+  (same MACs cut), then + latency-driven pruning (the latency policy and budget mode at
+  ``benchmark.latency_budget``), then + INT8 of that model. Each row's latency is a paired ratio to
+  ultralytics' FP32 export (benchmarks.paired); each mAP is stated against the converged reference
+  (the subject's source) and the equal-budget control.
+- Headline (each subject): the artifact the target ships first, under the run's params, against
+  ultralytics' FP32 export, with the identical-network self-check.
+- Graph settings: the unpruned FP32 export under each ONNX Runtime graph optimization level, and
+  exported without onnxslim, each as a paired ratio to the default (all optimizations, slimmed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks import exports
+from benchmarks.library_run import LibraryRun, run_library_steps
+from benchmarks.measure import Timing
+from benchmarks.paired import paired_ratio, self_check
+from benchmarks.subjects import Subject
+from edgeslim.config import Params, load_params
+from edgeslim.dag.steps.evaluate import BASELINE, CONTROL
+from edgeslim.dag.steps.gates import FORMAT_STAGES
+from edgeslim.errors import EdgeslimError
+
+MACS_MODE = ("prune.policy=depth", "prune.target_latency_ratio=null")
+
+
+def variants(budget: float) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(row, overrides) of the ablation, each on top of the run's params."""
+    return (
+        ("prune only", ("prune.distill.enabled=false", *MACS_MODE)),
+        ("+ distillation", ("prune.distill.enabled=true", *MACS_MODE)),
+        ("+ latency-driven", ("prune.distill.enabled=true", "prune.policy=latency", f"prune.target_latency_ratio={budget}")),
+    )
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every row of one subject is measured with."""
+
+    subject: Subject
+    reference_fp32: Path  # ultralytics' FP32 export: every latency ratio is against it
+    inputs: Path
+    timing: Timing
+    pairs: int
+
+
+def _map(run: LibraryRun, stage: str) -> float | None:
+    s = run.stages.get(stage)
+    return s.map50_95 if s else None
+
+
+def _share(value: float | None, of: float | None) -> float | None:
+    return value / of if value is not None and of else None
+
+
+def _row(name: str, run: LibraryRun, stage: str, path: Path, ctx: Context, control: float | None) -> dict:
+    m = _map(run, stage)
+    latency = paired_ratio(ctx.reference_fp32, path, ctx.inputs, ctx.timing, ctx.pairs)
+    return {
+        "row": name,
+        "artifact": str(path),
+        "macs_reduction": run.pruning.get("macs_reduction"),
+        "latency_ratio_vs_ultralytics_fp32": latency["ratio"],
+        "latency_ratio_ci": latency["ci95"],
+        "latency_ms": latency["b_ms_median"],
+        "map50_95": m,
+        "map_ratio_vs_converged": _share(m, _map(run, BASELINE)),
+        "map_ratio_vs_control": _share(m, control),
+        "budget_checks": run.pruning.get("latency", {}).get("budget_checks"),
+    }
+
+
+def ablation_runs(
+    params_file: Path, overrides: tuple[str, ...], subject: Subject, work: Path, budget: float
+) -> list[tuple[str, LibraryRun | str]]:
+    """Train each variant (cached); a variant whose budget cannot be met is kept with the reason."""
+    runs: list[tuple[str, LibraryRun | str]] = []
+    for name, extra in variants(budget):
+        p = load_params(params_file, [*overrides, *extra, "evaluate.control=false"])
+        folder = work / name.replace("+ ", "plus-").replace(" ", "-")
+        try:
+            runs.append((name, run_library_steps(p, subject.weights, subject.imgsz, folder, True)))
+        except EdgeslimError as exc:  # an unmeetable budget is a finding: the row says why
+            runs.append((name, str(exc)))
+    return runs
+
+
+def ablation_rows(runs: list[tuple[str, LibraryRun | str]], default: LibraryRun, ctx: Context) -> list[dict]:
+    """One measured row per variant, then the last variant's INT8; mAP against converged and control."""
+    control = _map(default, CONTROL)
+    rows, last = [], None
+    for name, run in runs:
+        if isinstance(run, str):
+            rows.append({"row": name, "absent": run})
+            continue
+        rows.append(_row(name, run, "onnx-fp32", run.fp32, ctx, control))
+        last = run
+    if last is not None:
+        rows.append(_row("+ INT8", last, "onnx-int8", last.int8, ctx, control))
+    return rows
+
+
+def headline(p: Params, run: LibraryRun, ctx: Context) -> dict:
+    """The target's shipped artifact against ultralytics' FP32 export, with the self-check pair."""
+    shipped = run.shipped_artifact()
+    check = self_check(paired_ratio(ctx.reference_fp32, run.fp32_unpruned, ctx.inputs, ctx.timing, ctx.pairs))
+    if shipped is None:
+        return {
+            "subject": ctx.subject.label,
+            "target": p.target.name,
+            "artifact": None,
+            "absent": f"nothing passed its gates: {run.gates}",
+            "self_check": check,
+        }
+    fmt, path = shipped
+    m = _map(run, FORMAT_STAGES[fmt][0])
+    latency = paired_ratio(ctx.reference_fp32, path, ctx.inputs, ctx.timing, ctx.pairs)
+    return {
+        "subject": ctx.subject.label,
+        "target": p.target.name,
+        "artifact": fmt,
+        "latency_ratio_vs_ultralytics_fp32": latency["ratio"],
+        "latency_ratio_ci": latency["ci95"],
+        "self_check_ratio": check["ratio"],
+        "map50_95": m,
+        "map_ratio_vs_converged": _share(m, _map(run, BASELINE)),
+        "map_ratio_vs_control": _share(m, _map(run, CONTROL)),
+        "latency": latency,
+        "self_check": check,
+        "file": str(path),
+    }
+
+
+def graph_settings(p: Params, run: LibraryRun, subject: Subject, ctx: Context, work: Path) -> list[dict]:
+    """Which ONNX Runtime levels and export options change latency (paired, against the default)."""
+    base = run.fp32_unpruned
+    rows = [
+        {"setting": f"graph_optimization_level={level}", **paired_ratio(base, base, ctx.inputs, ctx.timing, ctx.pairs, b_graph=level)}
+        for level in ("extended", "basic", "disabled")
+    ]
+    unslimmed = exports.unslimmed_fp32(run.fused, subject.imgsz, p, work / "unslimmed")
+    rows.append(
+        {"setting": "exported without onnxslim (simplify=False)", **paired_ratio(base, unslimmed, ctx.inputs, ctx.timing, ctx.pairs)}
+    )
+    dynamic = exports.edgeslim_dynamic_fp32(run.fused, subject.imgsz, p, work / "dynamic-shapes")
+    rows.append({"setting": "dynamic batch/height/width (dynamic=True)", **paired_ratio(base, dynamic, ctx.inputs, ctx.timing, ctx.pairs)})
+    return rows
