@@ -76,11 +76,15 @@ def _row(name: str, run: LibraryRun, stage: str, path: Path, ctx: Context, contr
 
 
 def ablation_runs(
-    params_file: Path, overrides: tuple[str, ...], subject: Subject, work: Path, budget: float
+    params_file: Path, overrides: tuple[str, ...], subject: Subject, default: tuple[Params, LibraryRun], work: Path, budget: float
 ) -> list[tuple[str, LibraryRun | str]]:
-    """Train each variant (cached); a variant whose budget cannot be met is kept with the reason."""
+    """Train each variant (cached); a variant whose budget cannot be met is kept with the reason. A
+    variant that is the run's own params (``default``, trained with the control) reuses that run."""
     runs: list[tuple[str, LibraryRun | str]] = []
     for name, extra in variants(budget):
+        if load_params(params_file, [*overrides, *extra, "evaluate.control=true"]) == default[0]:
+            runs.append((name, default[1]))
+            continue
         p = load_params(params_file, [*overrides, *extra, "evaluate.control=false"])
         folder = work / name.replace("+ ", "plus-").replace(" ", "-")
         try:

@@ -289,7 +289,10 @@ def run_benchmark(s: Settings) -> dict:
         artifacts, run = build_artifacts(subj, sp, data.data_yaml, calib_yaml, work / subj.key, cache / "runs" / subj.key)
         built.append((subj, artifacts, run))
     overrides = (*s.overrides, *main.overrides)
-    variant_runs = ablation_runs(s.params_file, overrides, main, cache / "runs" / main.key / "ablation", p.benchmark.latency_budget)
+    default = (subject_params(s, main), built[0][2])
+    variant_runs = ablation_runs(
+        s.params_file, overrides, main, default, cache / "runs" / main.key / "ablation", p.benchmark.latency_budget
+    )
 
     val = split_images(data.data_yaml, "val")
     results, measured, gpu_inputs, contexts = [], [], [], []

@@ -143,3 +143,42 @@ def test_dvc_compresses_the_model_compress_source_names_and_trains_no_baseline(t
     assert dvc.run_stage("source", p).details["source"]["format"] == "onnx"
     for name in ("fuse", "prune", "finetune", "export"):
         assert "the source is an ONNX model" in (dvc.run_stage(name, p).skipped or ""), name
+
+
+def test_control_stage_appears_when_asked_and_the_report_states_ratios_against_it(tmp_path: Path, tiny_checkpoint: Path):
+    """``evaluate.control``: the unpruned source is finetuned with the pruned model's recipe and epochs,
+    scored beside it, and with ``gates.reference: control`` every ratio and the gates are against it."""
+    from conftest import write_params
+
+    from edgeslim.dag.summary import build_report
+
+    extra = {
+        "dataset": {"splits": {"train": 8, "val": 4, "calib_pool": 4}},
+        "compress": {"source": str(tiny_checkpoint), "imgsz": 64},
+        "baseline": {"batch": 4},
+        "prune": {"round_to": 4, "finetune": {"epochs": 1}},
+        "quantize": {"fallback": {"enabled": False}},
+        "calibration": {"num_images": 4},
+        "evaluate": {"control": True},
+        "gates": {"reference": "control"},
+    }
+    p = load_params(write_params(tmp_path / "params.yaml", tmp_path / "ws", extra))
+    for name in ("dataset", "baseline", "source", "fuse", "prune", "finetune", "control", "export", "calibrate", "evaluate"):
+        outcome = dvc.run_stage(name, p)
+    control = dvc.run_stage("control", p)
+    assert control.skipped is None and control.details["control"]["epochs_run"] == 1
+    stages = {s.name for s in outcome.stages}
+    assert {"baseline", "finetuned", "control", "onnx-fp32"} <= stages
+    for name in ("quantize", "evaluate-int8", "tensorrt", "gates"):
+        gated = dvc.run_stage(name, p)
+    assert gated.details["reference"]["stage"] == "control"  # an untrained tiny model scores 0: the gates fail, naming the control
+    assert all("x control" in g.detail for g in gated.gates if g.name.startswith("map_ratio"))
+    report = build_report("tiny", "1", {"evaluate": outcome, "gates": gated})
+    assert "| % of control |" in report.markdown()
+    # Off by default: the step says why it did not run.
+    p = load_params(
+        write_params(
+            tmp_path / "params.yaml", tmp_path / "ws", {**extra, "evaluate": {"control": False}, "gates": {"reference": "baseline"}}
+        )
+    )
+    assert "evaluate.control is false" in (dvc.run_stage("control", p).skipped or "")
