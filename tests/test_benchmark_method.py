@@ -1,0 +1,38 @@
+"""The benchmark's method, not its figures: paired A/B ratios, their interval, the self-check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.measure import Timing
+from benchmarks.paired import bootstrap_ci, paired_ratio, self_check
+
+
+def test_bootstrap_interval_brackets_the_median_and_is_reproducible():
+    ratios = [0.98, 1.01, 1.0, 0.99, 1.02, 1.0, 0.97, 1.03]
+    low, high = bootstrap_ci(ratios)
+    assert low <= float(np.median(ratios)) <= high and (low, high) == bootstrap_ci(ratios)
+    assert bootstrap_ci([1.0] * 5) == (1.0, 1.0)
+
+
+def test_self_check_flags_a_pair_outside_the_tolerance():
+    assert self_check({"ratio": 1.02})["ok"] and not self_check({"ratio": 1.05})["ok"]
+    assert "cannot be trusted" in self_check({"ratio": 0.9})["verdict"]
+
+
+def test_paired_probes_alternate_and_time_both_sides(tmp_path: Path, tiny_checkpoint: Path):
+    """An identical pair through real probe processes: every pair timed, ratios positive, interval around the median."""
+    from edgeslim.data.images import list_images, preprocess_batch
+    from edgeslim.export.onnx_export import export_onnx
+
+    onnx = export_onnx(tiny_checkpoint, 64, 17, tmp_path / "tiny.onnx")
+    inputs = tmp_path / "inputs.npy"
+    np.save(inputs, preprocess_batch(list_images(tiny_checkpoint.parent / "data" / "images" / "val")[:1], 64))
+    pair = paired_ratio(onnx, onnx, inputs, Timing(threads=1, runs=3, warmup=1, rounds=1, timeout_s=120), pairs=3, b_graph="basic")
+    assert pair["pairs"] == 3 and len(pair["ratios"]) == 3 and all(r > 0 for r in pair["ratios"])
+    assert pair["ci95"][0] <= pair["ratio"] <= pair["ci95"][1] and pair["a_ms_median"] > 0 and pair["b_ms_median"] > 0
+    with pytest.raises(RuntimeError):
+        paired_ratio(tmp_path / "missing.onnx", onnx, inputs, Timing(1, 3, 1, 1, 120), pairs=1)
