@@ -210,7 +210,10 @@ def markdown(result: dict) -> str:
         "",
         f"Command: `{result['command']}`",
         "",
-        "## CPU (ONNX Runtime CPU EP / PyTorch eager)",
+        *_headline_lines(result),
+        *_ablation_lines(result["ablation"]),
+        *_graph_lines(result["graph_settings"]),
+        "## Every artifact: CPU (ONNX Runtime CPU EP / PyTorch eager)",
         "",
         f"× columns are ratios to `ultralytics-onnx-fp32` of the same model (latency/size below 1 = smaller, "
         f'throughput above 1 = faster). b{batch} and "dynamic-twin" run on a dynamic-batch re-export of each ONNX '
@@ -219,8 +222,6 @@ def markdown(result: dict) -> str:
         f"artifacts are those of the fused torch model they were exported from.",
         "",
     ]
-    lines += _headline_lines(result) + _ablation_lines(result["ablation"]) + _graph_lines(result["graph_settings"])
-    lines += ["## Every artifact", ""]
     for subject in result["subjects"]:
         lines += _subject_table(subject, batch)
     lines += [
