@@ -35,6 +35,7 @@ class TrainedReference:
     converged: bool  # early stopping ended it before the cap
     train_s: float
     key: str
+    stopped_by: str  # early stopping (a plateau), the epoch cap, or an operator (then said why)
 
     def as_dict(self) -> dict:
         return {**asdict(self), "weights": str(self.weights)}
@@ -81,6 +82,9 @@ def trained_reference(name: str, base: BaselineParams, p: Params, data: DatasetI
         converged=trained.epochs_run < base.epochs,
         train_s=time.perf_counter() - start,
         key=key,
+        stopped_by="early stopping: val fitness plateaued"
+        if trained.epochs_run < base.epochs
+        else f"the epoch cap ({base.epochs}), not converged",
     )
     cached.write_text(json.dumps(ref.as_dict(), indent=2) + "\n")
     return ref

@@ -38,8 +38,7 @@ class Subject:
 
 
 def _training(ref: TrainedReference) -> dict:
-    stop = "early stopping (val fitness plateaued)" if ref.converged else f"the epoch cap ({ref.max_epochs}), not converged"
-    return {**ref.as_dict(), "stopped_by": stop}
+    return ref.as_dict()
 
 
 def converged_subject(tracking_uri: str, p: Params, data: DatasetInfo, root: Path, dest: Path) -> Subject:
@@ -64,7 +63,7 @@ def converged_subject(tracking_uri: str, p: Params, data: DatasetInfo, root: Pat
     pulled = pull(client, reg.ModelRef.parse(f"{name}@{p.mlflow.source_alias}", p.mlflow.source_alias), dest / "source")
     return Subject(
         key="converged",
-        label=f"{pulled.name} v{pulled.version} (converged reference, {ref.epochs_run} epochs) @ {ref.imgsz} px",
+        label=f"{pulled.name} v{pulled.version} (the converged reference: {ref.epochs_run} epochs, {ref.stopped_by}) @ {ref.imgsz} px",
         weights=pulled.weights,
         imgsz=ref.imgsz,
         trained=True,
