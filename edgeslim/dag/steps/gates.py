@@ -43,7 +43,7 @@ def gates(inp: StepInput, p: Params) -> Outcome:
     for fmt in p.target.formats:
         stage, gate_name = FORMAT_STAGES[fmt]
         if stage not in by_name:
-            left_out[fmt] = f"no {stage} artifact was built on this machine"
+            left_out[fmt] = f"this run scored no {stage} artifact (not built here, or the source already is one)"
             continue
         gate = map_gate(by_name[stage].map50_95 or 0.0, ref, p.gates.min_map_ratio, gate_name, f"{stage} mAP50-95", ref_name)
         checks.append(gate)
