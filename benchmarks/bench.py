@@ -234,7 +234,7 @@ def flow_cost_section(s: Settings, source: Subject, work: Path) -> dict:
     flow_maps = {st["name"]: st["map50_95"] for st in first.report["stages"]}
     return {
         "overrides": list(FLOW_COST_OVERRIDES),
-        "registry": f"throwaway local mlflow server ({server.url}) holding a copy of {source.origin['reference']} as {model_ref}",
+        "registry": f"throwaway local mlflow server ({server.url}) holding a copy of {source.label} as {model_ref}",
         "first_run": {
             "wall_s": first.wall_s,
             "report": str(first.report_path),
