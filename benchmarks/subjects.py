@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.references import TrainedReference, converged_params, trained_reference, yolov8n_params
+from benchmarks.references import converged_params, trained_reference, yolov8n_params
 from edgeslim.config import Params
 from edgeslim.data.splits import split_images
 from edgeslim.data.synthetic import DatasetInfo
@@ -35,10 +35,6 @@ class Subject:
     trained: bool
     origin: dict  # where it came from (registry name/version/run, training facts)
     overrides: tuple[str, ...] = ()  # params its compress run takes on top of the benchmark's
-
-
-def _training(ref: TrainedReference) -> dict:
-    return ref.as_dict()
 
 
 def converged_subject(tracking_uri: str, p: Params, data: DatasetInfo, root: Path, dest: Path) -> Subject:
@@ -67,7 +63,7 @@ def converged_subject(tracking_uri: str, p: Params, data: DatasetInfo, root: Pat
         weights=pulled.weights,
         imgsz=ref.imgsz,
         trained=True,
-        origin={"registry": tracking_uri, "name": pulled.name, "version": pulled.version, "training": _training(ref)},
+        origin={"registry": tracking_uri, "name": pulled.name, "version": pulled.version, "training": ref.as_dict()},
     )
 
 
@@ -94,6 +90,6 @@ def yolov8n_subject(p: Params, data: DatasetInfo, root: Path) -> Subject:
         weights=ref.weights,
         imgsz=ref.imgsz,
         trained=True,
-        origin={"ultralytics_family": p.benchmark.yolov8n.arch, "scale": list(p.benchmark.yolov8n.scale), "training": _training(ref)},
+        origin={"ultralytics_family": p.benchmark.yolov8n.arch, "scale": list(p.benchmark.yolov8n.scale), "training": ref.as_dict()},
         overrides=(f"prune.finetune.epochs={p.benchmark.yolov8n.finetune_epochs}",),
     )
