@@ -19,7 +19,7 @@ from edgeslim.config import EvaluateParams
 from edgeslim.models.checkpoint import load_checkpoint
 
 
-def _median_ms(fn: Callable[[], object], runs: int, warmup: int) -> float:
+def median_ms(fn: Callable[[], object], runs: int, warmup: int) -> float:
     for _ in range(warmup):
         fn()
     times = []
@@ -30,13 +30,22 @@ def _median_ms(fn: Callable[[], object], runs: int, warmup: int) -> float:
     return statistics.median(times)
 
 
-def onnx_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> float:
+def cpu_session(path: Path, threads: int, profile_prefix: Path | None = None) -> ort.InferenceSession:
+    """The CPU session every latency figure uses (intra-op ``threads``, inter-op 1); with
+    ``profile_prefix``, ONNX Runtime's per-node profiler on."""
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = ev.threads
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile_prefix)
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> float:
+    session = cpu_session(path, ev.threads)
     feed = {session.get_inputs()[0].name: sample}
-    return _median_ms(lambda: session.run(None, feed), ev.latency_runs, ev.latency_warmup)
+    return median_ms(lambda: session.run(None, feed), ev.latency_runs, ev.latency_warmup)
 
 
 def torch_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> float:
@@ -46,7 +55,7 @@ def torch_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> floa
     torch.set_num_threads(ev.threads)
     try:
         with torch.inference_mode():
-            return _median_ms(lambda: model(x), ev.latency_runs, ev.latency_warmup)
+            return median_ms(lambda: model(x), ev.latency_runs, ev.latency_warmup)
     finally:
         torch.set_num_threads(previous)
 
@@ -76,7 +85,7 @@ def tensorrt_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> f
         context.execute_async_v3(stream.cuda_stream)
         stream.synchronize()
 
-    return _median_ms(run, ev.latency_runs, ev.latency_warmup)
+    return median_ms(run, ev.latency_runs, ev.latency_warmup)
 
 
 def latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> float:

@@ -23,7 +23,6 @@ import json
 import re
 import statistics
 import tempfile
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import onnxruntime as ort
 from torch import nn
 
 from edgeslim.config import PruneParams
+from edgeslim.evaluate.latency import cpu_session, median_ms
 from edgeslim.export.onnx_export import export_onnx
 from edgeslim.models.checkpoint import save_checkpoint
 
@@ -42,38 +42,25 @@ OTHER = -1  # the key of time no layer owns
 KERNEL_SUFFIX = "_kernel_time"
 
 
-def session(path: Path, threads: int, profile_prefix: Path | None = None) -> ort.InferenceSession:
-    """A CPU session as the flow's latency figures use it (intra-op ``threads``, inter-op 1)."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    if profile_prefix is not None:
-        opts.enable_profiling = True
-        opts.profile_file_prefix = str(profile_prefix)
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def _timed_ms(sess: ort.InferenceSession, feed: dict[str, np.ndarray], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.run(None, feed)
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times)
-
-
 def paired_ratio(a: ort.InferenceSession, b: ort.InferenceSession, sample: np.ndarray, runs: int, rounds: int) -> dict[str, Any]:
     """Latency of ``b`` over ``a``: the median over ``rounds`` of (b's median / a's median), the two
     timed back to back in each round (order alternating), after one warm-up round."""
     feed_a, feed_b = {a.get_inputs()[0].name: sample}, {b.get_inputs()[0].name: sample}
-    _timed_ms(a, feed_a, runs)
-    _timed_ms(b, feed_b, runs)
+
+    def time_a() -> float:
+        return median_ms(lambda: a.run(None, feed_a), runs, 0)
+
+    def time_b() -> float:
+        return median_ms(lambda: b.run(None, feed_b), runs, 0)
+
+    time_a()
+    time_b()
     pairs = []
     for r in range(rounds):
         if r % 2:
-            tb, ta = _timed_ms(b, feed_b, runs), _timed_ms(a, feed_a, runs)
+            tb, ta = time_b(), time_a()
         else:
-            ta, tb = _timed_ms(a, feed_a, runs), _timed_ms(b, feed_b, runs)
+            ta, tb = time_a(), time_b()
         pairs.append((ta, tb))
     ratios = sorted(tb / ta for ta, tb in pairs)
     return {
@@ -87,7 +74,7 @@ def paired_ratio(a: ort.InferenceSession, b: ort.InferenceSession, sample: np.nd
 def layer_costs_ms(onnx_path: Path, sample: np.ndarray, threads: int, runs: int) -> dict[int, float]:
     """Mean kernel milliseconds per top-level layer index (``OTHER``: time no layer owns)."""
     with tempfile.TemporaryDirectory() as tmp:
-        sess = session(onnx_path, threads, Path(tmp) / "profile")
+        sess = cpu_session(onnx_path, threads, Path(tmp) / "profile")
         feed = {sess.get_inputs()[0].name: sample}
         for _ in range(runs):
             sess.run(None, feed)
@@ -139,7 +126,9 @@ class LatencyBudget:
 
     def met(self, model: nn.Module, macs_reduction: float) -> bool:
         candidate = export_candidate(model, self.template, self.imgsz, self.opset, self.folder, f"candidate-{len(self.checks)}")
-        measured = paired_ratio(session(self.unpruned, self.threads), session(candidate, self.threads), self.sample, self.runs, self.rounds)
+        measured = paired_ratio(
+            cpu_session(self.unpruned, self.threads), cpu_session(candidate, self.threads), self.sample, self.runs, self.rounds
+        )
         self.checks.append({"macs_reduction": macs_reduction, **measured})
         print(
             f"  candidate at {macs_reduction:.1%} fewer MACs: FP32 ONNX {measured['ratio']:.3f}x the unpruned latency (budget {self.target})"
