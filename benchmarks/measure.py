@@ -58,6 +58,20 @@ def save_inputs(val: list[Path], imgsz: int, count: int, out: Path) -> Path:
     return out
 
 
+def run_probe(spec: dict, timeout_s: float, what: str) -> dict:
+    """Run benchmarks.probe on ``spec`` in a fresh process; its result, or ``{"error": ...}``."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.probe", json.dumps(spec)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"{what} ran past {timeout_s:.0f}s"}
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :])
+    return {"error": f"probe exited {done.returncode}: {(done.stderr or done.stdout)[-ERROR_TAIL_CHARS:]}"}
+
+
 def probe(
     artifact: Path,
     inputs: Path,
@@ -83,20 +97,7 @@ def probe(
         "providers": list(providers),
         "graph_optimization": graph_optimization,
     }
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.probe", json.dumps(spec)],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timing.timeout_s,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"probe of {artifact.name} at batch {batch} ran past {timing.timeout_s:.0f}s"}
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :])
-    return {"error": f"probe exited {done.returncode}: {(done.stderr or done.stdout)[-ERROR_TAIL_CHARS:]}"}
+    return run_probe(spec, timing.timeout_s, f"probe of {artifact.name} at batch {batch}")
 
 
 def _stats(times: list[float]) -> dict[str, float]:

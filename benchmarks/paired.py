@@ -1,14 +1,16 @@
-"""Latency ratios that hold up on a shared machine: paired, alternating A/B probes.
+"""Latency ratios that hold up on a shared machine: the two models called in turn, in one process.
 
 Why: two probes of the *same* network taken minutes apart differed by 20-40% on these machines
 (ultralytics' FP32 export vs edgeslim's unpruned export, 2026-12-01: 4.10 vs 4.87 ms), more than the
-effects reported. Interference comes in spells of seconds; a pair of probes taken back to back
-shares a spell, so the ratio within a pair is far steadier than either time. Each ratio here is
-the median over ``pairs`` pairs (the order alternating, A first then B first, so neither side
-always runs on a warmer machine), each probe a fresh process (benchmarks.probe) of
-``runs`` timed calls; the 95% interval is a seeded percentile bootstrap of that median. The
-identical-network pair is kept as a self-check: its ratio must come out at 1.00 within
-``SELF_CHECK_TOLERANCE``, or the run says that its ratios cannot be trusted.
+effects reported; so did pairs of whole probe processes run back to back (per-pair ratios 0.68 to
+1.48 for the identical pair, same day). Interference comes in spells far longer than one call, so
+here both models are loaded in one fresh process (benchmarks.probe) and called in turn, A B, B A,
+..., ``pair_runs`` calls each per block (``edgeslim.evaluate.latency.interleaved_ratio``, the
+method pruning's latency budget uses too): every spell hits both alike. Each ratio is the median
+over ``pairs`` blocks of (b's median / a's median); the 95% interval is a seeded percentile
+bootstrap of that median over the blocks. The identical-network pair is kept as a self-check: its
+ratio must come out at 1.00 within ``SELF_CHECK_TOLERANCE``, or the run says that its ratios cannot
+be trusted.
 """
 
 from __future__ import annotations
@@ -17,18 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.measure import Timing, probe
+from benchmarks.measure import Timing, run_probe
 
 SELF_CHECK_TOLERANCE = 0.03
 CONFIDENCE = 0.95
 BOOTSTRAP_DRAWS = 2000
 BOOTSTRAP_SEED = 0
-
-
-def _median_ms(result: dict) -> float:
-    if "error" in result:
-        raise RuntimeError(result["error"])
-    return float(np.median(result["times_ms"]))
 
 
 def bootstrap_ci(values: list[float]) -> tuple[float, float]:
@@ -41,35 +37,31 @@ def bootstrap_ci(values: list[float]) -> tuple[float, float]:
 
 
 def paired_ratio(a: Path, b: Path, inputs: Path, timing: Timing, pairs: int, b_graph: str = "all") -> dict:
-    """Latency of ``b`` over ``a`` at batch 1: median of per-pair ratios, its 95% CI, both sides' medians
-    (``b_graph``: ONNX Runtime graph optimization level for ``b``; ``a`` runs the default)."""
-    ratios, a_ms, b_ms = [], [], []
-
-    def side_a() -> float:
-        return _median_ms(probe(a, inputs, 1, timing))
-
-    def side_b() -> float:
-        return _median_ms(probe(b, inputs, 1, timing, graph_optimization=b_graph))
-
-    for i in range(pairs):
-        if i % 2 == 0:
-            ta, tb = side_a(), side_b()
-        else:
-            tb, ta = side_b(), side_a()
-        ratios.append(tb / ta)
-        a_ms.append(ta)
-        b_ms.append(tb)
-    low, high = bootstrap_ci(ratios)
+    """Latency of ``b`` over ``a`` at batch 1: median of ``pairs`` block ratios, its 95% CI, both
+    sides' medians (``b_graph``: ONNX Runtime graph optimization level for ``b``; ``a`` runs the default)."""
+    spec = {
+        "pair": {"a": str(a), "b": str(b), "b_graph": b_graph},
+        "inputs": str(inputs),
+        "threads": timing.threads,
+        "providers": ["CPUExecutionProvider"],
+        "calls": timing.runs_per_round,
+        "blocks": pairs,
+        "warmup": timing.warmup,
+    }
+    got = run_probe(spec, timing.timeout_s, f"paired probe of {a.name} and {b.name}")
+    if "error" in got:
+        raise RuntimeError(got["error"])
+    low, high = bootstrap_ci(got["block_ratios"])
     return {
         "a": str(a),
         "b": str(b),
-        "ratio": float(np.median(ratios)),
+        "ratio": got["ratio"],
         "ci95": [low, high],
         "pairs": pairs,
-        "runs_per_probe": timing.runs_per_round,
-        "ratios": ratios,
-        "a_ms_median": float(np.median(a_ms)),
-        "b_ms_median": float(np.median(b_ms)),
+        "runs_per_probe": got["calls_per_block"],
+        "ratios": got["block_ratios"],
+        "a_ms_median": got["a_ms"],
+        "b_ms_median": got["b_ms"],
     }
 
 

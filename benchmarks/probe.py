@@ -10,6 +10,11 @@ Invoked by benchmarks.measure as ``python -m benchmarks.probe '<json spec>'``; p
 ``PROBE <json result>`` with the raw timed latencies, which the parent pools across rounds. Spec keys: artifact, runtime (ort | torch), inputs (.npy, NCHW float32),
 batch, threads, runs, warmup, device (cpu | cuda), precision (fp32 | fp16, torch only),
 providers (ONNX Runtime execution providers, ort only).
+
+A spec with ``pair`` (``{"a", "b", "b_graph"}``, plus ``calls`` and ``blocks``) instead loads two
+ONNX models side by side and returns ``edgeslim.evaluate.latency.interleaved_ratio`` of them at
+batch 1: the two are called in turn, in one process, so that they share every spell of
+interference (see benchmarks.paired).
 """
 
 from __future__ import annotations
@@ -138,8 +143,21 @@ def measure(spec: dict) -> dict:
     return {"times_ms": times, "load_s": load_s, "memory": memory}
 
 
+def measure_pair(spec: dict) -> dict:
+    """``b``'s latency over ``a``'s, the two ONNX models called in turn (batch 1)."""
+    from edgeslim.evaluate.latency import interleaved_ratio
+
+    load = _ort_loader()
+    x = np.ascontiguousarray(np.load(spec["inputs"])[:1])
+    pair = spec["pair"]
+    run_a, _ = load({**spec, "artifact": pair["a"], "graph_optimization": "all"})
+    run_b, _ = load({**spec, "artifact": pair["b"], "graph_optimization": pair["b_graph"]})
+    return interleaved_ratio(lambda: run_a(x), lambda: run_b(x), spec["calls"], spec["blocks"], spec["warmup"]).as_dict()
+
+
 def main(argv: list[str]) -> int:
-    print(RESULT_PREFIX + json.dumps(measure(json.loads(argv[0]))), flush=True)
+    spec = json.loads(argv[0])
+    print(RESULT_PREFIX + json.dumps(measure_pair(spec) if "pair" in spec else measure(spec)), flush=True)
     return 0
 
 

@@ -6,7 +6,7 @@ architecture and recipe trained until val fitness stops improving (ultralytics' 
 with ``benchmark.converged.patience``, capped at ``max_epochs``). yolov8n is the stock size users
 pick, trained on the same data so that its compressed artifacts have an mAP too. Training is the
 slow part (minutes to an hour on 2 cores), so each result is cached under its params and the
-dataset's hash, and a rerun with the same inputs reuses it.
+dataset's hash, and a rerun with the same inputs reuses it; a training cut short resumes.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def trained_reference(name: str, base: BaselineParams, p: Params, data: DatasetI
         return TrainedReference(**{**found, "weights": Path(found["weights"])})
     print(f"{name}: training up to {base.epochs} epochs (patience {base.patience}) at {base.imgsz} px, cached in {folder}")
     start = time.perf_counter()
-    trained = train_baseline(base, p.evaluate, data.data_yaml, len(data.names), folder)
+    trained = train_baseline(base, p.evaluate, data.data_yaml, len(data.names), folder, resume=True)
     ref = TrainedReference(
         name=name,
         weights=trained.weights,

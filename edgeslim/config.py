@@ -170,7 +170,7 @@ class PruneParams(_Section):
     policy: Literal["depth", "latency"]  # what the per-layer caps rise with: depth, or each layer's measured ONNX Runtime ms
     target_latency_ratio: Annotated[float, Field(gt=0, lt=1)] | None  # budget mode (None: target_macs_reduction)
     latency_runs: PositiveInt  # timed runs per side per round when profiling and checking the budget
-    latency_rounds: PositiveInt  # paired, alternating rounds per budget check
+    latency_rounds: PositiveInt  # blocks per budget check, the two models called in turn
     rewrite_max_rel_l2: Annotated[float, Field(ge=0)]  # split-free rewrite must be this equivalent
     sparse: SparseTrainingParams
     finetune: FinetuneParams
@@ -409,8 +409,8 @@ class BenchmarkParams(_Section):
     converged_model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     yolov8n: StockReferenceParams  # the stock-size subject
     latency_budget: Annotated[float, Field(gt=0, lt=1)]  # the ablation's budget-mode row
-    pairs: PositiveInt  # paired A/B probes per latency ratio
-    pair_runs: PositiveInt  # timed runs per probe
+    pairs: PositiveInt  # blocks per latency ratio (A and B called in turn)
+    pair_runs: PositiveInt  # timed calls per side per block
 
 
 class Params(_Section):

@@ -24,7 +24,7 @@ def test_self_check_flags_a_pair_outside_the_tolerance():
 
 
 def test_paired_probes_alternate_and_time_both_sides(tmp_path: Path, tiny_checkpoint: Path):
-    """An identical pair through real probe processes: every pair timed, ratios positive, interval around the median."""
+    """An identical pair in a real probe process: every block timed, ratios positive, interval around the median."""
     from edgeslim.data.images import list_images, preprocess_batch
     from edgeslim.export.onnx_export import export_onnx
 

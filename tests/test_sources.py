@@ -126,14 +126,36 @@ def _bad_model(kind: str, tiny_checkpoint: Path, folder: Path) -> tuple[Path, st
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["state_dict", "plain_module", "segment", "truncated", "onnx_without_metadata", "stride"])
-def test_what_is_not_a_compressible_detector_is_one_line_and_changes_nothing(
+BAD_KINDS = ["state_dict", "plain_module", "segment", "truncated", "onnx_without_metadata", "stride"]
+
+
+def _bad_source(kind: str, tiny_checkpoint: Path, tmp_path: Path) -> tuple[Path, str, int | None]:
+    """A model file that is not a compressible detector, the reason the CLI must give, and compress.imgsz."""
+    if kind == "stride":  # a real detector, asked for a size its stride 32 does not divide
+        return tiny_checkpoint, "image size 100 is not a multiple of the model's stride 32", 100
+    return (*_bad_model(kind, tiny_checkpoint, tmp_path), None)
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_what_is_not_a_compressible_detector_is_refused_before_any_flow(kind: str, tiny_checkpoint: Path, tmp_path: Path):
+    """The checks `edgeslim compress` runs on a local model before MLflow, Prefect or a download."""
+    from edgeslim.dag.source import source_facts
+    from edgeslim.errors import EdgeslimError
+
+    path, message, imgsz = _bad_source(kind, tiny_checkpoint, tmp_path)
+    source = parse_source(str(path), "champion")
+    with pytest.raises(EdgeslimError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        source_facts(source.file, imgsz)
+
+
+@pytest.mark.parametrize("kind", ["segment", "stride"])
+def test_the_cli_says_so_in_one_line_and_changes_nothing(
     kind: str, champion: str, params_file: Path, tiny_checkpoint: Path, tmp_path: Path
 ):
-    if kind == "stride":  # a real detector, asked for a size its stride 32 does not divide
-        path, message, knobs = tiny_checkpoint, "image size 100 is not a multiple of the model's stride 32", ("-S", "compress.imgsz=100")
-    else:
-        (path, message), knobs = _bad_model(kind, tiny_checkpoint, tmp_path), ()
+    """Through the real CLI (a task it cannot compress; a size the model's stride refuses): one
+    ``edgeslim: error:`` line, exit 2, the registry as it was."""
+    path, message, imgsz = _bad_source(kind, tiny_checkpoint, tmp_path)
+    knobs = ("-S", f"compress.imgsz={imgsz}") if imgsz else ()
     client = MlflowClient(champion, champion)
     before = registry_snapshot(client)
     result = run_cli("compress", "--model", str(path), "--params", str(params_file), *knobs, env_extra={"MLFLOW_TRACKING_URI": champion})

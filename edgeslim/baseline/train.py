@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ultralytics.nn.tasks import yaml_model_load
+from ultralytics.utils.patches import torch_load
 
 from edgeslim.config import BaselineParams, EvaluateParams
 from edgeslim.errors import CheckpointError
@@ -69,11 +70,30 @@ def trainer_args(
     )
 
 
-def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: int, out_dir: Path) -> TrainResult:
-    """Train from scratch and return the best checkpoint (copied to ``out_dir/baseline.pt``)."""
+def resumable(last: Path) -> bool:
+    """Whether ``last`` is an interrupted run's checkpoint: ultralytics strips the optimizer and sets
+    epoch -1 when a run finishes, so a checkpoint that still has both was cut short."""
+    if not last.exists():
+        return False
+    ckpt = torch_load(last, map_location="cpu", weights_only=False)
+    return ckpt.get("epoch", -1) >= 0 and ckpt.get("optimizer") is not None
+
+
+def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: int, out_dir: Path, *, resume: bool = False) -> TrainResult:
+    """Train from scratch and return the best checkpoint (copied to ``out_dir/baseline.pt``).
+
+    With ``resume``, a run that was interrupted in ``out_dir`` (killed, or the machine went away) goes
+    on from its ``last.pt`` with ultralytics' own resume, which restores the optimizer, the EMA and
+    the early stopper: long trainings (the benchmark's converged reference) then survive a stop.
+    Only callers whose ``out_dir`` is keyed by the params may ask for it, since ultralytics resumes
+    with the checkpoint's own arguments."""
     out_dir = Path(out_dir).resolve()
     arch_yaml = write_arch_yaml(p, nc, out_dir)
     args = trainer_args(p.imgsz, p, ev, data_yaml, out_dir, epochs=p.epochs, lr0=p.lr0, warmup_epochs=p.warmup_epochs, patience=p.patience)
+    last = out_dir / "train" / "weights" / "last.pt"
+    if resume and resumable(last):
+        print(f"resuming the interrupted training in {last.parent.parent}", flush=True)
+        args["resume"] = str(last)
     if is_dual_cfg(yaml_model_load(arch_yaml)):
         # YOLO() would build a plain DetectionModel from the yaml; the dual trainer builds the
         # dual-head model and trains it with the auxiliary loss.

@@ -1,7 +1,13 @@
-"""CPU latency at batch 1: ONNX Runtime for .onnx, eager PyTorch for .pt.
+"""CPU latency at batch 1: ONNX Runtime for .onnx, eager PyTorch for .pt, and the ratio of two.
 
 Median of ``runs`` after ``warmup``, with a fixed thread count so stages are comparable within
 one run. These are report figures, never assertions (speed is benchmarked in benchmarks/).
+
+``interleaved_ratio`` is the one way edgeslim compares two models' speed (pruning's latency
+budget, the benchmark's ratios). On a shared machine a model timed alone and timed again minutes
+later differed by 20-40%; interference comes in spells far longer than one call, so calling the
+two models in turn (A B B A ...) exposes both to the same spells, and the ratio of the two medians
+within a block of calls is steady where either time is not.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +37,54 @@ def median_ms(fn: Callable[[], object], runs: int, warmup: int) -> float:
     return statistics.median(times)
 
 
+@dataclass(frozen=True)
+class Ratio:
+    """``b``'s latency over ``a``'s: the median of the per-block ratios, and what it came from."""
+
+    ratio: float
+    block_ratios: list[float]  # per block: median of b's calls / median of a's calls
+    a_ms: float  # median over all of a's calls
+    b_ms: float
+    calls_per_block: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ratio": self.ratio,
+            "block_ratios": self.block_ratios,
+            "a_ms": self.a_ms,
+            "b_ms": self.b_ms,
+            "calls_per_block": self.calls_per_block,
+        }
+
+
+def _timed_ms(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def interleaved_ratio(a: Callable[[], object], b: Callable[[], object], calls: int, blocks: int, warmup: int) -> Ratio:
+    """Time ``a`` and ``b`` in turn, ``calls`` times each per block over ``blocks`` blocks, the order
+    flipping every call (A B, B A, ...) so that neither always runs second, on warmer caches."""
+    for _ in range(warmup):
+        a()
+        b()
+    ratios, all_a, all_b = [], [], []
+    for _ in range(blocks):
+        ta, tb = [], []
+        for i in range(calls):
+            if i % 2:
+                tb.append(_timed_ms(b))
+                ta.append(_timed_ms(a))
+            else:
+                ta.append(_timed_ms(a))
+                tb.append(_timed_ms(b))
+        ratios.append(statistics.median(tb) / statistics.median(ta))
+        all_a += ta
+        all_b += tb
+    return Ratio(statistics.median(ratios), ratios, statistics.median(all_a), statistics.median(all_b), calls)
+
+
 def cpu_session(path: Path, threads: int, profile_prefix: Path | None = None) -> ort.InferenceSession:
     """The CPU session every latency figure uses (intra-op ``threads``, inter-op 1); with
     ``profile_prefix``, ONNX Runtime's per-node profiler on."""
@@ -42,10 +97,14 @@ def cpu_session(path: Path, threads: int, profile_prefix: Path | None = None) ->
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def onnx_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> float:
-    session = cpu_session(path, ev.threads)
+def onnx_runner(session: ort.InferenceSession, sample: np.ndarray) -> Callable[[], object]:
+    """One call of ``session`` on ``sample``, for the timers here."""
     feed = {session.get_inputs()[0].name: sample}
-    return median_ms(lambda: session.run(None, feed), ev.latency_runs, ev.latency_warmup)
+    return lambda: session.run(None, feed)
+
+
+def onnx_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> float:
+    return median_ms(onnx_runner(cpu_session(path, ev.threads), sample), ev.latency_runs, ev.latency_warmup)
 
 
 def torch_latency_ms(path: Path, sample: np.ndarray, ev: EvaluateParams) -> float:

@@ -12,8 +12,8 @@ is measured, in the runtime and on the machine that will run the model (or one l
   ``ratio_deep`` with each layer's share of the measured time (the costliest layer gets the deepest
   cut), instead of with depth.
 - ``LatencyBudget``: the budget mode's check. Each candidate pruning level is exported and timed
-  against the unpruned export in paired, alternating rounds (``paired_ratio``), so a spell of
-  interference on a shared machine hits both sides of a pair alike.
+  against the unpruned export, the two called in turn (``edgeslim.evaluate.latency.interleaved_ratio``),
+  so a spell of interference on a shared machine hits both alike.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import statistics
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,46 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from torch import nn
 
 from edgeslim.config import PruneParams
-from edgeslim.evaluate.latency import cpu_session, median_ms
+from edgeslim.evaluate.latency import cpu_session, interleaved_ratio, onnx_runner
 from edgeslim.export.onnx_export import export_onnx
 from edgeslim.models.checkpoint import save_checkpoint
 
 _LAYER = re.compile(r"^/model\.(\d+)/")
 OTHER = -1  # the key of time no layer owns
 KERNEL_SUFFIX = "_kernel_time"
-
-
-def paired_ratio(a: ort.InferenceSession, b: ort.InferenceSession, sample: np.ndarray, runs: int, rounds: int) -> dict[str, Any]:
-    """Latency of ``b`` over ``a``: the median over ``rounds`` of (b's median / a's median), the two
-    timed back to back in each round (order alternating), after one warm-up round."""
-    feed_a, feed_b = {a.get_inputs()[0].name: sample}, {b.get_inputs()[0].name: sample}
-
-    def time_a() -> float:
-        return median_ms(lambda: a.run(None, feed_a), runs, 0)
-
-    def time_b() -> float:
-        return median_ms(lambda: b.run(None, feed_b), runs, 0)
-
-    time_a()
-    time_b()
-    pairs = []
-    for r in range(rounds):
-        if r % 2:
-            tb, ta = time_b(), time_a()
-        else:
-            ta, tb = time_a(), time_b()
-        pairs.append((ta, tb))
-    ratios = sorted(tb / ta for ta, tb in pairs)
-    return {
-        "ratio": statistics.median(ratios),
-        "ratios": ratios,
-        "a_ms": statistics.median(p[0] for p in pairs),
-        "b_ms": statistics.median(p[1] for p in pairs),
-    }
 
 
 def layer_costs_ms(onnx_path: Path, sample: np.ndarray, threads: int, runs: int) -> dict[int, float]:
@@ -126,11 +95,10 @@ class LatencyBudget:
 
     def met(self, model: nn.Module, macs_reduction: float) -> bool:
         candidate = export_candidate(model, self.template, self.imgsz, self.opset, self.folder, f"candidate-{len(self.checks)}")
-        measured = paired_ratio(
-            cpu_session(self.unpruned, self.threads), cpu_session(candidate, self.threads), self.sample, self.runs, self.rounds
-        )
-        self.checks.append({"macs_reduction": macs_reduction, **measured})
+        unpruned = onnx_runner(cpu_session(self.unpruned, self.threads), self.sample)
+        measured = interleaved_ratio(unpruned, onnx_runner(cpu_session(candidate, self.threads), self.sample), self.runs, self.rounds, 1)
+        self.checks.append({"macs_reduction": macs_reduction, **measured.as_dict()})
         print(
-            f"  candidate at {macs_reduction:.1%} fewer MACs: FP32 ONNX {measured['ratio']:.3f}x the unpruned latency (budget {self.target})"
+            f"  candidate at {macs_reduction:.1%} fewer MACs: FP32 ONNX {measured.ratio:.3f}x the unpruned latency (budget {self.target})"
         )
-        return measured["ratio"] <= self.target
+        return measured.ratio <= self.target
