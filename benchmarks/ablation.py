@@ -2,9 +2,10 @@
 
 - Ablation (the main subject): prune only (MACs target, depth caps, no teacher), then + distillation
   (same MACs cut), then + latency-driven pruning (the latency policy and budget mode at
-  ``benchmark.latency_budget``), then + INT8 of that model. Each row's latency is a paired ratio to
+  ``benchmark.latency_budget``, caps ``benchmark.latency_caps``), then + INT8 of that model. Each row's latency is a paired ratio to
   ultralytics' FP32 export (benchmarks.paired); each mAP is stated against the converged reference
-  (the subject's source) and the equal-budget control.
+  (the subject's source) and the equal-budget control. A last row times the channel floor: the same
+  architecture with every layer at its fewest channels, the most channel pruning could buy.
 - Headline (each subject): the artifact the target ships first, under the run's params, against
   ultralytics' FP32 export, with the identical-network self-check.
 - Graph settings: the unpruned FP32 export under each ONNX Runtime graph optimization level, and
@@ -16,25 +17,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ultralytics.nn.tasks import DetectionModel
+
 from benchmarks import exports
 from benchmarks.library_run import LibraryRun, run_library_steps
 from benchmarks.measure import Timing
 from benchmarks.paired import paired_ratio, self_check
 from benchmarks.subjects import Subject
-from edgeslim.config import Params, load_params
+from edgeslim.config import BenchmarkParams, Params, load_params
 from edgeslim.dag.steps.evaluate import BASELINE, CONTROL
 from edgeslim.dag.steps.gates import FORMAT_STAGES
 from edgeslim.errors import EdgeslimError
+from edgeslim.export.onnx_export import export_onnx
+from edgeslim.models.arch import write_arch_yaml
+from edgeslim.models.checkpoint import class_names, load_checkpoint, save_checkpoint
 
 MACS_MODE = ("prune.policy=depth", "prune.target_latency_ratio=null")
 
 
-def variants(budget: float) -> tuple[tuple[str, tuple[str, ...]], ...]:
+def variants(b: BenchmarkParams) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """(row, overrides) of the ablation, each on top of the run's params."""
+    shallow, deep = b.latency_caps
+    latency = (
+        "prune.policy=latency",
+        f"prune.target_latency_ratio={b.latency_budget}",
+        f"prune.ratio_shallow={shallow}",
+        f"prune.ratio_deep={deep}",
+    )
     return (
         ("prune only", ("prune.distill.enabled=false", *MACS_MODE)),
         ("+ distillation", ("prune.distill.enabled=true", *MACS_MODE)),
-        ("+ latency-driven", ("prune.distill.enabled=true", "prune.policy=latency", f"prune.target_latency_ratio={budget}")),
+        ("+ latency-driven", ("prune.distill.enabled=true", *latency)),
     )
 
 
@@ -47,6 +60,11 @@ class Context:
     inputs: Path
     timing: Timing
     pairs: int
+    processes: int
+
+    def ratio(self, a: Path, b: Path, b_graph: str = "all") -> dict:
+        """``b``'s latency over ``a``'s by this subject's paired method (benchmarks.paired)."""
+        return paired_ratio(a, b, self.inputs, self.timing, self.pairs, self.processes, b_graph)
 
 
 def _map(run: LibraryRun, stage: str) -> float | None:
@@ -60,7 +78,7 @@ def _share(value: float | None, of: float | None) -> float | None:
 
 def _row(name: str, run: LibraryRun, stage: str, path: Path, ctx: Context, control: float | None) -> dict:
     m = _map(run, stage)
-    latency = paired_ratio(ctx.reference_fp32, path, ctx.inputs, ctx.timing, ctx.pairs)
+    latency = ctx.ratio(ctx.reference_fp32, path)
     return {
         "row": name,
         "artifact": str(path),
@@ -76,12 +94,12 @@ def _row(name: str, run: LibraryRun, stage: str, path: Path, ctx: Context, contr
 
 
 def ablation_runs(
-    params_file: Path, overrides: tuple[str, ...], subject: Subject, default: tuple[Params, LibraryRun], work: Path, budget: float
+    params_file: Path, overrides: tuple[str, ...], subject: Subject, default: tuple[Params, LibraryRun], work: Path, bench: BenchmarkParams
 ) -> list[tuple[str, LibraryRun | str]]:
     """Train each variant (cached); a variant whose budget cannot be met is kept with the reason. A
     variant that is the run's own params (``default``, trained with the control) reuses that run."""
     runs: list[tuple[str, LibraryRun | str]] = []
-    for name, extra in variants(budget):
+    for name, extra in variants(bench):
         if load_params(params_file, [*overrides, *extra, "evaluate.control=true"]) == default[0]:
             runs.append((name, default[1]))
             continue
@@ -92,6 +110,36 @@ def ablation_runs(
         except EdgeslimError as exc:  # an unmeetable budget is a finding: the row says why
             runs.append((name, str(exc)))
     return runs
+
+
+def channel_floor(p: Params, ctx: Context, work: Path) -> dict:
+    """The subject's architecture with every layer at ``benchmark.floor_width`` of its channels (8,
+    make_divisible's minimum, except the head's own floors), untrained: what is left when channel
+    pruning has removed all it could. Its latency is the most channel pruning can buy at this depth,
+    input size and runtime; the rest is per-node cost that only fewer nodes remove."""
+    recipe = ctx.subject.recipe
+    name = f"floor: every layer at {p.benchmark.floor_width:g} of its width (untrained)"
+    if recipe is None:
+        return {"row": name, "absent": "the subject's architecture is not known (--model)"}
+    floor = recipe.model_copy(update={"scale": [recipe.scale[0], p.benchmark.floor_width, recipe.scale[2]]})
+    names = class_names(load_checkpoint(ctx.subject.weights)[1])
+    model = DetectionModel(str(write_arch_yaml(floor, len(names), work)), verbose=False).eval()
+    model.names = dict(enumerate(names))
+    ckpt = save_checkpoint(model, {"train_args": {"imgsz": ctx.subject.imgsz}}, work / "floor.pt")
+    onnx = export_onnx(ckpt, ctx.subject.imgsz, p.export.opset, work / "floor.onnx")
+    latency = ctx.ratio(ctx.reference_fp32, onnx)
+    return {
+        "row": name,
+        "artifact": str(onnx),
+        "macs_reduction": None,
+        "latency_ratio_vs_ultralytics_fp32": latency["ratio"],
+        "latency_ratio_ci": latency["ci95"],
+        "latency_ms": latency["b_ms_median"],
+        "map50_95": None,
+        "map_ratio_vs_converged": None,
+        "map_ratio_vs_control": None,
+        "params": sum(t.numel() for t in model.parameters()),
+    }
 
 
 def ablation_rows(runs: list[tuple[str, LibraryRun | str]], default: LibraryRun, ctx: Context) -> list[dict]:
@@ -110,9 +158,11 @@ def ablation_rows(runs: list[tuple[str, LibraryRun | str]], default: LibraryRun,
 
 
 def headline(p: Params, run: LibraryRun, ctx: Context) -> dict:
-    """The target's shipped artifact against ultralytics' FP32 export, with the self-check pair."""
+    """The target's shipped artifact against ultralytics' FP32 export, with the self-check pair (the
+    issue's: the same network from two exporters) and the same file against itself (the method's
+    own noise, apart from any real difference between the two exports)."""
     shipped = run.shipped_artifact()
-    check = self_check(paired_ratio(ctx.reference_fp32, run.fp32_unpruned, ctx.inputs, ctx.timing, ctx.pairs))
+    check = {**self_check(ctx.ratio(ctx.reference_fp32, run.fp32_unpruned)), "same_file": ctx.ratio(ctx.reference_fp32, ctx.reference_fp32)}
     if shipped is None:
         return {
             "subject": ctx.subject.label,
@@ -123,7 +173,7 @@ def headline(p: Params, run: LibraryRun, ctx: Context) -> dict:
         }
     fmt, path = shipped
     m = _map(run, FORMAT_STAGES[fmt][0])
-    latency = paired_ratio(ctx.reference_fp32, path, ctx.inputs, ctx.timing, ctx.pairs)
+    latency = ctx.ratio(ctx.reference_fp32, path)
     return {
         "subject": ctx.subject.label,
         "target": p.target.name,
@@ -144,13 +194,11 @@ def graph_settings(p: Params, run: LibraryRun, subject: Subject, ctx: Context, w
     """Which ONNX Runtime levels and export options change latency (paired, against the default)."""
     base = run.fp32_unpruned
     rows = [
-        {"setting": f"graph_optimization_level={level}", **paired_ratio(base, base, ctx.inputs, ctx.timing, ctx.pairs, b_graph=level)}
+        {"setting": f"graph_optimization_level={level}", **ctx.ratio(base, base, b_graph=level)}
         for level in ("extended", "basic", "disabled")
     ]
     unslimmed = exports.unslimmed_fp32(run.fused, subject.imgsz, p, work / "unslimmed")
-    rows.append(
-        {"setting": "exported without onnxslim (simplify=False)", **paired_ratio(base, unslimmed, ctx.inputs, ctx.timing, ctx.pairs)}
-    )
+    rows.append({"setting": "exported without onnxslim (simplify=False)", **ctx.ratio(base, unslimmed)})
     dynamic = exports.edgeslim_dynamic_fp32(run.fused, subject.imgsz, p, work / "dynamic-shapes")
-    rows.append({"setting": "dynamic batch/height/width (dynamic=True)", **paired_ratio(base, dynamic, ctx.inputs, ctx.timing, ctx.pairs)})
+    rows.append({"setting": "dynamic batch/height/width (dynamic=True)", **ctx.ratio(base, dynamic)})
     return rows

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import exports
-from benchmarks.ablation import Context, ablation_rows, ablation_runs, graph_settings, headline
+from benchmarks.ablation import Context, ablation_rows, ablation_runs, channel_floor, graph_settings, headline
 from benchmarks.artifact_kind import ORT, Artifact
 from benchmarks.artifacts import REFERENCE, UNTRAINED, build_artifacts
 from benchmarks.flow_cost import Quietly, breakdown, prefect_startup_s, preserved, run_compress, scratch_registry
@@ -290,9 +290,7 @@ def run_benchmark(s: Settings) -> dict:
         built.append((subj, artifacts, run))
     overrides = (*s.overrides, *main.overrides)
     default = (subject_params(s, main), built[0][2])
-    variant_runs = ablation_runs(
-        s.params_file, overrides, main, default, cache / "runs" / main.key / "ablation", p.benchmark.latency_budget
-    )
+    variant_runs = ablation_runs(s.params_file, overrides, main, default, cache / "runs" / main.key / "ablation", p.benchmark)
 
     val = split_images(data.data_yaml, "val")
     results, measured, gpu_inputs, contexts = [], [], [], []
@@ -315,12 +313,12 @@ def run_benchmark(s: Settings) -> dict:
         )
         gpu_inputs.append((subj.key, artifacts, inputs))
         reference = next(a for a in artifacts if a.name == REFERENCE)
-        contexts.append((subj, run, Context(subj, reference.path, inputs, pair_timing, p.benchmark.pairs)))
+        contexts.append((subj, run, Context(subj, reference.path, inputs, pair_timing, p.benchmark.pairs, p.benchmark.pair_processes)))
     load["before_probes"] = os.getloadavg()
     measure_cpu(measured, s.batch, timing)
     heads = {subj.key: headline(subject_params(s, subj), run, ctx) for subj, run, ctx in contexts}
     main_run, main_ctx = contexts[0][1], contexts[0][2]
-    rows = ablation_rows(variant_runs, main_run, main_ctx)
+    rows = [*ablation_rows(variant_runs, main_run, main_ctx), channel_floor(p, main_ctx, work / "channel-floor")]
     settings_rows = graph_settings(p, main_run, main, main_ctx, work / "graph-settings")
     load["after_probes"] = os.getloadavg()
     for subject in results:
@@ -353,7 +351,12 @@ def run_benchmark(s: Settings) -> dict:
         },
         "methodology": METHODOLOGY,
         "headline": heads,
-        "ablation": {"subject": main.label, "latency_budget": p.benchmark.latency_budget, "rows": rows},
+        "ablation": {
+            "subject": main.label,
+            "latency_budget": p.benchmark.latency_budget,
+            "latency_caps": list(p.benchmark.latency_caps),
+            "rows": rows,
+        },
         "graph_settings": {"subject": main.label, "artifact": "edgeslim-onnx-fp32-unpruned", "rows": settings_rows},
         "subjects": results,
         "flow_cost": flow,

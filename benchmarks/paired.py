@@ -6,8 +6,11 @@ effects reported; so did pairs of whole probe processes run back to back (per-pa
 1.48 for the identical pair, same day). Interference comes in spells far longer than one call, so
 here both models are loaded in one fresh process (benchmarks.probe) and called in turn, A B, B A,
 ..., ``pair_runs`` calls each per block (``edgeslim.evaluate.latency.interleaved_ratio``, the
-method pruning's latency budget uses too): every spell hits both alike. Each ratio is the median
-over ``pairs`` blocks of (b's median / a's median); the 95% interval is a seeded percentile
+method pruning's latency budget uses too): every spell hits both alike. One process can still
+favour one side throughout (which session's threads the scheduler placed better: an identical pair
+measured 1.38 in every block of one process under load, 1.01 in the next), so the blocks are
+spread over ``pair_processes`` processes, the load order flipping each time. Each ratio is the
+median over ``pairs`` blocks of (b's median / a's median); the 95% interval is a seeded percentile
 bootstrap of that median over the blocks. The identical-network pair is kept as a self-check: its
 ratio must come out at 1.00 within ``SELF_CHECK_TOLERANCE``, or the run says that its ratios cannot
 be trusted.
@@ -36,32 +39,41 @@ def bootstrap_ci(values: list[float]) -> tuple[float, float]:
     return float(np.quantile(medians, tail)), float(np.quantile(medians, 1.0 - tail))
 
 
-def paired_ratio(a: Path, b: Path, inputs: Path, timing: Timing, pairs: int, b_graph: str = "all") -> dict:
-    """Latency of ``b`` over ``a`` at batch 1: median of ``pairs`` block ratios, its 95% CI, both
-    sides' medians (``b_graph``: ONNX Runtime graph optimization level for ``b``; ``a`` runs the default)."""
-    spec = {
-        "pair": {"a": str(a), "b": str(b), "b_graph": b_graph},
-        "inputs": str(inputs),
-        "threads": timing.threads,
-        "providers": ["CPUExecutionProvider"],
-        "calls": timing.runs_per_round,
-        "blocks": pairs,
-        "warmup": timing.warmup,
-    }
-    got = run_probe(spec, timing.timeout_s, f"paired probe of {a.name} and {b.name}")
-    if "error" in got:
-        raise RuntimeError(got["error"])
-    low, high = bootstrap_ci(got["block_ratios"])
+def paired_ratio(a: Path, b: Path, inputs: Path, timing: Timing, pairs: int, processes: int, b_graph: str = "all") -> dict:
+    """Latency of ``b`` over ``a`` at batch 1: median of ``pairs`` block ratios taken over ``processes``
+    fresh probe processes, its 95% CI, both sides' medians (``b_graph``: ONNX Runtime graph optimization
+    level for ``b``; ``a`` runs the default). Each process loads the two in the other order than the
+    last, so that neither model always gets the threads and memory created first."""
+    blocks, a_ms, b_ms = [], [], []
+    per_process = max(1, -(-pairs // processes))
+    for i in range(processes):
+        spec = {
+            "pair": {"a": str(a), "b": str(b), "b_graph": b_graph, "b_first": bool(i % 2)},
+            "inputs": str(inputs),
+            "threads": timing.threads,
+            "providers": ["CPUExecutionProvider"],
+            "calls": timing.runs_per_round,
+            "blocks": per_process,
+            "warmup": timing.warmup,
+        }
+        got = run_probe(spec, timing.timeout_s, f"paired probe of {a.name} and {b.name}")
+        if "error" in got:
+            raise RuntimeError(got["error"])
+        blocks += got["block_ratios"]
+        a_ms.append(got["a_ms"])
+        b_ms.append(got["b_ms"])
+    low, high = bootstrap_ci(blocks)
     return {
         "a": str(a),
         "b": str(b),
-        "ratio": got["ratio"],
+        "ratio": float(np.median(blocks)),
         "ci95": [low, high],
-        "pairs": pairs,
-        "runs_per_probe": got["calls_per_block"],
-        "ratios": got["block_ratios"],
-        "a_ms_median": got["a_ms"],
-        "b_ms_median": got["b_ms"],
+        "pairs": len(blocks),
+        "processes": processes,
+        "runs_per_probe": timing.runs_per_round,
+        "ratios": blocks,
+        "a_ms_median": float(np.median(a_ms)),
+        "b_ms_median": float(np.median(b_ms)),
     }
 
 

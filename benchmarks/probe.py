@@ -11,7 +11,7 @@ Invoked by benchmarks.measure as ``python -m benchmarks.probe '<json spec>'``; p
 batch, threads, runs, warmup, device (cpu | cuda), precision (fp32 | fp16, torch only),
 providers (ONNX Runtime execution providers, ort only).
 
-A spec with ``pair`` (``{"a", "b", "b_graph"}``, plus ``calls`` and ``blocks``) instead loads two
+A spec with ``pair`` (``{"a", "b", "b_graph", "b_first"}``, plus ``calls`` and ``blocks``) instead loads two
 ONNX models side by side and returns ``edgeslim.evaluate.latency.interleaved_ratio`` of them at
 batch 1: the two are called in turn, in one process, so that they share every spell of
 interference (see benchmarks.paired).
@@ -150,8 +150,13 @@ def measure_pair(spec: dict) -> dict:
     load = _ort_loader()
     x = np.ascontiguousarray(np.load(spec["inputs"])[:1])
     pair = spec["pair"]
-    run_a, _ = load({**spec, "artifact": pair["a"], "graph_optimization": "all"})
-    run_b, _ = load({**spec, "artifact": pair["b"], "graph_optimization": pair["b_graph"]})
+    sides = {
+        "a": {**spec, "artifact": pair["a"], "graph_optimization": "all"},
+        "b": {**spec, "artifact": pair["b"], "graph_optimization": pair["b_graph"]},
+    }
+    order = ("b", "a") if pair["b_first"] else ("a", "b")
+    loaded = {side: load(sides[side])[0] for side in order}
+    run_a, run_b = loaded["a"], loaded["b"]
     return interleaved_ratio(lambda: run_a(x), lambda: run_b(x), spec["calls"], spec["blocks"], spec["warmup"]).as_dict()
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.references import converged_params, trained_reference, yolov8n_params
-from edgeslim.config import Params
+from edgeslim.config import BaselineParams, Params
 from edgeslim.data.splits import split_images
 from edgeslim.data.synthetic import DatasetInfo
 from edgeslim.registry import mlflow_registry as reg
@@ -35,11 +35,13 @@ class Subject:
     trained: bool
     origin: dict  # where it came from (registry name/version/run, training facts)
     overrides: tuple[str, ...] = ()  # params its compress run takes on top of the benchmark's
+    recipe: BaselineParams | None = None  # the architecture it was trained from, when known (not for --model)
 
 
 def converged_subject(tracking_uri: str, p: Params, data: DatasetInfo, root: Path, dest: Path) -> Subject:
     """Train (or reuse) the converged reference, register it once, and pull it back as the flow would."""
-    ref = trained_reference("converged", converged_params(p), p, data, root)
+    recipe = converged_params(p)
+    ref = trained_reference("converged", recipe, p, data, root)
     client = reg.connect(tracking_uri)
     name = p.benchmark.converged_model_name
     found = reg.published_with_key(client, name, REFERENCE_KEY_TAG, ref.key)
@@ -64,6 +66,7 @@ def converged_subject(tracking_uri: str, p: Params, data: DatasetInfo, root: Pat
         imgsz=ref.imgsz,
         trained=True,
         origin={"registry": tracking_uri, "name": pulled.name, "version": pulled.version, "training": ref.as_dict()},
+        recipe=recipe,
     )
 
 
@@ -83,7 +86,8 @@ def registered_subject(tracking_uri: str, model: str, p: Params, dest: Path) -> 
 
 def yolov8n_subject(p: Params, data: DatasetInfo, root: Path) -> Subject:
     """ultralytics' yolov8n network (family and scale of its yaml) trained on the embedded set."""
-    ref = trained_reference("yolov8n", yolov8n_params(p), p, data, root)
+    recipe = yolov8n_params(p)
+    ref = trained_reference("yolov8n", recipe, p, data, root)
     return Subject(
         key="yolov8n",
         label=f"yolov8n (trained here, {ref.epochs_run} epochs, {len(data.names)} classes) @ {ref.imgsz} px",
@@ -92,4 +96,5 @@ def yolov8n_subject(p: Params, data: DatasetInfo, root: Path) -> Subject:
         trained=True,
         origin={"ultralytics_family": p.benchmark.yolov8n.arch, "scale": list(p.benchmark.yolov8n.scale), "training": ref.as_dict()},
         overrides=(f"prune.finetune.epochs={p.benchmark.yolov8n.finetune_epochs}",),
+        recipe=recipe,
     )

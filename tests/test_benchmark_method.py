@@ -31,8 +31,10 @@ def test_paired_probes_alternate_and_time_both_sides(tmp_path: Path, tiny_checkp
     onnx = export_onnx(tiny_checkpoint, 64, 17, tmp_path / "tiny.onnx")
     inputs = tmp_path / "inputs.npy"
     np.save(inputs, preprocess_batch(list_images(tiny_checkpoint.parent / "data" / "images" / "val")[:1], 64))
-    pair = paired_ratio(onnx, onnx, inputs, Timing(threads=1, runs=3, warmup=1, rounds=1, timeout_s=120), pairs=3, b_graph="basic")
-    assert pair["pairs"] == 3 and len(pair["ratios"]) == 3 and all(r > 0 for r in pair["ratios"])
+    pair = paired_ratio(
+        onnx, onnx, inputs, Timing(threads=1, runs=3, warmup=1, rounds=1, timeout_s=120), pairs=3, processes=2, b_graph="basic"
+    )
+    assert pair["pairs"] == 4 and len(pair["ratios"]) == 4 and pair["processes"] == 2 and all(r > 0 for r in pair["ratios"])
     assert pair["ci95"][0] <= pair["ratio"] <= pair["ci95"][1] and pair["a_ms_median"] > 0 and pair["b_ms_median"] > 0
     with pytest.raises(RuntimeError):
-        paired_ratio(tmp_path / "missing.onnx", onnx, inputs, Timing(1, 3, 1, 1, 120), pairs=1)
+        paired_ratio(tmp_path / "missing.onnx", onnx, inputs, Timing(1, 3, 1, 1, 120), pairs=1, processes=1)
