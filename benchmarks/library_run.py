@@ -7,8 +7,10 @@ An untrained subject is pruned but not finetuned (``prune.finetune.epochs`` 0): 
 recover, and its figures are speed and size only (its mAP figures are left out of the results).
 
 A run trains (finetuning, the control) for minutes, so its result is cached in its folder under a
-key of every param, the source file's sha256 and the image size: the benchmark reruns only what
-changed, and the ablation's variants that equal the defaults reuse the default run.
+key of every param the steps can read (all but the ``benchmark`` section, which only the benchmark
+reads: how it times, not what the steps build), the source file's sha256 and the image size: the
+benchmark reruns only what changed, and the ablation's variants that equal the defaults reuse the
+default run.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def run_library_steps(p: Params, weights: Path, imgsz: int, out_dir: Path, train
     """DATASET + COMPRESS on ``weights`` (the source role), plus the unpruned FP32 export; reused
     from ``out_dir`` when the same params, source and size ran there before."""
     p = subject_params(p, imgsz, trained)
-    key = digest({"params": p.model_dump(mode="json"), "source": file_sha256(weights), "imgsz": imgsz})
+    key = digest({"params": p.model_dump(mode="json", exclude={"benchmark"}), "source": file_sha256(weights), "imgsz": imgsz})
     cached = out_dir / CACHE_FILE
     if cached.exists() and json.loads(cached.read_text()).get("key") == key:
         print(f"reusing the library run in {out_dir} (same params and source)")
