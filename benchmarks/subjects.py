@@ -16,12 +16,16 @@ from benchmarks.references import converged_params, trained_reference, yolov8n_p
 from edgeslim.config import BaselineParams, Params
 from edgeslim.data.splits import split_images
 from edgeslim.data.synthetic import DatasetInfo
+from edgeslim.digest import file_sha256
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.references import parse_source
 from edgeslim.registry.register_source import register_source
 from edgeslim.registry.sources import pull
 
-REFERENCE_KEY_TAG = "edgeslim.reference_key"  # the training key (params + data hash) of a registered reference
+# A registered reference's identity: its training key (params + data hash) and its weights' sha256,
+# so that a reference trained further under the same key (a resumed training) registers anew.
+REFERENCE_KEY_TAG = "edgeslim.reference_key"
+SHA_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,8 @@ def converged_subject(tracking_uri: str, p: Params, data: DatasetInfo, root: Pat
     ref = trained_reference("converged", recipe, p, data, root)
     client = reg.connect(tracking_uri)
     name = p.benchmark.converged_model_name
-    found = reg.published_with_key(client, name, REFERENCE_KEY_TAG, ref.key)
+    identity = f"{ref.key}-{file_sha256(ref.weights)[:SHA_CHARS]}"
+    found = reg.published_with_key(client, name, REFERENCE_KEY_TAG, identity)
     if found is None:
         example = split_images(data.data_yaml, "val")[0]
         mv = register_source(
@@ -56,9 +61,13 @@ def converged_subject(tracking_uri: str, p: Params, data: DatasetInfo, root: Pat
             dest / "register",
             example,
         )
-        client.set_model_version_tag(name, mv.version, REFERENCE_KEY_TAG, ref.key)
+        client.set_model_version_tag(name, mv.version, REFERENCE_KEY_TAG, identity)
         print(f"registered the converged reference as {name} version {mv.version} @ {p.mlflow.source_alias}")
-    pulled = pull(client, reg.ModelRef.parse(f"{name}@{p.mlflow.source_alias}", p.mlflow.source_alias), dest / "source")
+        version = str(mv.version)
+    else:  # the alias may have moved since: point it back, so `--model NAME@ALIAS` is what was measured
+        version = found["version"]
+        client.set_registered_model_alias(name, p.mlflow.source_alias, version)
+    pulled = pull(client, reg.ModelRef(name, None, version), dest / "source")
     return Subject(
         key="converged",
         label=f"{pulled.name} v{pulled.version} (the converged reference: {ref.epochs_run} epochs, {ref.stopped_by}) @ {ref.imgsz} px",
