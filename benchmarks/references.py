@@ -33,7 +33,7 @@ class TrainedReference:
     epochs_run: int
     max_epochs: int
     converged: bool  # early stopping ended it before the cap
-    train_s: float
+    train_s: float  # this call's training time (a resumed run counts only the part it ran)
     key: str
     stopped_by: str  # early stopping (a plateau), the epoch cap, or an operator (then said why)
 

@@ -93,7 +93,9 @@ def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: i
     last = out_dir / "train" / "weights" / "last.pt"
     if resume and resumable(last):
         print(f"resuming the interrupted training in {last.parent.parent}", flush=True)
-        args["resume"] = str(last)
+        # save_dir too: ultralytics would otherwise resume into the folder the checkpoint's args name,
+        # wherever the run started (a cache folder moved since, say)
+        args.update(resume=str(last), save_dir=str(last.parent.parent))
     if is_dual_cfg(yaml_model_load(arch_yaml)):
         # YOLO() would build a plain DetectionModel from the yaml; the dual trainer builds the
         # dual-head model and trains it with the auxiliary loss.
