@@ -169,7 +169,7 @@ class PruneParams(_Section):
     round_to: PositiveInt  # kept channel counts are multiples of this
     policy: Literal["depth", "latency"]  # what the per-layer caps rise with: depth, or each layer's measured ONNX Runtime ms
     target_latency_ratio: Annotated[float, Field(gt=0, lt=1)] | None  # budget mode (None: target_macs_reduction)
-    latency_runs: PositiveInt  # timed runs per side per round when profiling and checking the budget
+    latency_runs: PositiveInt  # timed calls per side when profiling, and per block of a budget check
     latency_rounds: PositiveInt  # blocks per budget check, the two models called in turn
     rewrite_max_rel_l2: Annotated[float, Field(ge=0)]  # split-free rewrite must be this equivalent
     sparse: SparseTrainingParams

@@ -38,3 +38,13 @@ def test_paired_probes_alternate_and_time_both_sides(tmp_path: Path, tiny_checkp
     assert pair["ci95"][0] <= pair["ratio"] <= pair["ci95"][1] and pair["a_ms_median"] > 0 and pair["b_ms_median"] > 0
     with pytest.raises(RuntimeError):
         paired_ratio(tmp_path / "missing.onnx", onnx, inputs, Timing(1, 3, 1, 1, 120), pairs=1, processes=1)
+
+
+def test_interleaved_ratio_calls_the_two_in_turn_and_flips_the_order_every_call():
+    """The one speed comparison (pruning's budget, the benchmark): A B, B A, ... per block, after warm-up."""
+    from edgeslim.evaluate.latency import interleaved_ratio
+
+    calls: list[str] = []
+    ratio = interleaved_ratio(lambda: calls.append("a"), lambda: calls.append("b"), calls=4, blocks=3, warmup=1)
+    assert "".join(calls) == "ab" + "abbaabba" * 3
+    assert len(ratio.block_ratios) == 3 and ratio.calls_per_block == 4 and ratio.ratio > 0 and ratio.a_ms >= 0
