@@ -52,10 +52,9 @@ def variants(b: BenchmarkParams) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 
 @dataclass(frozen=True)
-class Context:
-    """What every row of one subject is measured with."""
+class Pairing:
+    """How one model's latency ratios are taken: paired against ultralytics' FP32 export of it."""
 
-    subject: Subject
     reference_fp32: Path  # ultralytics' FP32 export: every latency ratio is against it
     inputs: Path
     timing: Timing
@@ -63,8 +62,15 @@ class Context:
     processes: int
 
     def ratio(self, a: Path, b: Path, b_graph: str = "all") -> dict:
-        """``b``'s latency over ``a``'s by this subject's paired method (benchmarks.paired)."""
+        """``b``'s latency over ``a``'s by the paired method (benchmarks.paired)."""
         return paired_ratio(a, b, self.inputs, self.timing, self.pairs, self.processes, b_graph)
+
+
+@dataclass(frozen=True)
+class Context(Pairing):
+    """What every row of one subject is measured with."""
+
+    subject: Subject
 
 
 def _map(run: LibraryRun, stage: str) -> float | None:
@@ -76,16 +82,18 @@ def _share(value: float | None, of: float | None) -> float | None:
     return value / of if value is not None and of else None
 
 
-def _row(name: str, run: LibraryRun, stage: str, path: Path, ctx: Context, control: float | None) -> dict:
+def measured_row(name: str, run: LibraryRun, stage: str, path: Path, pairing: Pairing | None, control: float | None) -> dict:
+    """One artifact of ``run``: its MACs cut, mAP against converged and control, and (unless
+    ``pairing`` is None) its latency ratio to ultralytics' FP32 export."""
     m = _map(run, stage)
-    latency = ctx.ratio(ctx.reference_fp32, path)
+    latency = pairing.ratio(pairing.reference_fp32, path) if pairing else {}
     return {
         "row": name,
         "artifact": str(path),
         "macs_reduction": run.pruning.get("macs_reduction"),
-        "latency_ratio_vs_ultralytics_fp32": latency["ratio"],
-        "latency_ratio_ci": latency["ci95"],
-        "latency_ms": latency["b_ms_median"],
+        "latency_ratio_vs_ultralytics_fp32": latency.get("ratio"),
+        "latency_ratio_ci": latency.get("ci95"),
+        "latency_ms": latency.get("b_ms_median"),
         "map50_95": m,
         "map_ratio_vs_converged": _share(m, _map(run, BASELINE)),
         "map_ratio_vs_control": _share(m, control),
@@ -150,10 +158,10 @@ def ablation_rows(runs: list[tuple[str, LibraryRun | str]], default: LibraryRun,
         if isinstance(run, str):
             rows.append({"row": name, "absent": run})
             continue
-        rows.append(_row(name, run, "onnx-fp32", run.fp32, ctx, control))
+        rows.append(measured_row(name, run, "onnx-fp32", run.fp32, ctx, control))
         last = run
     if last is not None:
-        rows.append(_row("+ INT8", last, "onnx-int8", last.int8, ctx, control))
+        rows.append(measured_row("+ INT8", last, "onnx-int8", last.int8, ctx, control))
     return rows
 
 

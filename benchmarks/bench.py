@@ -313,7 +313,9 @@ def run_benchmark(s: Settings) -> dict:
         )
         gpu_inputs.append((subj.key, artifacts, inputs))
         reference = next(a for a in artifacts if a.name == REFERENCE)
-        contexts.append((subj, run, Context(subj, reference.path, inputs, pair_timing, p.benchmark.pairs, p.benchmark.pair_processes)))
+        contexts.append(
+            (subj, run, Context(reference.path, inputs, pair_timing, p.benchmark.pairs, p.benchmark.pair_processes, subject=subj))
+        )
     load["before_probes"] = os.getloadavg()
     measure_cpu(measured, s.batch, timing)
     heads = {subj.key: headline(subject_params(s, subj), run, ctx) for subj, run, ctx in contexts}

@@ -18,6 +18,7 @@ from edgeslim.errors import EdgeslimError
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MIN_LARGER_BATCH = 2
+PROBE_TIMEOUT_S = 600.0
 
 DESCRIPTION = """\
 Benchmark edgeslim's compressed artifacts against what users ship without it, in one run:
@@ -98,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="smoke run: take runs/warm-up from params.yaml (evaluate.latency_runs/latency_warmup) instead of --runs/--warmup",
     )
-    parser.add_argument("--probe-timeout", type=float, default=600.0, help="seconds one latency probe may take (default: %(default)s)")
+    parser.add_argument(
+        "--probe-timeout", type=float, default=PROBE_TIMEOUT_S, help="seconds one latency probe may take (default: %(default)s)"
+    )
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where results go (default: benchmarks/results)")
     return parser
 
