@@ -20,7 +20,7 @@ _CONFIG_DIR.mkdir(parents=True, exist_ok=True)
 
 import ultralytics  # noqa: E402
 from ultralytics import YOLO  # noqa: E402
-from ultralytics.data.utils import IMG_FORMATS  # noqa: E402, F401 (image suffixes ultralytics reads)
+from ultralytics.data.utils import IMG_FORMATS  # noqa: E402, F401 (the image suffixes ultralytics reads: data.images, data.splits)
 from ultralytics.utils import DATASETS_DIR, SETTINGS  # noqa: E402, F401
 
 # edgeslim owns MLflow logging; ultralytics' own callback would open stray runs in the same server.

@@ -15,10 +15,8 @@ import numpy as np
 from ultralytics.data.augment import LetterBox
 from ultralytics.data.utils import img2label_paths
 
-import edgeslim.ultra  # noqa: F401
 from edgeslim.errors import DataError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+from edgeslim.ultra import IMG_FORMATS  # the image suffixes ultralytics reads (also its offline settings)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -26,9 +24,9 @@ def list_images(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"image folder {folder} does not exist")
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower().lstrip(".") in IMG_FORMATS)
     if not images:
-        raise DataError(f"image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise DataError(f"image folder {folder} holds no images ({', '.join(sorted(IMG_FORMATS))})")
     return images
 
 
