@@ -82,18 +82,18 @@ def _share(value: float | None, of: float | None) -> float | None:
     return value / of if value is not None and of else None
 
 
-def measured_row(name: str, run: LibraryRun, stage: str, path: Path, pairing: Pairing | None, control: float | None) -> dict:
-    """One artifact of ``run``: its MACs cut, mAP against converged and control, and (unless
-    ``pairing`` is None) its latency ratio to ultralytics' FP32 export."""
+def measured_row(name: str, run: LibraryRun, stage: str, path: Path, pairing: Pairing, control: float | None) -> dict:
+    """One artifact of ``run``: its MACs cut, mAP against converged and control, its latency ratio
+    to ultralytics' FP32 export."""
     m = _map(run, stage)
-    latency = pairing.ratio(pairing.reference_fp32, path) if pairing else {}
+    latency = pairing.ratio(pairing.reference_fp32, path)
     return {
         "row": name,
         "artifact": str(path),
         "macs_reduction": run.pruning.get("macs_reduction"),
-        "latency_ratio_vs_ultralytics_fp32": latency.get("ratio"),
-        "latency_ratio_ci": latency.get("ci95"),
-        "latency_ms": latency.get("b_ms_median"),
+        "latency_ratio_vs_ultralytics_fp32": latency["ratio"],
+        "latency_ratio_ci": latency["ci95"],
+        "latency_ms": latency["b_ms_median"],
         "map50_95": m,
         "map_ratio_vs_converged": _share(m, _map(run, BASELINE)),
         "map_ratio_vs_control": _share(m, control),
