@@ -52,25 +52,19 @@ def variants(b: BenchmarkParams) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 
 @dataclass(frozen=True)
-class Pairing:
-    """How one model's latency ratios are taken: paired against ultralytics' FP32 export of it."""
+class Context:
+    """What every row of one subject is measured with: paired against ultralytics' FP32 export of it."""
 
     reference_fp32: Path  # ultralytics' FP32 export: every latency ratio is against it
     inputs: Path
     timing: Timing
     pairs: int
     processes: int
+    subject: Subject
 
     def ratio(self, a: Path, b: Path, b_graph: str = "all") -> dict:
         """``b``'s latency over ``a``'s by the paired method (benchmarks.paired)."""
         return paired_ratio(a, b, self.inputs, self.timing, self.pairs, self.processes, b_graph)
-
-
-@dataclass(frozen=True)
-class Context(Pairing):
-    """What every row of one subject is measured with."""
-
-    subject: Subject
 
 
 def _map(run: LibraryRun, stage: str) -> float | None:
@@ -82,11 +76,9 @@ def _share(value: float | None, of: float | None) -> float | None:
     return value / of if value is not None and of else None
 
 
-def measured_row(name: str, run: LibraryRun, stage: str, path: Path, pairing: Pairing, control: float | None) -> dict:
-    """One artifact of ``run``: its MACs cut, mAP against converged and control, its latency ratio
-    to ultralytics' FP32 export."""
+def _row(name: str, run: LibraryRun, stage: str, path: Path, ctx: Context, control: float | None) -> dict:
     m = _map(run, stage)
-    latency = pairing.ratio(pairing.reference_fp32, path)
+    latency = ctx.ratio(ctx.reference_fp32, path)
     return {
         "row": name,
         "artifact": str(path),
@@ -158,10 +150,10 @@ def ablation_rows(runs: list[tuple[str, LibraryRun | str]], default: LibraryRun,
         if isinstance(run, str):
             rows.append({"row": name, "absent": run})
             continue
-        rows.append(measured_row(name, run, "onnx-fp32", run.fp32, ctx, control))
+        rows.append(_row(name, run, "onnx-fp32", run.fp32, ctx, control))
         last = run
     if last is not None:
-        rows.append(measured_row("+ INT8", last, "onnx-int8", last.int8, ctx, control))
+        rows.append(_row("+ INT8", last, "onnx-int8", last.int8, ctx, control))
     return rows
 
 
