@@ -51,6 +51,12 @@ def variants(b: BenchmarkParams) -> tuple[tuple[str, tuple[str, ...]], ...]:
     )
 
 
+def frontier_variants(b: BenchmarkParams) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(row, overrides): the run's own recipe at each of ``benchmark.frontier_macs``, where the
+    accuracy the gate asks for meets the latency a cut buys."""
+    return tuple((f"recipe at {cut:.0%} MACs target", (f"prune.target_macs_reduction={cut}", *MACS_MODE)) for cut in b.frontier_macs)
+
+
 @dataclass(frozen=True)
 class Context:
     """What every row of one subject is measured with: paired against ultralytics' FP32 export of it."""
@@ -80,6 +86,8 @@ def _row(name: str, run: LibraryRun, stage: str, path: Path, ctx: Context, contr
     m = _map(run, stage)
     latency = ctx.ratio(ctx.reference_fp32, path)
     return {
+        "gates_passed": all(run.gates.values()),
+        "size_bytes": path.stat().st_size,
         "row": name,
         "artifact": str(path),
         "macs_reduction": run.pruning.get("macs_reduction"),
@@ -94,17 +102,22 @@ def _row(name: str, run: LibraryRun, stage: str, path: Path, ctx: Context, contr
 
 
 def ablation_runs(
-    params_file: Path, overrides: tuple[str, ...], subject: Subject, default: tuple[Params, LibraryRun], work: Path, bench: BenchmarkParams
+    params_file: Path,
+    overrides: tuple[str, ...],
+    subject: Subject,
+    default: tuple[Params, LibraryRun],
+    work: Path,
+    rows: tuple[tuple[str, tuple[str, ...]], ...],
 ) -> list[tuple[str, LibraryRun | str]]:
     """Train each variant (cached); a variant whose budget cannot be met is kept with the reason. A
     variant that is the run's own params (``default``, trained with the control) reuses that run."""
     runs: list[tuple[str, LibraryRun | str]] = []
-    for name, extra in variants(bench):
+    for name, extra in rows:
         if load_params(params_file, [*overrides, *extra, "evaluate.control=true"]) == default[0]:
             runs.append((name, default[1]))
             continue
         p = load_params(params_file, [*overrides, *extra, "evaluate.control=false"])
-        folder = work / name.replace("+ ", "plus-").replace(" ", "-")
+        folder = work / name.replace("+ ", "plus-").replace("%", "pct").replace(" ", "-")
         try:
             runs.append((name, run_library_steps(p, subject.weights, subject.imgsz, folder, True)))
         except EdgeslimError as exc:  # an unmeetable budget is a finding: the row says why
@@ -155,6 +168,19 @@ def ablation_rows(runs: list[tuple[str, LibraryRun | str]], default: LibraryRun,
     if last is not None:
         rows.append(_row("+ INT8", last, "onnx-int8", last.int8, ctx, control))
     return rows
+
+
+def frontier_rows(runs: list[tuple[str, LibraryRun | str]], default: LibraryRun, ctx: Context) -> dict:
+    """The recipe's FP32 export under the run's params and at each other MACs target, with whether
+    its run passed every gate, and the fastest row that did: where the cut would have to be set."""
+    control = _map(default, CONTROL)
+    rows = [
+        {"row": name, "absent": run} if isinstance(run, str) else _row(name, run, "onnx-fp32", run.fp32, ctx, control)
+        for name, run in [("the run's own params", default), *runs]
+    ]
+    passing = [r for r in rows if r.get("gates_passed")]
+    fastest = min(passing, key=lambda r: r["latency_ratio_vs_ultralytics_fp32"])["row"] if passing else None
+    return {"rows": rows, "fastest_passing": fastest}
 
 
 def headline(p: Params, run: LibraryRun, ctx: Context) -> dict:

@@ -18,7 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import exports
-from benchmarks.ablation import Context, ablation_rows, ablation_runs, channel_floor, graph_settings, headline
+from benchmarks.ablation import (
+    Context,
+    ablation_rows,
+    ablation_runs,
+    channel_floor,
+    frontier_rows,
+    frontier_variants,
+    graph_settings,
+    headline,
+    variants,
+)
 from benchmarks.artifact_kind import ORT, Artifact
 from benchmarks.artifacts import REFERENCE, UNTRAINED, build_artifacts
 from benchmarks.flow_cost import Quietly, breakdown, prefect_startup_s, preserved, run_compress, scratch_registry
@@ -26,7 +36,7 @@ from benchmarks.gpu import gpu_section
 from benchmarks.library_run import run_library_steps
 from benchmarks.measure import Timing, input_shape, model_cost, onnx_opset, probe, save_inputs, summarize
 from benchmarks.paths import repo_relative
-from benchmarks.plot import plot_results
+from benchmarks.plot import plot_frontier, plot_results
 from benchmarks.subjects import Subject, converged_subject, registered_subject, yolov8n_subject
 from benchmarks.tables import markdown
 from edgeslim import workspace
@@ -263,7 +273,7 @@ def subject_params(s: Settings, subject: Subject) -> Params:
 
 
 def run_benchmark(s: Settings) -> dict:
-    """Run every section; write <name>.json, <name>.md and <name>.png under ``s.out_dir``."""
+    """Run every section; write <name>.json, <name>.md, <name>.png and <name>-frontier.png under ``s.out_dir``."""
     started = time.perf_counter()
     p = load_params(s.params_file, s.overrides)
     runs, warmup = (p.evaluate.latency_runs, p.evaluate.latency_warmup) if s.quick else (s.runs, s.warmup)
@@ -290,7 +300,10 @@ def run_benchmark(s: Settings) -> dict:
         built.append((subj, artifacts, run))
     overrides = (*s.overrides, *main.overrides)
     default = (subject_params(s, main), built[0][2])
-    variant_runs = ablation_runs(s.params_file, overrides, main, default, cache / "runs" / main.key / "ablation", p.benchmark)
+    variant_runs = ablation_runs(s.params_file, overrides, main, default, cache / "runs" / main.key / "ablation", variants(p.benchmark))
+    frontier_runs = ablation_runs(
+        s.params_file, overrides, main, default, cache / "runs" / main.key / "frontier", frontier_variants(p.benchmark)
+    )
 
     val = split_images(data.data_yaml, "val")
     results, measured, gpu_inputs, contexts = [], [], [], []
@@ -321,6 +334,7 @@ def run_benchmark(s: Settings) -> dict:
     heads = {subj.key: headline(subject_params(s, subj), run, ctx) for subj, run, ctx in contexts}
     main_run, main_ctx = contexts[0][1], contexts[0][2]
     rows = [*ablation_rows(variant_runs, main_run, main_ctx), channel_floor(p, main_ctx, work / "channel-floor")]
+    frontier = frontier_rows(frontier_runs, main_run, main_ctx)
     settings_rows = graph_settings(p, main_run, main, main_ctx, work / "graph-settings")
     load["after_probes"] = os.getloadavg()
     for subject in results:
@@ -333,6 +347,7 @@ def run_benchmark(s: Settings) -> dict:
 
     s.out_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: s.out_dir / f"{s.name}.{ext}" for ext in ("json", "md", "png")}
+    paths["frontier_png"] = s.out_dir / f"{s.name}-frontier.png"
     result = {
         "name": s.name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -359,15 +374,17 @@ def run_benchmark(s: Settings) -> dict:
             "latency_caps": list(p.benchmark.latency_caps),
             "rows": rows,
         },
+        "frontier": {"subject": main.label, "min_map_ratio": p.gates.min_map_ratio, **frontier},
         "graph_settings": {"subject": main.label, "artifact": "edgeslim-onnx-fp32-unpruned", "rows": settings_rows},
         "subjects": results,
         "flow_cost": flow,
         "gpu": gpu,
         "outputs": {k: str(v) for k, v in paths.items()},
     }
-    result["wall_s"] = time.perf_counter() - started  # everything but writing the three files
+    result["wall_s"] = time.perf_counter() - started  # everything but writing the result files
     result = repo_relative(result)
     paths["json"].write_text(json.dumps(result, indent=2) + "\n")
     paths["md"].write_text(markdown(result))
     plot_results(result, paths["png"])
+    plot_frontier(result, paths["frontier_png"])
     return result

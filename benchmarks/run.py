@@ -33,7 +33,7 @@ mAP50-95 as a share of the converged reference and of the equal-budget control. 
 only, + distillation, + latency-driven pruning, + INT8. ONNX Runtime graph levels and export
 options as paired ratios. Per artifact: mAP, size, MACs, latency/throughput at batch 1 and --batch,
 peak memory. Also the flow's own cost and, where CUDA exists, GPU runtimes.
-Writes benchmarks/results/<name>.json, .md and .png. Methodology: benchmarks/README.md."""
+Writes benchmarks/results/<name>.json, .md, .png and -frontier.png. Methodology: benchmarks/README.md."""
 
 EPILOG = """\
 examples:

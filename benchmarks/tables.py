@@ -185,6 +185,30 @@ def _ablation_lines(ablation: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _frontier_lines(frontier: dict) -> list[str]:
+    lines = [
+        f"## Accuracy against speed: {frontier['subject']}",
+        "",
+        "The recipe's FP32 export under the run's params and at other MACs targets (same distillation and finetuning), "
+        f"each gated at {frontier['min_map_ratio']:g} of the converged reference. Latency as in the headline.",
+        "",
+        "| row | MACs cut | latency × ultralytics FP32 | 95% CI | mAP50-95 | × converged | × control | gates |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in frontier["rows"]:
+        if "absent" in r:
+            lines.append(f"| {r['row']} | — | — | — | — | — | — | {r['absent']} |")
+            continue
+        lines.append(
+            f"| {r['row']} | {100 * r['macs_reduction']:.1f}% | {_ratio(r['latency_ratio_vs_ultralytics_fp32'])} | "
+            f"{_ci(r['latency_ratio_ci'])} | {_ratio(r['map50_95'], '.4f')} | {_ratio(r['map_ratio_vs_converged'])} | "
+            f"{_ratio(r['map_ratio_vs_control'])} | {'pass' if r['gates_passed'] else 'fail'} |"
+        )
+    fastest = frontier["fastest_passing"]
+    verdict = f"Fastest that passes: **{fastest}**." if fastest else "No row passes its gates."
+    return [*lines, "", verdict, ""]
+
+
 def _graph_lines(graph: dict) -> list[str]:
     lines = [
         f"## ONNX Runtime graph settings and export options: {graph['subject']}, `{graph['artifact']}`",
@@ -216,6 +240,7 @@ def markdown(result: dict) -> str:
         "",
         *_headline_lines(result),
         *_ablation_lines(result["ablation"]),
+        *_frontier_lines(result["frontier"]),
         *_graph_lines(result["graph_settings"]),
         "## Every artifact: CPU (ONNX Runtime CPU EP / PyTorch eager)",
         "",

@@ -411,6 +411,7 @@ class BenchmarkParams(_Section):
     latency_budget: Annotated[float, Field(gt=0, lt=1)]  # the ablation's budget-mode row
     latency_caps: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]]  # its ratio_shallow, ratio_deep
     floor_width: Annotated[float, Field(gt=0, le=1)]  # the channel-floor row's width multiple
+    frontier_macs: list[Annotated[float, Field(gt=0, lt=1)]]  # the frontier's other prune.target_macs_reduction values
     pairs: PositiveInt  # blocks per latency ratio (A and B called in turn)
     pair_runs: PositiveInt  # timed calls per side per block
     pair_processes: PositiveInt  # probe processes the blocks are spread over

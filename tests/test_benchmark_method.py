@@ -48,3 +48,32 @@ def test_interleaved_ratio_calls_the_two_in_turn_and_flips_the_order_every_call(
     ratio = interleaved_ratio(lambda: calls.append("a"), lambda: calls.append("b"), calls=4, blocks=3, warmup=1)
     assert "".join(calls) == "ab" + "abbaabba" * 3
     assert len(ratio.block_ratios) == 3 and ratio.calls_per_block == 4 and ratio.ratio > 0 and ratio.a_ms >= 0
+
+
+def test_frontier_names_the_fastest_row_that_passed_every_gate(tmp_path: Path):
+    """A faster row that failed a gate is not what would ship; the run's own params come first."""
+    from dataclasses import dataclass
+
+    from benchmarks.ablation import Context, frontier_rows
+    from benchmarks.library_run import LibraryRun
+    from edgeslim.report import StageResult
+
+    @dataclass(frozen=True)
+    class Known(Context):  # the paired method has its own tests: here each file's ratio is known
+        speed: tuple[tuple[str, float], ...] = ()
+
+        def ratio(self, a: Path, b: Path, b_graph: str = "all") -> dict:
+            return {"ratio": dict(self.speed)[b.name], "ci95": [0.0, 0.0], "b_ms_median": 1.0}
+
+    def run(name: str, fp32_map: float, passed: bool) -> LibraryRun:
+        (tmp_path / name).write_bytes(b"onnx")
+        stages = {s: StageResult(name=s, artifact=name, map50_95=m) for s, m in (("baseline", 0.5), ("onnx-fp32", fp32_map))}
+        return LibraryRun(*(tmp_path / name,) * 5, calib_images=[], pruned=True, stages=stages, gates={"map_ratio_fp32": passed})
+
+    default, cut_20, cut_30 = run("default.onnx", 0.4, False), run("20.onnx", 0.49, True), run("30.onnx", 0.48, True)
+    speed = (("default.onnx", 0.6), ("20.onnx", 0.9), ("30.onnx", 0.8))
+    ctx = Known(tmp_path / "ref.onnx", tmp_path / "in.npy", Timing(1, 1, 1, 1, 1), 1, 1, None, speed)  # type: ignore[arg-type]
+    frontier = frontier_rows([("20%", cut_20), ("30%", cut_30), ("budget", "unmeetable")], default, ctx)
+    assert [r["row"] for r in frontier["rows"]] == ["the run's own params", "20%", "30%", "budget"]
+    assert frontier["fastest_passing"] == "30%" and frontier["rows"][2]["map_ratio_vs_converged"] == pytest.approx(0.96)
+    assert frontier["rows"][3] == {"row": "budget", "absent": "unmeetable"}
