@@ -30,7 +30,8 @@ set. Both are trained once and cached (workspace/bench/cache); so are the compre
 Headline per subject: the artifact the target profile ships, as a latency ratio to ultralytics' FP32
 export (median of paired, alternating A/B probes, 95% CI, identical-network self-check) and its
 mAP50-95 as a share of the converged reference and of the equal-budget control. Ablation: prune
-only, + distillation, + latency-driven pruning, + INT8. ONNX Runtime graph levels and export
+only, + distillation, + latency-driven pruning, + INT8. Frontier: the recipe at other MACs targets
+(benchmark.frontier_macs) and the fastest that passes its gates. ONNX Runtime graph levels and export
 options as paired ratios. Per artifact: mAP, size, MACs, latency/throughput at batch 1 and --batch,
 peak memory. Also the flow's own cost and, where CUDA exists, GPU runtimes.
 Writes benchmarks/results/<name>.json, .md, .png and -frontier.png. Methodology: benchmarks/README.md."""
