@@ -161,8 +161,29 @@ def _headline_lines(result: dict) -> list[str]:
     return [*lines, ""]
 
 
-def _ablation_lines(ablation: dict) -> list[str]:
+def _lever_lines(rows: list[dict]) -> list[str]:
+    """One table shape for the ablation and the frontier: a row per artifact, its cut, paired latency,
+    mAP against both references, and whether its run passed every gate ("—" for the untrained floor)."""
     lines = [
+        "| row | MACs cut | latency × ultralytics FP32 | 95% CI | ms | mAP50-95 | × converged | × control | gates |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "absent" in r:
+            lines.append(f"| {r['row']} | — | — | — | — | — | — | — | {r['absent']} |")
+            continue
+        cut = "—" if r["macs_reduction"] is None else f"{100 * r['macs_reduction']:.1f}%"
+        gates = {True: "pass", False: "fail", None: "—"}[r.get("gates_passed")]
+        lines.append(
+            f"| {r['row']} | {cut} | {_ratio(r['latency_ratio_vs_ultralytics_fp32'])} | {_ci(r['latency_ratio_ci'])} | "
+            f"{r['latency_ms']:.2f} | {_ratio(r['map50_95'], '.4f')} | {_ratio(r['map_ratio_vs_converged'])} | "
+            f"{_ratio(r['map_ratio_vs_control'])} | {gates} |"
+        )
+    return lines
+
+
+def _ablation_lines(ablation: dict) -> list[str]:
+    return [
         f"## Ablation: {ablation['subject']}",
         "",
         f"Each row adds one lever (latency-driven: prune.policy latency, caps {ablation['latency_caps']}, budget mode at "
@@ -170,43 +191,24 @@ def _ablation_lines(ablation: dict) -> list[str]:
         "The floor row is the same architecture with every layer at its fewest channels, untrained: the most that "
         "cutting channels could buy here.",
         "",
-        "| row | MACs cut | latency × ultralytics FP32 | 95% CI | ms | mAP50-95 | × converged | × control |",
-        "|---|---|---|---|---|---|---|---|",
+        *_lever_lines(ablation["rows"]),
+        "",
     ]
-    for r in ablation["rows"]:
-        if "absent" in r:
-            lines.append(f"| {r['row']} | — | — | — | — | — | — | {r['absent']} |")
-            continue
-        cut = "—" if r["macs_reduction"] is None else f"{100 * r['macs_reduction']:.1f}%"
-        lines.append(
-            f"| {r['row']} | {cut} | {_ratio(r['latency_ratio_vs_ultralytics_fp32'])} | {_ci(r['latency_ratio_ci'])} | "
-            f"{r['latency_ms']:.2f} | {_ratio(r['map50_95'], '.4f')} | {_ratio(r['map_ratio_vs_converged'])} | {_ratio(r['map_ratio_vs_control'])} |"
-        )
-    return [*lines, ""]
 
 
 def _frontier_lines(frontier: dict) -> list[str]:
-    lines = [
+    fastest = frontier["fastest_passing"]
+    return [
         f"## Accuracy against speed: {frontier['subject']}",
         "",
         "The recipe's FP32 export under the run's params and at other MACs targets (same distillation and finetuning), "
         f"each gated at {frontier['min_map_ratio']:g} of the converged reference. Latency as in the headline.",
         "",
-        "| row | MACs cut | latency × ultralytics FP32 | 95% CI | mAP50-95 | × converged | × control | gates |",
-        "|---|---|---|---|---|---|---|---|",
+        *_lever_lines(frontier["rows"]),
+        "",
+        f"Fastest that passes: **{fastest}**." if fastest else "No row passes its gates.",
+        "",
     ]
-    for r in frontier["rows"]:
-        if "absent" in r:
-            lines.append(f"| {r['row']} | — | — | — | — | — | — | {r['absent']} |")
-            continue
-        lines.append(
-            f"| {r['row']} | {100 * r['macs_reduction']:.1f}% | {_ratio(r['latency_ratio_vs_ultralytics_fp32'])} | "
-            f"{_ci(r['latency_ratio_ci'])} | {_ratio(r['map50_95'], '.4f')} | {_ratio(r['map_ratio_vs_converged'])} | "
-            f"{_ratio(r['map_ratio_vs_control'])} | {'pass' if r['gates_passed'] else 'fail'} |"
-        )
-    fastest = frontier["fastest_passing"]
-    verdict = f"Fastest that passes: **{fastest}**." if fastest else "No row passes its gates."
-    return [*lines, "", verdict, ""]
 
 
 def _graph_lines(graph: dict) -> list[str]:
