@@ -29,7 +29,7 @@ def plot_results(result: dict, out: Path) -> Path | None:
 def plot_frontier(result: dict, out: Path) -> Path | None:
     """Every ablation and frontier row with both figures: mAP × converged against latency × ultralytics'
     FP32 export (paired ratios). Rows that are the same file (the run's own params is one ablation
-    row too) are one point with both names."""
+    row too) are one point with both names, at the first row's figures."""
     by_file: dict[str, list[dict]] = {}
     for r in [*result["ablation"]["rows"], *result["frontier"]["rows"]]:
         if r.get("map_ratio_vs_converged") is not None:
@@ -45,6 +45,6 @@ def plot_frontier(result: dict, out: Path) -> Path | None:
         )
         for rows in by_file.values()
     ]
-    title = f"{result['ablation']['subject']}: what each lever buys (gate: {result['frontier']['min_map_ratio']:g} × converged)"
+    title = f"What each lever buys (gate: {result['frontier']['min_map_ratio']:g} × converged); subject: see the .md"
     xlabel = "latency × ultralytics' FP32 export (paired ratio, log scale)"
     return pareto_plot(points, title, out, xlabel=xlabel, ylabel="mAP50-95 × the converged reference")
