@@ -6,6 +6,8 @@
   ultralytics' FP32 export (benchmarks.paired); each mAP is stated against the converged reference
   (the subject's source) and the equal-budget control. A last row times the channel floor: the same
   architecture with every layer at its fewest channels, the most channel pruning could buy.
+- Frontier (the main subject): the run's own recipe at each ``benchmark.frontier_macs`` target too,
+  each row gated as the flow would gate it, and the fastest row that passed.
 - Headline (each subject): the artifact the target ships first, under the run's params, against
   ultralytics' FP32 export, with the identical-network self-check.
 - Graph settings: the unpruned FP32 export under each ONNX Runtime graph optimization level, and
