@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
-# pytest-xdist processes, each taking whole test files (--dist loadfile: a module's fixtures are built once); 0: no workers
+# pytest-xdist processes; conftest groups the work (a test file, or the demo run's tests) and orders it; 0: no workers
 PYTEST_WORKERS ?= 2
 
 .PHONY: demo test test-fast lint format install clean
@@ -31,7 +31,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 test: lint
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The edit loop: lint, then everything but the long end-to-end runs (`-m "not slow"`).
 test-fast: lint

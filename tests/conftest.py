@@ -7,12 +7,17 @@ gets), and the baseline is really trained (tiny settings so CI stays fast).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -39,6 +44,10 @@ TINY = {
 
 NO_PRUNE = ("-S", "prune.enabled=false")
 PREFECT_START_S = 180
+MLFLOW_START_S = 120
+SEED_ENV = "EDGESLIM_TEST_SEED"  # the folder tests/champion_seed.py trains the run's champion in
+SEED_TIMEOUT_S = 1800
+SEED_POLL_S = 2
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -77,14 +86,45 @@ def params_file(workspace: Path) -> Path:
     return write_params(workspace / "params.yaml", workspace)
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real `mlflow server` (sqlite + local artifacts) on a free port; stopped at teardown."""
-    from edgeslim.registry.server import start_server
+class SessionServer:
+    """This process's real `mlflow server` (sqlite + local artifacts) on a free loopback port."""
 
-    server = start_server(tmp_path_factory.mktemp("mlflow"), "127.0.0.1", 0, timeout_s=120, detach=True)
-    yield server.url
-    os.killpg(server.pid, signal.SIGTERM)
+    def __init__(self, root: Path) -> None:
+        from edgeslim.registry.server import start_server
+
+        self.root = root
+        self.server = start_server(root, "127.0.0.1", 0, timeout_s=MLFLOW_START_S, detach=True)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def stop(self) -> None:
+        from champion_seed import stop_process_group
+
+        stop_process_group(self.server.pid)
+
+    def restore(self, store: Path) -> None:
+        """Restart on the same port over a copy of ``store`` (whatever this server held is dropped)."""
+        from edgeslim.registry.server import start_server
+
+        self.stop()
+        shutil.rmtree(self.root)
+        shutil.copytree(store, self.root, ignore=shutil.ignore_patterns("server.*"))
+        self.server = start_server(self.root, "127.0.0.1", urlsplit(self.url).port or 0, timeout_s=MLFLOW_START_S, detach=True)
+
+
+@pytest.fixture(scope="session")
+def session_server(tmp_path_factory: pytest.TempPathFactory):
+    server = SessionServer(tmp_path_factory.mktemp("mlflow"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(session_server: SessionServer) -> str:
+    """The URL of this process's real `mlflow server`; stopped at teardown."""
+    return session_server.url
 
 
 def ultralytics_style_data_yaml(root: Path, folder: Path) -> Path:
@@ -157,12 +197,70 @@ def error_line(result: subprocess.CompletedProcess) -> str:
     return errors[0]
 
 
+def _seed_dir() -> Path:
+    return Path(os.environ[SEED_ENV])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller (or the one process without xdist) names the folder where tests/champion_seed.py
+    trains the run's champion; xdist workers inherit it through the environment."""
+    if not hasattr(config, "workerinput"):
+        os.environ[SEED_ENV] = tempfile.mkdtemp(prefix="edgeslim-champion-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or SEED_ENV not in os.environ:
+        return
+    seed = _seed_dir()
+    pid = seed / "pid"
+    if pid.exists() and not (seed / "rc").exists():  # interrupted while training
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(pid.read_text()), signal.SIGTERM)
+    shutil.rmtree(seed, ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order and group the work for pytest-xdist (``--dist loadgroup``, queue kept in this order).
+
+    A test module is one unit (its module fixtures are built once), except that the tests of the
+    session's demo run (``published``) form one unit, so that one worker runs the demo. Modules that
+    need no champion come first: they keep both workers busy while the champion trains."""
+    champion_modules = {item.path for item in items if "champion" in item.fixturenames}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("published" if "published" in item.fixturenames else item.path.name))
+    order = {id(item): i for i, item in enumerate(items)}
+    items.sort(key=lambda it: (it.path in champion_modules, "published" not in it.fixturenames, order[id(it)]))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start training the champion in the background as soon as any selected test needs it (once per run:
+    the first worker to get here starts it, under a lock)."""
+    if not any("champion" in item.fixturenames for item in session.items):
+        return
+    seed = _seed_dir()
+    with (seed / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (seed / "pid").exists():
+            proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "champion_seed.py"), str(seed)], cwd=REPO, start_new_session=True)
+            (seed / "pid").write_text(f"{proc.pid}\n")
+
+
 @pytest.fixture(scope="session")
-def champion(mlflow_server: str, params_file: Path, prefect_api: str) -> str:  # its runs report to prefect_api
-    """Train and register the tiny baseline once per session via the real CLI; returns the server URL."""
-    result = run_cli("baseline", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": mlflow_server})
-    assert result.returncode == 0, result.stderr[-3000:]
-    return mlflow_server
+def champion(session_server: SessionServer, prefect_api: str) -> str:  # later CLI runs report to prefect_api
+    """The tiny baseline, trained and registered once per run by the real CLI (tests/champion_seed.py),
+    in this process's server: it restarts over a copy of the seed's store. Returns the server URL."""
+    seed = _seed_dir()
+    deadline = time.monotonic() + SEED_TIMEOUT_S
+    while not (seed / "rc").exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the champion was not trained within {SEED_TIMEOUT_S} s; see {seed / 'seed.log'}")
+        time.sleep(SEED_POLL_S)
+    log = (seed / "seed.log").read_text()
+    assert (seed / "rc").read_text().strip() == "0", log[-3000:]
+    assert "@ champion (trained)" in log, log[-3000:]
+    session_server.restore(seed / "store")
+    return session_server.url
 
 
 @pytest.fixture(scope="session")
@@ -170,14 +268,20 @@ def published(champion: str, params_file: Path) -> tuple[subprocess.CompletedPro
     """`edgeslim demo` once per session against the trained champion: the CLI result and its report.json.
 
     With its local fleet on, this is the suite's one flow run through every stage, from pull to a device
-    taking the model (the other flow runs skip pruning or paging to keep CI short)."""
+    taking the model (the other flow runs skip pruning or paging to keep CI short). The report gains
+    ``aliases_after``: the registry's aliases read right after the run, since later tests (in whatever
+    order a pytest-xdist worker runs its files) publish and move them again."""
     import json
+
+    from mlflow import MlflowClient
 
     result = run_cli(
         "demo", "--params", str(params_file), "-S", "fleet.demo.enabled=true", env_extra={"MLFLOW_TRACKING_URI": champion}, ephemeral=True
     )
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
+    client = MlflowClient(champion, champion)
+    report["aliases_after"] = {name: dict(client.get_registered_model(name).aliases) for name in ("pcb-detector", "pcb-detector-edge")}
     return result, report
 
 

@@ -38,10 +38,10 @@ def _cli(server: str, params: Path, *args: str):
 
 def test_demo_reuses_baseline_and_publishes_candidate(champion: str, published, tmp_path: Path):
     client = MlflowClient(champion, champion)
-    champion_before = client.get_model_version_by_alias(MODEL, "champion").version
     result, report = published
     assert "reusing" in result.stderr, "an unchanged dataset+params must reuse the registered champion"
-    assert client.get_model_version_by_alias(MODEL, "champion").version == champion_before == "1"
+    champion_before = report["aliases_after"][MODEL]["champion"]
+    assert champion_before == "1", "reusing must not register a second baseline"
 
     names = [s["name"] for s in report["stages"]]
     assert names == ["baseline", "fused", "pruned", "finetuned", "onnx-fp32", "onnx-int8"]
@@ -63,8 +63,8 @@ def test_demo_reuses_baseline_and_publishes_candidate(champion: str, published, 
 
     published = report["published"]
     assert published["model"] == EDGE and published["alias"] == "candidate"
-    mv = client.get_model_version_by_alias(EDGE, "candidate")
-    assert mv.version == published["version"]
+    assert report["aliases_after"][EDGE]["candidate"] == published["version"]
+    mv = client.get_model_version(EDGE, published["version"])
     assert mv.tags["edgeslim.source_model"] == MODEL and mv.tags["edgeslim.source_version"] == champion_before
     assert mv.tags["edgeslim.gate.map_ratio.passed"] == "True"
     assert len(mv.tags["edgeslim.dataset_sha256"]) == 64 and len(mv.tags["edgeslim.calibration_sha256"]) == 64
