@@ -19,12 +19,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/edgeslim demo
 
-# ruff (lint + format check), mypy, and dvc.yaml against the step registry; `make test` runs it first.
+# ruff (lint + format check), mypy, dvc.yaml and prefect.yaml against what they are generated from; `make test` runs it first.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/edgeslim dvc-yaml --check
+	$(VENV)/bin/edgeslim prefect-yaml --check
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -28,7 +28,9 @@ EPILOG = """examples:
   edgeslim report pcb-detector-edge@candidate      # stage table + gates of what was published
   edgeslim page pcb-detector-edge@candidate        # page the fleet again (e.g. after a broker outage)
   edgeslim agent --device cam-7 --state /var/lib/edgeslim --trusted-keys /etc/edgeslim/keys
-  edgeslim serve                                   # deployments compress + retrain (cron)
+  edgeslim serve                                   # deployments compress, retrain (cron), compress-many, in this process
+  edgeslim deploy && prefect worker start --pool edgeslim-cpu   # the same deployments on a work pool (README "Running on a cluster")
+  edgeslim compress-many pcb-detector@champion other-detector@champion=arm64
   edgeslim webhook create --url https://hooks.example.com/mlflow/webhook && edgeslim webhook serve
 environment:
   MLFLOW_TRACKING_URI   use this tracking server instead of starting a local one
@@ -292,19 +294,55 @@ def cmd_stage(args: argparse.Namespace, p: Params) -> int:
     return 0
 
 
-def cmd_dvc_yaml(args: argparse.Namespace, p: Params) -> int:
-    from edgeslim.dag.dvc import dvc_yaml
-
-    text, path = dvc_yaml(p), Path("dvc.yaml")
+def _generated(args: argparse.Namespace, text: str, path: Path, source: str) -> int:
+    """Print, ``--write`` or ``--check`` a file generated from ``source`` (dvc.yaml, prefect.yaml)."""
     if args.check:
         if not path.is_file() or path.read_text() != text:
-            raise EdgeslimError(f"{path} does not match the step registry: run `edgeslim dvc-yaml --write`")
-        print(f"{path} matches the step registry")
+            raise EdgeslimError(f"{path} does not match {source}: run `edgeslim {args.command} --write`")
+        print(f"{path} matches {source}")
     elif args.write:
         path.write_text(text)
         print(f"wrote {path}")
     else:
         print(text, end="")
+    return 0
+
+
+def cmd_dvc_yaml(args: argparse.Namespace, p: Params) -> int:
+    from edgeslim.dag.dvc import dvc_yaml
+
+    return _generated(args, dvc_yaml(p), Path("dvc.yaml"), "the step registry")
+
+
+def cmd_prefect_yaml(args: argparse.Namespace, p: Params) -> int:
+    from flows.deployments import PREFECT_YAML, prefect_yaml
+
+    return _generated(args, prefect_yaml(p), PREFECT_YAML, "the deployments (flows/deployments.py, params.yaml)")
+
+
+def cmd_deploy(args: argparse.Namespace, p: Params) -> int:  # noqa: ARG001 (every command takes args)
+    import subprocess
+
+    from flows.deployments import PREFECT_YAML, REPO, ensure_pools, prefect_yaml
+
+    api = _prefect_api()
+    if (REPO / PREFECT_YAML).read_text() != prefect_yaml(p):
+        raise EdgeslimError(f"{PREFECT_YAML} does not match the deployments: run `edgeslim prefect-yaml --write` first")
+    for name in ensure_pools(p):
+        print(f"created process work pool {name} on {api}", file=sys.stderr)
+    done = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], cwd=REPO, check=False)
+    if done.returncode:
+        raise EdgeslimError(f"`prefect deploy --all` exited with {done.returncode} (its output is above)")
+    return 0
+
+
+def cmd_compress_many(args: argparse.Namespace, p: Params) -> int:
+    from flows.compress_many import compress_many_flow
+
+    _prefect_api()
+    jobs = [dict(zip(("model", "target"), pair.rsplit("=", 1), strict=False)) for pair in args.pairs]
+    out = _run_flow(compress_many_flow, jobs=jobs, tracking_uri=_tracking_uri(p), params_file=str(args.params), overrides=args.set)
+    print(out["report"])
     return 0
 
 
@@ -405,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "serve",
         cmd_serve,
-        "serve the Prefect deployments `compress` and `retrain` (cron: triggers.retrain.cron) until interrupted; needs PREFECT_API_URL",
+        "serve the Prefect deployments compress, retrain (cron: triggers.retrain.cron) and compress-many in this process until "
+        "interrupted; needs PREFECT_API_URL",
     )
     hook = add(
         "webhook",
@@ -426,10 +465,29 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument(
         "stage", metavar="NAME", help="a stage of dvc.yaml: a step of edgeslim/dag/registry.py (dataset, baseline, source, fuse, ...)"
     )
-    dvc = add("dvc-yaml", cmd_dvc_yaml, "print dvc.yaml as the step registry declares it (stages, deps, params, outs)")
-    how = dvc.add_mutually_exclusive_group()
-    how.add_argument("--write", action="store_true", help="write it to ./dvc.yaml")
-    how.add_argument("--check", action="store_true", help="fail (exit 2) when ./dvc.yaml differs from it")
+    many = add(
+        "compress-many", cmd_compress_many,
+        "compress many models at once: one run of the compress deployment per pair, executed by the workers of "
+        "prefect.cpu_pool (or `edgeslim serve`), at most prefect.max_concurrent at a time; one summary table; needs PREFECT_API_URL",
+    )  # fmt: skip
+    many.add_argument(
+        "pairs",
+        nargs="+",
+        metavar="REF[=TARGET]",
+        help="a model reference as --model takes it, and a target.profiles name (default: target.name)",
+    )
+    for name, func, text, path in (
+        ("dvc-yaml", cmd_dvc_yaml, "print dvc.yaml as the step registry declares it (stages, deps, params, outs)", "dvc.yaml"),
+        ("prefect-yaml", cmd_prefect_yaml, "print prefect.yaml: the deployments on prefect.cpu_pool, run from each worker's checkout", "prefect.yaml"),
+    ):  # fmt: skip
+        how = add(name, func, text).add_mutually_exclusive_group()
+        how.add_argument("--write", action="store_true", help=f"write it to ./{path}")
+        how.add_argument("--check", action="store_true", help=f"fail (exit 2) when ./{path} differs from it")
+    add(
+        "deploy", cmd_deploy,
+        "create the work pools prefect.cpu_pool and prefect.gpu_pool where missing (process pools), then `prefect deploy --all` "
+        "from prefect.yaml; needs PREFECT_API_URL",
+    )  # fmt: skip
     return parser
 
 

@@ -118,8 +118,17 @@ class MlflowParams(_Section):
     http_backoff_factor: Annotated[int, Field(ge=0)]  # MLflow reads it as an int
 
 
+_PREFECT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
 class PrefectParams(_Section):
     ephemeral_startup_timeout_s: PositiveInt  # Prefect's default (20 s) is too short on a loaded 2-core runner
+    cpu_pool: Annotated[str, Field(pattern=_PREFECT_NAME)]  # the work pool the deployments run on
+    gpu_pool: Annotated[str, Field(pattern=_PREFECT_NAME)]  # the work pool of the heavy steps
+    code_dir_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]  # env var: a worker's checkout of this repo
+    compress_many_deployment: Annotated[str, Field(pattern=_PREFECT_NAME)]
+    concurrency_limit: Annotated[str, Field(pattern=_PREFECT_NAME)]  # global concurrency limit on compress-many's runs
+    max_concurrent: PositiveInt
 
 
 class FuseParams(_Section):
@@ -417,6 +426,24 @@ class BenchmarkParams(_Section):
     pair_processes: PositiveInt  # probe processes the blocks are spread over
 
 
+class PlacementParams(_Section):
+    """Where one step runs: None = in its flow run's process; a work pool = as a sub-flow run of the
+    ``edgeslim-step/<pool>`` deployment there, its files moved through MLflow by sha256."""
+
+    work_pool: Annotated[str, Field(pattern=_PREFECT_NAME)] | None
+
+
+class StepsParams(_Section):
+    """The steps that may run elsewhere: the heavy ones, which want a GPU machine."""
+
+    finetune: PlacementParams
+    tensorrt: PlacementParams
+
+    def pools(self) -> dict[str, str]:
+        """Step name → work pool, for the steps placed on one."""
+        return {name: placement.work_pool for name, placement in self if placement.work_pool}
+
+
 class Params(_Section):
     workspace: Path
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
@@ -435,6 +462,7 @@ class Params(_Section):
     target: TargetParams
     fleet: FleetParams
     triggers: TriggersParams
+    steps: StepsParams
     benchmark: BenchmarkParams
 
     @model_validator(mode="after")

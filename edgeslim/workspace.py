@@ -18,7 +18,7 @@ import yaml
 from edgeslim.config import DatasetParams, Params, section_digest
 from edgeslim.data.splits import user_dataset_sha256
 from edgeslim.data.synthetic import DatasetInfo, generate_dataset
-from edgeslim.errors import DataError
+from edgeslim.errors import DataError, RegistryError
 
 
 def root(p: Params) -> Path:
@@ -58,6 +58,15 @@ def new_run_dir(p: Params, kind: str) -> Path:
 def tracking_uri(p: Params) -> str | None:
     """The configured tracking URI, or None when a local server should be used."""
     return p.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
+def flow_tracking_uri(p: Params, given: str | None) -> str:
+    """A flow run's tracking URI: the one it was started with, else the configured one. A deployment
+    run on a worker is started without one and uses the server its worker's environment names."""
+    uri = given or tracking_uri(p)
+    if not uri:
+        raise RegistryError("no MLflow tracking URI: start the run with tracking_uri, or set MLFLOW_TRACKING_URI where it runs")
+    return uri
 
 
 def datasets_dir(p: Params) -> Path:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from edgeslim import workspace
+from edgeslim.cluster.fanout import result_of
 from edgeslim.config import Params, load_params
 from edgeslim.dag.layout import REPORT_JSON, Layout
 from edgeslim.dag.outcome import Outcome
@@ -36,11 +37,13 @@ from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.mlflow_registry import download_run_file
 from edgeslim.report import Report
 from tasks.page import page_task
+from tasks.placement import placed
 from tasks.publish import Publication, Submission, find_published_task, lineage_tags, publish_task
 from tasks.pull import pull_task
 from tasks.step import as_task
 
 REPORT_ARTIFACT_KEY = "edgeslim-compress-report"
+RESULT_ARTIFACT_KEY = "edgeslim-compress-result"  # one table row a parent run (compress-many) reads through the API
 LATEST_REPORT = Path("latest") / REPORT_JSON  # the newest compress report, at a fixed path in the workspace
 # What makes two runs produce the same edge model: everything but where things are served.
 PUBLISH_KEY_SECTIONS = ("fuse", "prune", "export", "calibration", "quantize", "evaluate", "gates", "target")
@@ -66,19 +69,21 @@ class Run:
 
 @flow(name="edgeslim-compress", log_prints=True)
 def compress_flow(
-    model: str, tracking_uri: str, params_file: str = "params.yaml", overrides: list[str] | None = None, force: bool = False
+    model: str, tracking_uri: str | None = None, params_file: str = "params.yaml", overrides: list[str] | None = None, force: bool = False
 ) -> dict:
     """Compress ``model`` and publish it if every gate passes.
 
     ``model``: NAME, NAME@ALIAS, NAME:VERSION, models:/NAME@ALIAS, models:/NAME/VERSION,
     runs:/<run_id>/<path> (e.g. ultralytics' ``weights/best.pt``), a local .pt file, or a local .onnx
-    (then only the ONNX steps run).
+    (then only the ONNX steps run). ``tracking_uri``: None = MLFLOW_TRACKING_URI (or mlflow.tracking_uri)
+    where the run executes, e.g. a worker's environment.
 
     Idempotent: when the same source version was already compressed and published with the same
     params and data, the existing edge version is reported and nothing is recomputed (``force``
     publishes again).
     """
     p = load_params(params_file, overrides or [])
+    tracking_uri = workspace.flow_tracking_uri(p, tracking_uri)
     layout = Layout(workspace.new_run_dir(p, "compress"), datasets=workspace.datasets_dir(p))
     client = reg.connect(tracking_uri)  # the run's one client (and its one reachability check)
     outcomes = run_steps((DATASET,), p, layout, call=as_task)
@@ -91,7 +96,7 @@ def compress_flow(
         existing = find_published_task(client, p, run.key)
         if existing:
             return _already_published(client, existing, layout, p)
-    return _finish(run, run_steps(COMPRESS, p, layout, outcomes, call=as_task))
+    return _finish(run, run_steps(COMPRESS, p, layout, outcomes, call=placed(p, tracking_uri)))
 
 
 def _finish(run: Run, outcomes: Mapping[str, Outcome]) -> dict:
@@ -121,6 +126,7 @@ def _finish(run: Run, outcomes: Mapping[str, Outcome]) -> dict:
     if publication.pareto_url:
         markdown += f"\n![accuracy vs latency]({publication.pareto_url})\n\nMLflow run: {publication.run_url}\n"
     create_markdown_artifact(key=REPORT_ARTIFACT_KEY, markdown=markdown, description=f"report.json: {layout.report_json()}")
+    _result_artifact(report.to_dict())
     print(report.markdown())
     if not report.passed:
         raise GateFailed(f"{'; '.join(failed_gates(outcomes))}. Nothing published; report: {layout.report_json()}")
@@ -153,4 +159,9 @@ def _already_published(client: MlflowClient, existing: dict, layout: Layout, p: 
     for target in (layout.report_json(), workspace.root(p) / LATEST_REPORT):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(earlier, indent=2) + "\n")
+    _result_artifact(earlier)
     return {"report": str(layout.report_json()), **earlier}
+
+
+def _result_artifact(report: dict) -> None:
+    create_table_artifact(table=[result_of(report)], key=RESULT_ARTIFACT_KEY, description="what this run published, for a parent run")

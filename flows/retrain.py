@@ -29,9 +29,11 @@ DATASET_TAG = "edgeslim.dataset_sha256"
 
 
 @flow(name="edgeslim-retrain", log_prints=True)
-def retrain_flow(tracking_uri: str, params_file: str = "params.yaml", overrides: list[str] | None = None) -> dict:
-    """Retrain the champion on the newest dataset version; promote it only if it is better."""
+def retrain_flow(tracking_uri: str | None = None, params_file: str = "params.yaml", overrides: list[str] | None = None) -> dict:
+    """Retrain the champion on the newest dataset version; promote it only if it is better
+    (``tracking_uri``: None = MLFLOW_TRACKING_URI where the run executes)."""
     p = load_params(params_file, overrides or [])
+    tracking_uri = workspace.flow_tracking_uri(p, tracking_uri)
     client = reg.connect(tracking_uri)
     run_dir = workspace.new_run_dir(p, "retrain")
     data = dataset_info(run_steps((DATASET,), p, Layout(run_dir, datasets=workspace.datasets_dir(p)), call=as_task)[DATASET.name])

@@ -8,6 +8,7 @@ outcomes, so what a step produced is said once, by the step.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,18 +37,18 @@ class Outcome:
             raise KeyError(f"step {self.step} produced no artifact {name!r} (it has {sorted(self.artifacts)})")
         return self.artifacts[name]
 
-    def to_json(self, root: Path) -> str:
-        """JSON with artifact paths relative to ``root`` (a DVC checkout can move)."""
+    def to_dict(self, artifact: Callable[[Path], Any]) -> dict[str, Any]:
+        """JSON-able, each artifact path written as ``artifact(path)`` says (relative path, blob reference)."""
         data = asdict(self)
-        data["artifacts"] = {k: _relative(v, root) for k, v in self.artifacts.items()}
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+        data["artifacts"] = {k: artifact(v) for k, v in self.artifacts.items()}
+        return data
 
     @classmethod
-    def from_json(cls, text: str, root: Path) -> Outcome:
-        data = json.loads(text)
+    def from_dict(cls, data: dict[str, Any], artifact: Callable[[Any], Path]) -> Outcome:
+        """The inverse of :meth:`to_dict`, each artifact made a local path again by ``artifact``."""
         return cls(
             step=data["step"],
-            artifacts={k: root / v for k, v in data["artifacts"].items()},
+            artifacts={k: artifact(v) for k, v in data["artifacts"].items()},
             metrics=data["metrics"],
             details=data["details"],
             gates=tuple(Gate(**g) for g in data["gates"]),
@@ -55,6 +56,19 @@ class Outcome:
             skipped=data["skipped"],
             seconds=data["seconds"],
         )
+
+    def to_json(self, root: Path) -> str:
+        """JSON with artifact paths relative to ``root`` (a DVC checkout can move)."""
+        return json.dumps(self.to_dict(lambda path: _relative(path, root)), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, root: Path) -> Outcome:
+        return cls.from_dict(json.loads(text), lambda relative: root / relative)
+
+
+def placement_key(step: str) -> str:
+    """The details key saying where ``step`` ran when it ran on another work pool (tasks/placement.py)."""
+    return f"{step}_placement"
 
 
 def _relative(path: Path, root: Path) -> str:

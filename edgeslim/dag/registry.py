@@ -86,3 +86,11 @@ def through(name: str) -> tuple[Step, ...]:
     """``COMPRESS`` up to and including the step ``name`` (a runner that needs only the first steps)."""
     names = [s.name for s in COMPRESS]
     return COMPRESS[: names.index(name) + 1]
+
+
+def step_named(name: str) -> Step:
+    """The step of the pipeline called ``name`` (a sub-flow run is told which step to run by name)."""
+    for step in PIPELINE:
+        if step.name == name:
+            return step
+    raise KeyError(f"no step {name!r}; the pipeline has {', '.join(s.name for s in PIPELINE)}")

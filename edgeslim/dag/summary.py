@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from edgeslim.config import Params
-from edgeslim.dag.outcome import Outcome
+from edgeslim.dag.outcome import Outcome, placement_key
 from edgeslim.dag.step import Step
 from edgeslim.registry.mlflow_registry import flat_params
 from edgeslim.registry.tracking import StepRecord
@@ -51,6 +51,7 @@ def step_records(p: Params, steps: Iterable[Step], outcomes: Mapping[str, Outcom
             dict(outcome.metrics),
             [path for path in outcome.artifacts.values() if path.is_file()],
             outcome.seconds,
+            {f"edgeslim.placement.{k}": str(v) for k, v in outcome.details.get(placement_key(step.name), {}).items()},
         )
         for step in steps
         if (outcome := outcomes.get(step.name)) is not None and outcome.skipped is None

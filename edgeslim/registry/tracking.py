@@ -31,6 +31,7 @@ class StepRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: list[Path] = field(default_factory=list)
     duration_s: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # e.g. where it ran, when it ran on another work pool
 
 
 def ui_url(tracking_uri: str, route: str) -> str:
@@ -65,7 +66,7 @@ def log_batch(
 
 def log_step(client: MlflowClient, exp_id: str, parent_id: str, step: StepRecord) -> str:
     """One finished nested run under ``parent_id`` holding the step's params, metrics and files."""
-    run = client.create_run(exp_id, run_name=step.name, tags={PARENT_TAG: parent_id, "edgeslim.step": step.name})
+    run = client.create_run(exp_id, run_name=step.name, tags={**step.tags, PARENT_TAG: parent_id, "edgeslim.step": step.name})
     metrics = dict(step.metrics)
     if step.duration_s is not None:
         metrics["duration_s"] = step.duration_s
