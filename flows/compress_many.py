@@ -62,7 +62,7 @@ def compress_many_flow(
     print(table)
     failed = [r for r in rows if not r.edge_version]
     if failed:
-        said = "; ".join(f"{r.model} for {r.target}: {r.outcome} ({r.detail})" for r in failed)
+        said = "; ".join(f"{r.model} for {r.target}: {r.outcome}, run {r.state} ({r.detail})" for r in failed)
         raise SomeFailed(
             f"{len(failed)} of {len(rows)} runs published nothing: {said}; report: {out}", all(r.outcome == OUTCOME_GATE for r in failed)
         )

@@ -145,10 +145,13 @@ def test_retrain_schedule_and_deployments(tmp_path: Path):
     from flows.deployments import deployments
 
     p = load_params(REPO / "params.yaml", ["triggers.retrain.cron='*/5 * * * *'"])
-    compress, retrain = deployments(p, "http://127.0.0.1:5000", REPO / "params.yaml", ["prune.enabled=false"])
+    compress, retrain, many, step = deployments(p, "http://127.0.0.1:5000", REPO / "params.yaml", ["prune.enabled=false"])
     assert compress.name == p.triggers.compress_deployment and not compress.schedules
     assert retrain.schedules[0].schedule.cron == "*/5 * * * *"
     assert retrain.parameters["overrides"] == ["prune.enabled=false"] and compress.parameters["tracking_uri"] == "http://127.0.0.1:5000"
+    assert many.name == p.prefect.compress_many_deployment and many.parameters["overrides"] == ["prune.enabled=false"]
+    # the step flow gets only the defaults it takes (it is handed the parent run's params whole)
+    assert step.name == p.prefect.gpu_pool and set(step.parameters) == {"tracking_uri", "params_file"}
 
 
 @pytest.mark.parametrize(

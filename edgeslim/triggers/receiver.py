@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,9 @@ class Receiver:
 
     def __init__(self, p: Params, key: str, store: DeliveryStore, start: Starter = start_compress) -> None:
         self.p, self._key, self._store, self._start = p, key, store, start
+        # One start at a time: Prefect's sync run_deployment, called from several handler threads at
+        # once, left some calls hanging for good (a burst of 200 concurrent promotions lost 3 of them).
+        self._starting = threading.Lock()
 
     def handle(self, headers: dict[str, str], body: bytes, now: float | None = None) -> Answer:
         now = time.time() if now is None else now
@@ -70,7 +74,8 @@ class Receiver:
             self._store.record(delivery.delivery_id, f"ignored: {why}")
             return Answer(200, {"status": "ignored", "reason": why})
         try:
-            run_id = self._start(self.p, promo.ref, delivery.delivery_id, why)
+            with self._starting:
+                run_id = self._start(self.p, promo.ref, delivery.delivery_id, why)
         except StartFailed as exc:
             self._store.release(delivery.delivery_id)
             return Answer(503, {"status": "error", "reason": str(exc)})
