@@ -337,10 +337,12 @@ def cmd_deploy(args: argparse.Namespace, p: Params) -> int:  # noqa: ARG001 (eve
 
 
 def cmd_compress_many(args: argparse.Namespace, p: Params) -> int:
+    from edgeslim.cluster.fanout import parse_jobs
     from flows.compress_many import compress_many_flow
 
     _prefect_api()
     jobs = [dict(zip(("model", "target"), pair.rsplit("=", 1), strict=False)) for pair in args.pairs]
+    parse_jobs(jobs, p)  # a bad pair is refused here, before a flow run exists (the flow checks again for deployment runs)
     out = _run_flow(compress_many_flow, jobs=jobs, tracking_uri=_tracking_uri(p), params_file=str(args.params), overrides=args.set)
     print(out["report"])
     return 0
@@ -478,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name, func, text, path in (
         ("dvc-yaml", cmd_dvc_yaml, "print dvc.yaml as the step registry declares it (stages, deps, params, outs)", "dvc.yaml"),
-        ("prefect-yaml", cmd_prefect_yaml, "print prefect.yaml: the deployments on prefect.cpu_pool, run from each worker's checkout", "prefect.yaml"),
+        ("prefect-yaml", cmd_prefect_yaml, "print prefect.yaml: each deployment on its work pool, run from each worker's own checkout", "prefect.yaml"),
     ):  # fmt: skip
         how = add(name, func, text).add_mutually_exclusive_group()
         how.add_argument("--write", action="store_true", help=f"write it to ./{path}")

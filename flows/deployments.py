@@ -6,8 +6,9 @@ receiver, the retrain flow and compress-many start with ``run_deployment``; ``re
 
 Two ways to run them. `edgeslim serve` registers them and runs their flow runs in its own process,
 with the params file, overrides and tracking URI it was started with (one machine). prefect.yaml
-(``edgeslim prefect-yaml --write``; ``edgeslim deploy`` applies it) binds them to the work pool
-``prefect.cpu_pool``: each worker runs a flow run from its own checkout (``prefect.code_dir_env``,
+(``edgeslim prefect-yaml --write``; ``edgeslim deploy`` applies it) binds the flows to the work pool
+``prefect.cpu_pool`` and the step flow (``edgeslim-step/<pool>``, a step placed by ``steps.<name>.work_pool``)
+to ``prefect.gpu_pool`` and any other pool a step is placed on. Each worker runs a flow run from its own checkout (``prefect.code_dir_env``,
 read by the pull step when the run starts, so workers need not share a disk or a path) against the
 MLflow server its environment names (MLFLOW_TRACKING_URI).
 """

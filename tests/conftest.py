@@ -225,12 +225,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     A test module is one unit (its module fixtures are built once), except that the tests of the
     session's demo run (``published``) form one unit, so that one worker runs the demo. Modules that
-    need no champion come first: they keep both workers busy while the champion trains."""
+    need no champion come first: they keep both workers busy while the champion trains. Among the rest,
+    the demo's unit and then the modules marked ``long`` go first, so that neither ends the run alone."""
     champion_modules = {item.path for item in items if "champion" in item.fixturenames}
+    long_modules = {item.path for item in items if item.get_closest_marker("long")}
     for item in items:
         item.add_marker(pytest.mark.xdist_group("published" if "published" in item.fixturenames else item.path.name))
     order = {id(item): i for i, item in enumerate(items)}
-    items.sort(key=lambda it: (it.path in champion_modules, "published" not in it.fixturenames, order[id(it)]))
+    items.sort(key=lambda it: (it.path in champion_modules, "published" not in it.fixturenames, it.path not in long_modules, order[id(it)]))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
