@@ -121,6 +121,14 @@ class MlflowParams(_Section):
 _PREFECT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
+class DaskParams(_Section):
+    enabled: bool  # independent work inside a step (INT8 sensitivity probes, artifact scoring) as Dask-run tasks
+    address: str | None  # a running Dask scheduler (tcp://host:8786); None: a LocalCluster for each fan-out
+    n_workers: PositiveInt  # LocalCluster worker processes
+    threads_per_worker: PositiveInt
+    min_items: Annotated[int, Field(ge=2)]  # fewer items run in the step's own process (a cluster costs its start)
+
+
 class PrefectParams(_Section):
     ephemeral_startup_timeout_s: PositiveInt  # Prefect's default (20 s) is too short on a loaded 2-core runner
     cpu_pool: Annotated[str, Field(pattern=_PREFECT_NAME)]  # the work pool the deployments run on
@@ -129,6 +137,9 @@ class PrefectParams(_Section):
     compress_many_deployment: Annotated[str, Field(pattern=_PREFECT_NAME)]
     concurrency_limit: Annotated[str, Field(pattern=_PREFECT_NAME)]  # global concurrency limit on compress-many's runs
     max_concurrent: PositiveInt
+    task_retries: Annotated[int, Field(ge=0)]  # further tries of a registry/S3 task after a transient error
+    task_retry_delay_s: Annotated[float, Field(ge=0)]
+    dask: DaskParams
 
 
 class FuseParams(_Section):

@@ -19,7 +19,7 @@ from edgeslim.dag.step import SOURCE
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.registry import mlflow_registry as reg
 from tasks.register import register_baseline_task, reusable_champion_task
-from tasks.step import as_task
+from tasks.step import as_task, retrying
 
 
 @flow(name="edgeslim-baseline", log_prints=True)
@@ -37,5 +37,7 @@ def baseline_flow(tracking_uri: str, params_file: str = "params.yaml", overrides
             print(f"reusing {p.model_name} version {champion.version} @ {p.mlflow.source_alias} (same data and params)")
             return {"model": p.model_name, "version": str(champion.version), "reused": True}
     trained = run_steps((BASELINE,), p, layout, outcomes, call=as_task)[BASELINE.name]
-    mv = register_baseline_task(client, p, trained.artifact(SOURCE), trained.artifact("arch_yaml"), trained.metrics, data.sha256, key)
+    mv = retrying(register_baseline_task, p)(
+        client, p, trained.artifact(SOURCE), trained.artifact("arch_yaml"), trained.metrics, data.sha256, key
+    )
     return {"model": p.model_name, "version": str(mv.version), "reused": False}

@@ -36,11 +36,12 @@ from edgeslim.lineage import RUN_ID_TAG
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.mlflow_registry import download_run_file
 from edgeslim.report import Report
+from tasks.fan import dask_fan
 from tasks.page import page_task
 from tasks.placement import placed
 from tasks.publish import Publication, Submission, find_published_task, lineage_tags, publish_task
 from tasks.pull import pull_task
-from tasks.step import as_task
+from tasks.step import as_task, retrying
 
 REPORT_ARTIFACT_KEY = "edgeslim-compress-report"
 RESULT_ARTIFACT_KEY = "edgeslim-compress-result"  # one table row a parent run (compress-many) reads through the API
@@ -89,14 +90,14 @@ def compress_flow(
     outcomes = run_steps((DATASET,), p, layout, call=as_task)
     data = dataset_info(outcomes[DATASET.name])
     start = time.perf_counter()
-    source, p, facts = pull_task(client, model, p, data.names, layout.pulled())
+    source, p, facts = retrying(pull_task, p)(client, model, p, data.names, layout.pulled())
     outcomes[SOURCE] = source_outcome(source.weights, {"reference": model, **facts}, time.perf_counter() - start)
     run = Run(p, layout, client, tracking_uri, source, publish_key(p, source.name, source.version, data.sha256), force)
     if not force:
-        existing = find_published_task(client, p, run.key)
+        existing = retrying(find_published_task, p)(client, p, run.key)
         if existing:
             return _already_published(client, existing, layout, p)
-    return _finish(run, run_steps(COMPRESS, p, layout, outcomes, call=placed(p, tracking_uri)))
+    return _finish(run, run_steps(COMPRESS, p, layout, outcomes, call=placed(p, tracking_uri), fan=dask_fan(p.prefect.dask)))
 
 
 def _finish(run: Run, outcomes: Mapping[str, Outcome]) -> dict:

@@ -23,7 +23,7 @@ from edgeslim.registry import mlflow_registry as reg
 from edgeslim.triggers.start import StartFailed, start_compress
 from tasks.pull import pull_task
 from tasks.retrain import compare_task, finetune_champion_task, register_retrained_task
-from tasks.step import as_task
+from tasks.step import as_task, retrying
 
 DATASET_TAG = "edgeslim.dataset_sha256"
 
@@ -38,7 +38,7 @@ def retrain_flow(tracking_uri: str | None = None, params_file: str = "params.yam
     run_dir = workspace.new_run_dir(p, "retrain")
     data = dataset_info(run_steps((DATASET,), p, Layout(run_dir, datasets=workspace.datasets_dir(p)), call=as_task)[DATASET.name])
     alias = p.mlflow.source_alias
-    champion, _, facts = pull_task(client, f"{p.model_name}@{alias}", p, data.names, run_dir / "champion")
+    champion, _, facts = retrying(pull_task, p)(client, f"{p.model_name}@{alias}", p, data.names, run_dir / "champion")
     if facts["format"] != "pt":
         raise CheckpointError(f"{p.model_name}@{alias} is an ONNX model: retraining needs its PyTorch checkpoint")
     if champion.tags.get(DATASET_TAG) == data.sha256:
@@ -47,7 +47,7 @@ def retrain_flow(tracking_uri: str | None = None, params_file: str = "params.yam
     retrain = p.triggers.retrain
     tuned = finetune_champion_task(champion.weights, data.data_yaml, retrain.finetune, p.baseline, p.evaluate, run_dir / "finetune")
     verdict = compare_task(champion.weights, tuned.weights, data.data_yaml, p.baseline.imgsz, p.evaluate, retrain.margin, run_dir / "val")
-    out = register_retrained_task(client, p, tuned.weights, champion, data.sha256, verdict)
+    out = retrying(register_retrained_task, p)(client, p, tuned.weights, champion, data.sha256, verdict)
     out.update(skipped=False, champion_map50_95=verdict.champion_map50_95, new_map50_95=verdict.new_map50_95, dataset_sha256=data.sha256)
     if out["promoted"] and p.triggers.retrain.on_promote == "deployment":
         try:

@@ -31,7 +31,7 @@ def edge_model_name(p: Params) -> str:
     return f"{p.model_name}{p.mlflow.edge_suffix}"
 
 
-@step("find-published", retries=2)
+@step("find-published")
 def find_published_task(client: mlflow.MlflowClient, p: Params, publish_key: str) -> dict | None:
     """The edge version already published from the same source version, params and data, if any.
 

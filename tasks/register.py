@@ -28,7 +28,7 @@ def reusable_champion_task(client: MlflowClient, p: Params, baseline_key: str) -
     return champion if champion.tags.get(BASELINE_KEY_TAG) == baseline_key else None
 
 
-@step("register-baseline", retries=2)
+@step("register-baseline")
 def register_baseline_task(
     client: MlflowClient, p: Params, weights: Path, arch_yaml: Path, figures: dict[str, float], dataset_sha: str, baseline_key: str
 ) -> ModelVersion:

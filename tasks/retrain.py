@@ -60,7 +60,7 @@ def compare_task(
     return verdict
 
 
-@step("register-retrained", retries=2)
+@step("register-retrained")
 def register_retrained_task(
     client: MlflowClient, p: Params, weights: Path, source: reg.PulledModel, dataset_sha: str, verdict: Verdict
 ) -> dict:

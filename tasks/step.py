@@ -13,16 +13,19 @@ from typing import ParamSpec, TypeVar, cast
 
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
 
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.step import Step, StepInput
+from edgeslim.registry.transient import is_transient
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def step(name: str, retries: int = 0) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def step(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """The task decorator of the flows' own steps (registry I/O: pull, publish, page).
 
     Typed as returning the function's own signature: called inside a flow, a sync task returns its
@@ -30,10 +33,28 @@ def step(name: str, retries: int = 0) -> Callable[[Callable[P, R]], Callable[P, 
     """
 
     def wrap(fn: Callable[P, R]) -> Callable[P, R]:
-        made: Task[P, R] = task(name=name, cache_policy=NO_CACHE, retries=retries, retry_delay_seconds=2, log_prints=True)(fn)
+        made: Task[P, R] = task(name=name, cache_policy=NO_CACHE, log_prints=True)(fn)
         return cast(Callable[P, R], made)
 
     return wrap
+
+
+def _transient(_task: Task, _run: TaskRun, state: State) -> bool:
+    """Prefect's retry condition: retry only what another try can mend (a server restarting, a timeout)."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - whatever the task raised, re-raised by its state
+        return is_transient(exc)
+    return False
+
+
+def retrying(fn: Callable[P, R], p: Params) -> Callable[P, R]:
+    """A step task that reads or writes the registry or artifact store, with ``prefect.task_retries``
+    further tries ``prefect.task_retry_delay_s`` apart when it fails on a transient error."""
+    made = cast(Task[P, R], fn).with_options(
+        retries=p.prefect.task_retries, retry_delay_seconds=p.prefect.task_retry_delay_s, retry_condition_fn=_transient
+    )
+    return cast(Callable[P, R], made)
 
 
 @cache

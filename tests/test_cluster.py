@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
+import boto3
+import botocore.exceptions
 import pytest
+import requests
 import yaml
 from conftest import REPO
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from prefect import flow
 from prefect.cli.deploy._models import DeploymentConfig, PrefectYamlModel, WorkPoolConfig
 from prefect.flows import load_flow_from_entrypoint
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from edgeslim.cluster.fanout import OUTCOME_GATE, OUTCOME_PUBLISHED, Job, markdown_table, parse_jobs, result_of, row_from_result
 from edgeslim.config import ConfigError, load_params
@@ -16,8 +25,10 @@ from edgeslim.dag.outcome import Outcome
 from edgeslim.errors import RegistryError
 from edgeslim.registry import blobs
 from edgeslim.registry import mlflow_registry as reg
+from edgeslim.registry.transient import is_transient
 from edgeslim.triggers.start import COMPRESS_FLOW, RETRAIN_FLOW
 from flows.deployments import prefect_yaml, specs
+from tasks.step import retrying, step
 
 P = load_params(REPO / "params.yaml")
 
@@ -106,3 +117,62 @@ def test_blobs_round_trip_through_the_mlflow_server_and_a_changed_file_is_refuse
     forged = blobs.Blob(blob.uri, "0" * 64, blob.name)  # what a truncated or swapped upload looks like on arrival
     with pytest.raises(blobs.TransferError, match="refusing a different file"):
         blobs.get(forged, tmp_path / "forged")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_transient_means_a_server_that_does_not_answer_not_a_request_it_refuses(mlflow_server: str):
+    """Real clients' own errors: MLflow after its HTTP retries and boto3, each against a closed port,
+    are worth a retry; a registered model that does not exist on a live server is not."""
+    closed = f"http://127.0.0.1:{_free_port()}"
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"  # read per request: no backoff wait in this test
+    try:
+        with pytest.raises(MlflowException) as down:
+            MlflowClient(closed, closed).get_registered_model("m")
+    finally:
+        os.environ.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    assert is_transient(down.value)
+    s3 = boto3.client("s3", endpoint_url=closed, aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
+    with pytest.raises(botocore.exceptions.EndpointConnectionError) as unreachable:
+        s3.meta.config.retries = {"max_attempts": 1}
+        s3.list_buckets()
+    assert is_transient(unreachable.value)
+    with pytest.raises(MlflowException) as missing:
+        MlflowClient(mlflow_server, mlflow_server).get_registered_model("no-such-model")
+    assert not is_transient(missing.value)
+    wrapped = RegistryError("registry lookup failed")
+    wrapped.__cause__ = down.value
+    assert is_transient(wrapped), "a registry error raised from a transport failure is one too"
+
+
+def test_a_registry_task_retries_a_transient_failure_and_not_a_bad_reference(prefect_api: str):
+    """Prefect's own retries (prefect.task_retries), with edgeslim's retry condition."""
+    calls: list[str] = []
+
+    @step("flaky-registry-read")
+    def read(fail_with: list[Exception]) -> int:
+        calls.append("try")
+        if fail_with:
+            raise fail_with.pop(0)
+        return len(calls)
+
+    p = P.model_copy(update={"prefect": P.prefect.model_copy(update={"task_retries": 2, "task_retry_delay_s": 0})})
+
+    @flow
+    def reads(fail_with: list[Exception]) -> int:
+        return retrying(read, p)(fail_with)
+
+    with temporary_settings({PREFECT_API_URL: prefect_api}):
+        assert reads([requests.exceptions.ConnectionError("connection reset")]) == 2
+        calls.clear()
+        with pytest.raises(RegistryError, match="no alias"):
+            reads([RegistryError("registered model 'm' has no alias 'gold'")])
+        assert calls == ["try"], "a bad reference fails at once"
+        calls.clear()
+        with pytest.raises(requests.exceptions.ConnectionError):
+            reads([requests.exceptions.ConnectionError("down")] * 3)
+        assert len(calls) == 3, "one try and prefect.task_retries more"

@@ -15,8 +15,9 @@ from edgeslim.export.onnx_export import export_onnx
 from edgeslim.quantize.fallback import budget
 from edgeslim.quantize.head import decode_nodes
 from edgeslim.quantize.ort_int8 import OrtQuantizer
-from edgeslim.quantize.sensitivity import DECODE_SUFFIX, detection_error, layers
+from edgeslim.quantize.sensitivity import DECODE_SUFFIX, detection_error, layers, rank_layers
 from edgeslim.quantize.tensorrt import TENSORRT_QDQ_OPTIONS, tensorrt_params, unavailable
+from tasks.fan import dask_fan
 
 IMGSZ = 128
 
@@ -47,6 +48,20 @@ def test_layers_split_the_head_into_branches_and_decode(quantizer: OrtQuantizer)
     head = decode[0].removesuffix(DECODE_SUFFIX)
     assert {f"{head}cv2.0/", f"{head}cv3.0/"} <= set(groups), "each learned head branch is a layer of its own"
     assert "/model.0/" in groups and sum(len(v) for v in groups.values()) == len(quantizer.candidates())
+
+
+def test_the_sensitivity_sweep_on_dask_ranks_as_the_sequential_sweep_does(quantizer: OrtQuantizer, calib: list[Path], tmp_path: Path):
+    """Each layer's probe as a Prefect task on a Dask LocalCluster (two worker processes): same layers,
+    same errors, same order as one after another in this process."""
+    quantizer.quantize(tmp_path / "all.onnx")  # the fallback's first attempt: caches the calibration ranges
+    images = calib[:2]
+    dp = load_params(REPO / "params.yaml").prefect.dask.model_copy(update={"min_items": 2})
+    sequential = rank_layers(quantizer, tmp_path / "sequential", images, conf=0.0)
+    on_dask = rank_layers(quantizer, tmp_path / "dask", images, conf=0.0, fan=dask_fan(dp))
+    assert [e.layer for e in on_dask] == [e.layer for e in sequential] and len(sequential) > dp.min_items
+    assert [e.error for e in on_dask] == pytest.approx([e.error for e in sequential], rel=1e-6)
+    assert len({e.error for e in sequential}) > 1, "the probes must tell the layers apart, or the order proves nothing"
+    assert not list((tmp_path / "dask").iterdir()), "each probe removes its scratch model"
 
 
 def test_detection_error_sees_box_shifts_and_score_changes():

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from edgeslim.config import Params
+from edgeslim.dag.fan import Fan, sequential
 from edgeslim.dag.layout import Layout
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.scoped import scope
@@ -27,7 +28,7 @@ def direct(step: Step, inp: StepInput, p: Params) -> Outcome:
     return step.body(inp, p)
 
 
-def run_step(step: Step, p: Params, layout: Layout, outcomes: Mapping[str, Outcome], call: Call = direct) -> Outcome:
+def run_step(step: Step, p: Params, layout: Layout, outcomes: Mapping[str, Outcome], call: Call = direct, fan: Fan = sequential) -> Outcome:
     """One step with exactly its declared params and needs; its wall time (runner overhead included).
 
     ``outcomes`` may hold more than the needs: the source's tells whether a PyTorch step can run."""
@@ -38,19 +39,20 @@ def run_step(step: Step, p: Params, layout: Layout, outcomes: Mapping[str, Outco
     missing = [n for n in step.needs if n not in outcomes]
     if missing:
         raise MissingInput(f"step {step.name} needs the outcome of {', '.join(missing)} first")
-    inp = StepInput(step.name, layout, {n: outcomes[n] for n in step.needs})
+    inp = StepInput(step.name, layout, {n: outcomes[n] for n in step.needs}, fan)
     start = time.perf_counter()
     outcome = call(step, inp, scoped)
     return replace(outcome, seconds=time.perf_counter() - start)
 
 
 def run_steps(
-    steps: Sequence[Step], p: Params, layout: Layout, done: Mapping[str, Outcome] | None = None, call: Call = direct
+    steps: Sequence[Step], p: Params, layout: Layout, done: Mapping[str, Outcome] | None = None, call: Call = direct, fan: Fan = sequential
 ) -> dict[str, Outcome]:
-    """Run ``steps`` after the outcomes already ``done``; stop after the first step whose gate fails."""
+    """Run ``steps`` after the outcomes already ``done``; stop after the first step whose gate fails.
+    ``fan`` runs the independent work inside a step (sequential unless the runner spreads it)."""
     outcomes = dict(done or {})
     for step in steps:
-        outcomes[step.name] = outcome = run_step(step, p, layout, outcomes, call)
+        outcomes[step.name] = outcome = run_step(step, p, layout, outcomes, call, fan)
         if outcome.failed_gates:
             break
     return outcomes

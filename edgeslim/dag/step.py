@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeslim.config import Params
+from edgeslim.dag.fan import Fan, sequential
 from edgeslim.dag.layout import Layout
 from edgeslim.dag.outcome import Outcome
 
@@ -16,11 +17,13 @@ FP32 = "fp32"  # the FP32 ONNX the ONNX steps take: export's, or an ONNX source 
 
 @dataclass(frozen=True)
 class StepInput:
-    """What a step body may read besides params: its folder layout and the outcomes of its ``needs``."""
+    """What a step body may read besides params: its folder layout, the outcomes of its ``needs``, and
+    the runner's :class:`~edgeslim.dag.fan.Fan` for independent work inside the step."""
 
     step: str
     layout: Layout
     outcomes: Mapping[str, Outcome]
+    fan: Fan = sequential
 
     def outcome(self, name: str) -> Outcome:
         if name not in self.outcomes:

@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edgeslim.config import FallbackParams
+from edgeslim.dag.fan import Fan, sequential
 from edgeslim.quantize.ort_int8 import OrtQuantizer, Quantized
 from edgeslim.quantize.sensitivity import LayerError, layers, rank_layers
 
-PROBE_NAME = "sensitivity-probe.onnx"
+PROBE_DIR = "sensitivity-probes"
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,14 @@ def quantize_with_fallback(
     score: Callable[[Path], float] | None,
     target: float,
     ceiling: float,
+    fan: Fan = sequential,
 ) -> QuantReport:
     """Quantize to ``out_path`` so that ``score(out_path) >= target`` if the budget allows.
 
     ``ceiling`` is the FP32 model's own score: below the target no float subset can pass, so the
     fallback is not tried (the flow's gate reports the miss). ``out_path`` holds the last attempt.
     Without ``score`` (a model nobody can score, e.g. an untrained benchmark reference) it
-    quantizes once.
+    quantizes once. ``fan`` runs the per-layer sensitivity probes (one re-quantization each).
     """
     steps: list[Step] = []
     if score is None:
@@ -106,7 +108,7 @@ def quantize_with_fallback(
     else:
         sizes = budget(fb.step, fb.max_float_layers, len(layers(quantizer.graph, quantizer.candidates())))
         if sizes:  # ranking costs one re-quantization per layer: only when the budget allows a step
-            ranked = rank_layers(quantizer, quantizer.work_dir / PROBE_NAME, quantizer.calib_images[: fb.sensitivity_images], fb.conf)
+            ranked = rank_layers(quantizer, quantizer.work_dir / PROBE_DIR, quantizer.calib_images[: fb.sensitivity_images], fb.conf, fan)
             ranking = ranked[: max(sizes)]
         for size in sizes:
             last = attempt(ranking[:size])

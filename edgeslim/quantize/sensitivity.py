@@ -19,12 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 
+from edgeslim.dag.fan import Fan, sequential
 from edgeslim.data.images import preprocess
 from edgeslim.quantize.head import decode_nodes, head_nodes
 from edgeslim.quantize.ort_int8 import OrtQuantizer
@@ -91,11 +93,27 @@ def model_outputs(model: Path, images: Sequence[Path], imgsz: int) -> np.ndarray
     return np.concatenate([session.run(None, {name: preprocess(p, imgsz)})[0] for p in images])
 
 
-def rank_layers(quantizer: OrtQuantizer, probe: Path, images: Sequence[Path], conf: float) -> list[LayerError]:
-    """Layers of ``quantizer``'s candidates, most damaging first; ``probe`` is a scratch file path."""
+def rank_layers(quantizer: OrtQuantizer, probe_dir: Path, images: Sequence[Path], conf: float, fan: Fan = sequential) -> list[LayerError]:
+    """Layers of ``quantizer``'s candidates, most damaging first; each probe is one item of ``fan``
+    (independent: its own scratch file under ``probe_dir``, the calibration ranges cached by then)."""
+    probe_dir.mkdir(parents=True, exist_ok=True)
     reference = model_outputs(quantizer.pre, images, quantizer.imgsz)
-    ranked = []
-    for layer, nodes in layers(quantizer.graph, quantizer.candidates()).items():
-        quantizer.quantize(probe, nodes)
-        ranked.append(LayerError(layer, nodes, detection_error(reference, model_outputs(probe, images, quantizer.imgsz), conf)))
-    return sorted(ranked, key=lambda e: e.error)
+    probe = partial(_probe, quantizer, probe_dir, reference, list(images), conf)
+    return sorted(fan(probe, list(enumerate(layers(quantizer.graph, quantizer.candidates()).items()))), key=lambda e: e.error)
+
+
+def _probe(
+    quantizer: OrtQuantizer,
+    probe_dir: Path,
+    reference: np.ndarray,
+    images: list[Path],
+    conf: float,
+    item: tuple[int, tuple[str, list[str]]],
+) -> LayerError:
+    """The detection error with only one layer kept float (its scratch model removed after)."""
+    index, (layer, nodes) = item
+    path = probe_dir / f"probe-{index}.onnx"
+    quantizer.quantize(path, nodes)
+    error = detection_error(reference, model_outputs(path, images, quantizer.imgsz), conf)
+    path.unlink()
+    return LayerError(layer, nodes, error)

@@ -60,7 +60,9 @@ def get(blob: Blob, dest: Path) -> Path:
     try:
         path = Path(mlflow.artifacts.download_artifacts(artifact_uri=blob.uri, dst_path=str(target)))
     except mlflow.exceptions.MlflowException as exc:
-        raise TransferError(f"{blob.uri} could not be downloaded: {exc.message}") from None
+        raise TransferError(
+            f"{blob.uri} could not be downloaded: {exc.message}"
+        ) from exc  # the cause tells a transient failure (registry/transient.py)
     got = file_sha256(path)
     if got != blob.sha256:
         raise TransferError(f"{blob.uri} arrived with sha256 {got[:12]}, sent as {blob.sha256[:12]}: refusing a different file")

@@ -46,7 +46,9 @@ def registry_lock(client: MlflowClient, model: str, holder: str, ttl_s: float, t
             break
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise RegistryError(f"could not take the publish lock {lock}: {exc.message}") from None
+                raise RegistryError(
+                    f"could not take the publish lock {lock}: {exc.message}"
+                ) from exc  # the cause tells a transient failure (registry/transient.py)
         if _stale(client, lock, ttl_s):
             client.delete_registered_model(lock)
             continue

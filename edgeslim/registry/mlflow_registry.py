@@ -55,14 +55,18 @@ def resolve(client: MlflowClient, ref: ModelRef) -> ModelVersion:
     except MlflowException as exc:
         if _not_found(exc):
             raise RegistryError(f"registered model {ref.name!r} does not exist on {mlflow.get_tracking_uri()}") from None
-        raise RegistryError(f"registry lookup of {ref.name!r} failed: {exc.message}") from None
+        raise RegistryError(
+            f"registry lookup of {ref.name!r} failed: {exc.message}"
+        ) from exc  # the cause tells a transient failure (registry/transient.py)
     try:
         if ref.alias:
             return client.get_model_version_by_alias(ref.name, ref.alias)
         return client.get_model_version(ref.name, str(ref.version))
     except MlflowException as exc:
         if not _not_found(exc):
-            raise RegistryError(f"registry lookup of {ref} failed: {exc.message}") from None
+            raise RegistryError(
+                f"registry lookup of {ref} failed: {exc.message}"
+            ) from exc  # the cause tells a transient failure (registry/transient.py)
         if ref.alias:
             known = ", ".join(sorted(registered.aliases)) or "none"
             raise RegistryError(f"model {ref.name!r} has no alias {ref.alias!r} (aliases: {known})") from None
@@ -101,7 +105,9 @@ def register(
         if description:
             client.update_model_version(name, mv.version, description=description)
     except MlflowException as exc:
-        raise RegistryError(f"registering {name} failed: {exc.message}") from None
+        raise RegistryError(
+            f"registering {name} failed: {exc.message}"
+        ) from exc  # the cause tells a transient failure (registry/transient.py)
     if alias:
         move_alias(client, name, str(mv.version), alias)
     return client.get_model_version(name, mv.version)
@@ -117,7 +123,9 @@ def move_alias(client: MlflowClient, name: str, version: str, alias: str) -> Non
         client.set_registered_model_alias(name, alias, version)
         client.set_model_version_tag(name, version, ALIAS_MOVED_TAG, alias)
     except MlflowException as exc:
-        raise RegistryError(f"moving alias {alias} of {name} to version {version} failed: {exc.message}") from None
+        raise RegistryError(
+            f"moving alias {alias} of {name} to version {version} failed: {exc.message}"
+        ) from exc  # the cause tells a transient failure (registry/transient.py)
 
 
 def published_with_key(client: MlflowClient, name: str, tag: str, key: str) -> dict | None:
@@ -127,7 +135,9 @@ def published_with_key(client: MlflowClient, name: str, tag: str, key: str) -> d
     except MlflowException as exc:
         if _not_found(exc):
             return None
-        raise RegistryError(f"searching versions of {name} failed: {exc.message}") from None
+        raise RegistryError(
+            f"searching versions of {name} failed: {exc.message}"
+        ) from exc  # the cause tells a transient failure (registry/transient.py)
     if not found:
         return None
     newest = max(found, key=lambda v: int(v.version))

@@ -8,9 +8,12 @@ FP32 model's mAP; ``evaluate-int8`` scores what quantization made.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from edgeslim.config import EvaluateParams, Params
+from edgeslim.dag.fan import Fan, sequential
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.source import image_size
 from edgeslim.dag.step import FP32, SOURCE, StepInput
@@ -19,7 +22,7 @@ from edgeslim.dag.steps.export import exported_from
 from edgeslim.data.images import preprocess
 from edgeslim.data.splits import split_images
 from edgeslim.data.synthetic import DatasetInfo
-from edgeslim.evaluate.accuracy import evaluate_map
+from edgeslim.evaluate.accuracy import Accuracy, evaluate_map
 from edgeslim.evaluate.latency import latency_ms
 from edgeslim.models.checkpoint import load_checkpoint
 from edgeslim.prune.structured import count_macs
@@ -38,6 +41,9 @@ BASELINE, FUSED, PRUNED, FINETUNED, CONTROL, ONNX_FP32, ONNX_INT8, TENSORRT = (
 )
 
 
+Row = tuple[str, Path, str | None]  # stage name, artifact, the gate its figure feeds
+
+
 class Scorer:
     """Scores artifacts of one run: same data, image size, validator settings and latency sample."""
 
@@ -48,10 +54,21 @@ class Scorer:
     def map50_95(self, artifact: Path) -> float:
         return evaluate_map(artifact, self.data.data_yaml, self.imgsz, self.ev, self.work_dir).map50_95
 
+    def stages(self, rows: Sequence[Row], torch_source: Path | None = None, fan: Fan = sequential) -> tuple[StageResult, ...]:
+        """mAP, size, latency and MACs of each row's artifact; ``torch_source`` is the checkpoint a
+        non-PyTorch artifact was made from (MACs are counted on the torch graph).
+
+        The validations are independent, so they go through ``fan`` (each in a folder of its own);
+        the latencies are timed afterwards, one at a time, so that no other work skews them."""
+        accuracy = partial(_accuracy, self.data.data_yaml, self.imgsz, self.ev, self.work_dir)
+        scored = fan(accuracy, [(name, artifact) for name, artifact, _ in rows])
+        return tuple(self._stage(row, acc, torch_source) for row, acc in zip(rows, scored, strict=True))
+
     def stage(self, name: str, artifact: Path, gate: str | None = None, torch_source: Path | None = None) -> StageResult:
-        """mAP, size, latency and MACs of one artifact; ``torch_source`` is the checkpoint a non-PyTorch
-        artifact was made from (MACs are counted on the torch graph)."""
-        acc = evaluate_map(artifact, self.data.data_yaml, self.imgsz, self.ev, self.work_dir)
+        return self.stages([(name, artifact, gate)], torch_source)[0]
+
+    def _stage(self, row: Row, acc: Accuracy, torch_source: Path | None) -> StageResult:
+        name, artifact, gate = row
         counted = artifact if artifact.suffix == ".pt" else torch_source
         macs, params = count_macs(load_checkpoint(counted)[1], self.imgsz) if counted else (None, None)
         latency = latency_ms(artifact, self.sample, self.ev)
@@ -69,6 +86,12 @@ class Scorer:
         )
 
 
+def _accuracy(data_yaml: Path, imgsz: int, ev: EvaluateParams, work_dir: Path, item: tuple[str, Path]) -> Accuracy:
+    """One stage's validation, in a folder named for the stage (two stages may share a file name)."""
+    name, artifact = item
+    return evaluate_map(artifact, data_yaml, imgsz, ev, work_dir / name)
+
+
 def scorer(inp: StepInput, p: Params) -> Scorer:
     return Scorer(dataset_info(inp.outcome("dataset")), image_size(p), p.evaluate, inp.layout.validation(inp.step))
 
@@ -83,7 +106,7 @@ def evaluate(inp: StepInput, p: Params) -> Outcome:
     """The source, then each stage that ran (an ONNX source has no torch stages and no export), and
     the equal-budget control when it was trained."""
     ran = {name: inp.outcome(name).skipped is None for name in ("fuse", "finetune", "control", "export")}
-    rows: list[tuple[str, Path, str | None]] = [(BASELINE, inp.outcome(SOURCE).artifact(SOURCE), None)]
+    rows: list[Row] = [(BASELINE, inp.outcome(SOURCE).artifact(SOURCE), None)]
     if ran["fuse"]:
         rows.append((FUSED, inp.outcome("fuse").artifact("model"), "equivalence"))
     if ran["finetune"]:
@@ -95,8 +118,7 @@ def evaluate(inp: StepInput, p: Params) -> Outcome:
         rows.append((CONTROL, inp.outcome("control").artifact("model"), None))
     if ran["export"]:
         rows.append((ONNX_FP32, inp.outcome("export").artifact(FP32), None))
-    score, torch_source = scorer(inp, p), exported_from(inp)
-    stages = tuple(score.stage(name, path, gate, torch_source) for name, path, gate in rows)
+    stages = scorer(inp, p).stages(rows, exported_from(inp), inp.fan)
     return Outcome(inp.step, metrics=stage_metrics(stages), stages=stages)
 
 

@@ -22,7 +22,14 @@ def quantize(inp: StepInput, p: Params) -> Outcome:
     out = inp.layout.int8()
     quantizer = OrtQuantizer(fp32, images, image_size(p), p.quantize, inp.layout.quantize_work())
     report = quantize_with_fallback(
-        quantizer, out, fp32.stat().st_size, p.quantize.fallback, scorer(inp, p).map50_95, target, stage_map(scored, ONNX_FP32, BASELINE)
+        quantizer,
+        out,
+        fp32.stat().st_size,
+        p.quantize.fallback,
+        scorer(inp, p).map50_95,
+        target,
+        stage_map(scored, ONNX_FP32, BASELINE),
+        inp.fan,
     )
     for i, s in enumerate(report.steps):
         print(
