@@ -11,16 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.paths import portable_path, repo_relative
-from edgeslim.config import DEFAULT_PARAMS, load_params
+from benchmarks.paths import portable_path, results_main
+from benchmarks.unpruned import unpruned_export
+from edgeslim.config import DEFAULT_PARAMS
 from edgeslim.data.splits import split_images
-from edgeslim.errors import EdgeslimError
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,28 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from edgeslim import workspace
     from edgeslim.calibration.curate import select_calibration_set
     from edgeslim.calibration.pool import measure_pool
     from edgeslim.calibration.probe import ModelProbe
-    from edgeslim.dag.layout import Layout
-    from edgeslim.dag.outcome import Outcome
-    from edgeslim.dag.registry import DATASET, through
-    from edgeslim.dag.run import run_steps
-    from edgeslim.dag.source import bind_source
-    from edgeslim.dag.step import FP32, SOURCE
+    from edgeslim.dag.step import FP32
     from edgeslim.evaluate.accuracy import evaluate_map
     from edgeslim.quantize.ort_int8 import quantize_int8
 
-    p = load_params(args.params, [*args.set, "prune.enabled=false"])  # calibration of the unpruned fused model
-    workspace.configure_environment(p)
-    data = workspace.dataset(p)
-    work = workspace.new_run_dir(p, "bench-calibration")
-    weights = args.weights or _pull(p, args.model, work)
-    p, _ = bind_source(p, weights)
+    subject = unpruned_export(args, "bench-calibration")  # calibration of the unpruned fused model
+    p, data, work, weights = subject.p, subject.data, subject.work, subject.weights
     imgsz = p.compress.imgsz
-    source = {SOURCE: Outcome(SOURCE, artifacts={SOURCE: weights})}
-    fp32 = run_steps((DATASET, *through("export")), p, Layout(work, datasets=workspace.datasets_dir(p)), source)["export"].artifact(FP32)
+    fp32 = subject.outcomes["export"].artifact(FP32)
 
     def score(artifact: Path) -> float:
         return evaluate_map(artifact, data.data_yaml, imgsz, p.evaluate, work / "val").map50_95
@@ -108,13 +94,6 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def _pull(p, model: str | None, work: Path) -> Path:
-    from benchmarks.subjects import registered_subject
-    from edgeslim.cli import _tracking_uri
-
-    return registered_subject(_tracking_uri(p), model or p.model_name, p, work / "source").weights
-
-
 def _summary(rows: list[dict]) -> list[dict]:
     """Per K: the curated set's mAP and the random samples' mean, min and max."""
     out = []
@@ -160,18 +139,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        result = run(args)
-    except EdgeslimError as exc:
-        print(f"benchmarks.calibration: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    result = repo_relative(result)
-    (RESULTS_DIR / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS_DIR / f"{args.name}.md").write_text(markdown(result))
-    print(markdown(result))
-    return 0
+    return results_main("python -m benchmarks.calibration", build_parser(), run, markdown, argv)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,14 @@ machine kept its checkout."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from edgeslim.errors import EdgeslimError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,3 +37,28 @@ def repo_relative(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(f"{REPO}/"):
         return value[len(str(REPO)) + 1 :]
     return value
+
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def results_main(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], dict],
+    markdown: Callable[[dict], str],
+    argv: list[str] | None,
+) -> int:
+    """The ``main`` of a benchmark with a ``--name``: run it, then write ``benchmarks/results/<name>.json``
+    (repo-relative paths) and its Markdown twin, and print the Markdown; an edgeslim error is one line."""
+    args = parser.parse_args(argv)
+    try:
+        result = repo_relative(run(args))
+    except EdgeslimError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS_DIR / f"{args.name}.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
