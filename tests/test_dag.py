@@ -21,7 +21,15 @@ from edgeslim.gates import Gate
 from edgeslim.report import StageResult
 
 # Modules every step may use without declaring them: the DAG's own types, params, errors.
-SHARED = ("edgeslim.dag.layout", "edgeslim.dag.outcome", "edgeslim.dag.step", "edgeslim.dag.source", "edgeslim.config", "edgeslim.errors")
+SHARED = (
+    "edgeslim.dag.fan",
+    "edgeslim.dag.layout",
+    "edgeslim.dag.outcome",
+    "edgeslim.dag.step",
+    "edgeslim.dag.source",
+    "edgeslim.config",
+    "edgeslim.errors",
+)
 
 
 def test_flow_dvc_and_benchmark_iterate_the_same_registry():

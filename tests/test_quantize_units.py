@@ -55,7 +55,7 @@ def test_the_sensitivity_sweep_on_dask_ranks_as_the_sequential_sweep_does(quanti
     same errors, same order as one after another in this process."""
     quantizer.quantize(tmp_path / "all.onnx")  # the fallback's first attempt: caches the calibration ranges
     images = calib[:2]
-    dp = load_params(REPO / "params.yaml").prefect.dask.model_copy(update={"min_items": 2})
+    dp = load_params(REPO / "params.yaml").prefect.dask.model_copy(update={"enabled": True, "min_items": 2})
     sequential = rank_layers(quantizer, tmp_path / "sequential", images, conf=0.0)
     on_dask = rank_layers(quantizer, tmp_path / "dask", images, conf=0.0, fan=dask_fan(dp))
     assert [e.layer for e in on_dask] == [e.layer for e in sequential] and len(sequential) > dp.min_items
