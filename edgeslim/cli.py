@@ -323,6 +323,7 @@ def cmd_prefect_yaml(args: argparse.Namespace, p: Params) -> int:
 def cmd_deploy(args: argparse.Namespace, p: Params) -> int:  # noqa: ARG001 (every command takes args)
     import subprocess
 
+    from flows.crash_detection import NAME, ensure_crash_detection
     from flows.deployments import PREFECT_YAML, REPO, ensure_pools, prefect_yaml
 
     api = _prefect_api()
@@ -330,6 +331,7 @@ def cmd_deploy(args: argparse.Namespace, p: Params) -> int:  # noqa: ARG001 (eve
         raise EdgeslimError(f"{PREFECT_YAML} does not match the deployments: run `edgeslim prefect-yaml --write` first")
     for name in ensure_pools(p):
         print(f"created process work pool {name} on {api}", file=sys.stderr)
+    print(f"automation {NAME!r}: {ensure_crash_detection(p)}", file=sys.stderr)
     done = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], cwd=REPO, check=False)
     if done.returncode:
         raise EdgeslimError(f"`prefect deploy --all` exited with {done.returncode} (its output is above)")
@@ -487,8 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
         how.add_argument("--check", action="store_true", help=f"fail (exit 2) when ./{path} differs from it")
     add(
         "deploy", cmd_deploy,
-        "create the work pools prefect.cpu_pool and prefect.gpu_pool where missing (process pools), then `prefect deploy --all` "
-        "from prefect.yaml; needs PREFECT_API_URL",
+        "create the work pools prefect.cpu_pool and prefect.gpu_pool where missing (process pools) and the automation that marks "
+        "a run Crashed when its heartbeats stop (prefect.unresponsive_after_s), then `prefect deploy --all` from prefect.yaml; "
+        "needs PREFECT_API_URL",
     )  # fmt: skip
     return parser
 

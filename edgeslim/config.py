@@ -139,7 +139,16 @@ class PrefectParams(_Section):
     max_concurrent: PositiveInt
     task_retries: Annotated[int, Field(ge=0)]  # further tries of a registry/S3 task after a transient error
     task_retry_delay_s: Annotated[float, Field(ge=0)]
+    heartbeat_s: Annotated[int, Field(ge=30)]  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY of the deployments' runs (Prefect's minimum: 30)
+    unresponsive_after_s: PositiveInt  # no heartbeat for this long: the automation `edgeslim deploy` creates marks the run Crashed
     dask: DaskParams
+
+    @model_validator(mode="after")
+    def _window_spans_missed_beats(self) -> PrefectParams:
+        # a run whose heartbeat is late once (a loaded machine) must not be taken for dead
+        if self.unresponsive_after_s < 2 * self.heartbeat_s:
+            raise ValueError(f"unresponsive_after_s ({self.unresponsive_after_s}) must be at least twice heartbeat_s ({self.heartbeat_s})")
+        return self
 
 
 class FuseParams(_Section):

@@ -16,6 +16,7 @@ MLflow server its environment names (MLFLOW_TRACKING_URI).
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -35,6 +36,8 @@ from flows.step_run import step_flow
 REPO = Path(__file__).resolve().parents[1]
 PREFECT_YAML = Path("prefect.yaml")
 TAGS = ["edgeslim"]
+# Every run of the deployments beats at prefect.heartbeat_s, the pace flows/crash_detection.py's automation expects.
+HEARTBEAT_ENV = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,9 @@ def deployments(p: Params, tracking_uri: str, params_file: Path, overrides: list
 
 
 def serve_deployments(p: Params, tracking_uri: str, params_file: Path, overrides: list[str]) -> None:
-    """Register the deployments with the Prefect server and run their flow runs until interrupted."""
+    """Register the deployments with the Prefect server and run their flow runs until interrupted (each in a
+    subprocess of this one, which inherits the heartbeat pace)."""
+    os.environ[HEARTBEAT_ENV] = str(p.prefect.heartbeat_s)
     serve(*deployments(p, tracking_uri, params_file, overrides), print_starting_message=True)
 
 
@@ -111,7 +116,7 @@ def prefect_yaml(p: Params) -> str:
                 "description": spec.description,
                 "tags": list(TAGS),
                 "parameters": {"params_file": "params.yaml"},
-                "work_pool": {"name": spec.pool},
+                "work_pool": {"name": spec.pool, "job_variables": {"env": {HEARTBEAT_ENV: str(p.prefect.heartbeat_s)}}},
                 "schedules": [{"cron": spec.cron[0], "timezone": spec.cron[1]}] if spec.cron else [],
             }
             for spec in specs(p)

@@ -48,6 +48,11 @@ MLFLOW_START_S = 120
 SEED_ENV = "EDGESLIM_TEST_SEED"  # the folder tests/champion_seed.py trains the run's champion in
 SEED_TIMEOUT_S = 1800
 SEED_POLL_S = 2
+# The session's Prefect server runs only the services a test relies on: triggers (with actions), which evaluate
+# the automation `edgeslim deploy` creates (flows/crash_detection.py). The scheduler stays off, or the retrain
+# cron would start runs for the work pool test's workers; the rest would only add load to its sqlite store.
+PREFECT_SERVICES_OFF = ("scheduler", "late_runs", "foreman", "repossessor", "cancellation_cleanup", "pause_expirations", "db_vacuum",
+                        "event_persister", "event_logger", "cleanup_reconciler", "task_run_recorder")  # fmt: skip
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -148,10 +153,11 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect")), "PREFECT_UI_ENABLED": "false"}
+    env.update({f"PREFECT_SERVER_SERVICES_{name.upper()}_ENABLED": "false" for name in PREFECT_SERVICES_OFF})
     log = tmp_path_factory.mktemp("prefect-log") / "server.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-services"],
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     deadline = time.monotonic() + PREFECT_START_S

@@ -1,9 +1,11 @@
 """The deployments on real work pools: `edgeslim deploy` (pools + `prefect deploy --all` from prefect.yaml),
 two `prefect worker start` processes on the cpu pool and one on the gpu pool, each in a folder of its
 own with a checkout of its own, and `edgeslim compress-many` over three registered models with
-finetuning placed on the gpu pool (``steps.finetune.work_pool``). One compress run is killed while its
-finetune step runs: Prefect marks it crashed, it publishes nothing, and a rerun of the same
-compress-many publishes it once (the other two are found already published).
+finetuning placed on the gpu pool (``steps.finetune.work_pool``). The cpu worker of one compress run is
+killed, with the run, while its finetune step runs (a lost machine: nobody is left to report the run).
+Its heartbeats stop, the automation `edgeslim deploy` created marks it crashed (flows/crash_detection.py),
+it publishes nothing, and a rerun of the same compress-many publishes it once (the other two are found
+already published).
 
 Nothing is shared between the workers but the Prefect API and the MLflow server: each worker's flow
 runs cd into its own checkout (the pull step reads EDGESLIM_CODE_DIR from the worker's environment)
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,8 +36,10 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymen
 from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from benchmarks.local_workers import LocalWorker, checkout
 from edgeslim.config import load_params
-from flows.deployments import ensure_pools
+from flows.crash_detection import NAME, ensure_crash_detection
+from flows.deployments import HEARTBEAT_ENV, ensure_pools
 
 SOURCES = ("line-a", "line-b", "line-c")
 KILL_WAIT_S = 600
@@ -47,51 +50,14 @@ QUIET = {"PREFECT_LOGGING_TO_API_ENABLED": "false"}
 COMPRESS_MANY_S = 1200
 # placement, not accuracy (see above): a small cut, one finetune epoch on the gpu pool, a gate every run passes
 RECIPE = ("prune.target_macs_reduction=0.2", "prune.finetune.epochs=1", "gates.min_map_ratio=0.5")
-WORKER_START_S = 60
 
 
-def checkout(dest: Path) -> Path:
-    """A copy of the repo's files (tracked and untracked, not ignored): what a worker machine clones."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True)
-    for name in files.stdout.splitlines():
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
-    return dest
-
-
-class Worker:
-    """`prefect worker start --pool POOL` in ``home`` (its cwd), running flows from ``home/checkout``."""
-
-    def __init__(self, name: str, pool: str, home: Path, tracking_uri: str) -> None:
-        self.name, self.home = name, home
-        code = checkout(home / "checkout")
-        write_params(code / "params.yaml", code / "workspace")  # the worker's own params file: tiny, its own workspace
-        env = {
-            **os.environ,
-            "EDGESLIM_CODE_DIR": str(code),
-            "MLFLOW_TRACKING_URI": tracking_uri,
-            "YOLO_CONFIG_DIR": str(home / "yolo-config"),
-            **QUIET,
-            "PREFECT_WORKER_QUERY_SECONDS": "2",
-        }
-        self.log = home / "worker.log"
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--name", name, "--type", "process"],
-                cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + WORKER_START_S
-        while "started!" not in self.log.read_text():
-            assert self.proc.poll() is None and time.monotonic() < deadline, self.log.read_text()[-3000:]
-            time.sleep(0.5)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
+def worker(name: str, pool: str, home: Path, tracking_uri: str, limit: int | None = None) -> LocalWorker:
+    """A worker with a checkout of its own, whose params file is the tests' tiny one (its own workspace)."""
+    code = checkout(home / "checkout")
+    write_params(code / "params.yaml", code / "workspace")
+    env = {"MLFLOW_TRACKING_URI": tracking_uri, "YOLO_CONFIG_DIR": str(home / "yolo-config"), **QUIET, "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    return LocalWorker(name, pool, home, code, load_params(code / "params.yaml").prefect.code_dir_env, env, limit)
 
 
 @contextmanager
@@ -106,9 +72,10 @@ def _flow_runs(url: str, ids: list[str]) -> list:
         return [client.read_flow_run(i) for i in ids]
 
 
-def _kill_a_child_mid_run(url: str, step_deployment_id: UUID) -> UUID:
-    """SIGKILL the process group of the first compress run whose finetune step is running on the gpu pool
-    (what an OOM kill or a lost machine does to a run), before it can publish; its id."""
+def _kill_a_worker_mid_run(url: str, step_deployment_id: UUID, workers: list[LocalWorker]) -> tuple[UUID, LocalWorker]:
+    """SIGKILL the first compress run whose finetune step is running on the gpu pool, and the cpu worker that
+    started it (what a lost machine does: no process is left to report the run), before it can publish;
+    the run's id and its worker."""
     running = FlowRunFilter(
         deployment_id=FlowRunFilterDeploymentId(any_=[step_deployment_id]),
         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
@@ -121,8 +88,13 @@ def _kill_a_child_mid_run(url: str, step_deployment_id: UUID) -> UUID:
                 if steps and steps[0].parent_task_run_id:
                     child = client.read_flow_run(client.read_task_run(steps[0].parent_task_run_id).flow_run_id)  # type: ignore[arg-type]
                     if child.infrastructure_pid:
-                        os.killpg(int(child.infrastructure_pid), signal.SIGKILL)
-                        return child.id
+                        pid = int(child.infrastructure_pid)
+                        worker = next(w for w in workers if w.started(pid))
+                        os.killpg(worker.proc.pid, signal.SIGKILL)
+                        os.killpg(pid, signal.SIGKILL)
+                        worker.proc.wait()
+                        print(f"killed worker {worker.name} and run {child.id} at {time.time():.1f}")  # for the notes: the crash's delay
+                        return child.id, worker
             except httpx.TimeoutException:  # the sqlite-backed test server, slow under the whole suite's load: ask again
                 pass
             time.sleep(POLL_S)
@@ -151,35 +123,42 @@ def test_compress_many_on_pool_workers_publishes_each_model_once_even_after_a_cr
     assert compress.entrypoint == "flows/compress.py:compress_flow" and compress.parameters == {"params_file": "params.yaml"}
     assert compress.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $EDGESLIM_CODE_DIR }}"}}]
     assert [s.schedule.cron for s in retrain.schedules] == [p.triggers.retrain.cron]  # type: ignore[union-attr]
+    assert compress.job_variables == {"env": {HEARTBEAT_ENV: str(p.prefect.heartbeat_s)}}, "runs beat at the automation's pace"
+    assert f"automation {NAME!r}: created" in deployed.stderr
     with temporary_settings({PREFECT_API_URL: prefect_api}):
         assert ensure_pools(p) == [], "a second deploy creates no pool"
+        assert ensure_crash_detection(p) == "unchanged", "nor a second automation"
 
     client = MlflowClient(champion, champion)
     for name in SOURCES:
         mv = client.copy_model_version(f"models:/{p.model_name}@{p.mlflow.source_alias}", name)
         client.set_registered_model_alias(name, p.mlflow.source_alias, mv.version)
 
-    workers = [Worker(f"cpu-{i}", p.prefect.cpu_pool, tmp_path / f"cpu-{i}", champion) for i in (1, 2)]
-    gpu = Worker("gpu-1", p.prefect.gpu_pool, tmp_path / "gpu-1", champion)
+    # one run at a time per cpu worker, so that killing a worker kills exactly one compress run
+    workers = [worker(f"cpu-{i}", p.prefect.cpu_pool, tmp_path / f"cpu-{i}", champion, limit=1) for i in (1, 2)]
+    gpu = worker("gpu-1", p.prefect.gpu_pool, tmp_path / "gpu-1", champion)
     workers.append(gpu)
     refs = [f"{name}@{p.mlflow.source_alias}" for name in SOURCES]
     placed = ("-S", f"steps.finetune.work_pool={p.prefect.gpu_pool}", *(a for o in RECIPE for a in ("-S", o)))
     try:
-        for worker in workers:
-            worker.wait_ready()
+        for w in workers:
+            w.wait_ready()
         first = _compress_many(refs, params_file, placed, champion)
-        victim = _kill_a_child_mid_run(prefect_api, step.id)
+        victim, lost = _kill_a_worker_mid_run(prefect_api, step.id, workers[:2])
         _, first_err = first.communicate(timeout=COMPRESS_MANY_S)
         rerun = _compress_many(refs, params_file, placed, champion)
         rerun_out, rerun_err = rerun.communicate(timeout=COMPRESS_MANY_S)
         logs = "".join(w.log.read_text()[-2000:] for w in workers)
     finally:
-        for worker in workers:
-            worker.stop()
+        for w in workers:
+            w.stop()
 
-    # The killed run is Crashed and published nothing; the others published; compress-many says so and exits 2.
+    # The killed run is Crashed (by the heartbeat automation: its worker was gone) and published nothing; the
+    # others published; compress-many says so and exits 2. The rerun ran on the worker left.
     killed = _flow_runs(prefect_api, [str(victim)])[0]
-    assert killed.state_type.value == "CRASHED", killed.state  # type: ignore[union-attr]
+    assert killed.state_type.value == "CRASHED" and "no heartbeat" in (killed.state.message or ""), killed.state  # type: ignore[union-attr]
+    assert lost.proc.returncode == -signal.SIGKILL
+    print(f"marked {killed.state_type.value} at {killed.state.timestamp.timestamp():.1f}: {killed.state.message}")  # type: ignore[union-attr]
     assert first.returncode == 2, first_err[-4000:] + logs
     assert "1 of 3 runs published nothing" in first_err and "Crashed" in first_err, first_err[-3000:]
     victim_model = killed.parameters["model"]

@@ -10,6 +10,8 @@ activation type, so the TensorRT variant (symmetric QInt8) reuses them too.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,8 +94,16 @@ class OrtQuantizer:
         qp = qp or self._qp
         excluded = [*self.base_float, *(n for n in float_nodes if n not in self.base_float)]
         reader = None if self._ranges.is_file() else ImageReader(self.source.graph.input[0].name, self.calib_images, self.imgsz)
+        # ONNX Runtime writes and deletes `<input>-inferred.onnx` beside its input: concurrent calls (the fallback's
+        # sweep on Dask) would race on that one name, so each call reads its own link of the preprocessed model.
+        own_input = out_path.with_name(f"{out_path.stem}-input.onnx")
+        own_input.unlink(missing_ok=True)
+        try:
+            os.link(self.pre, own_input)
+        except OSError:  # another filesystem: a copy
+            shutil.copyfile(self.pre, own_input)
         quantize_static(
-            str(self.pre),
+            str(own_input),
             str(out_path),
             reader,
             quant_format=QuantFormat.QDQ,
@@ -108,6 +118,7 @@ class OrtQuantizer:
             # Symmetric signed activations (zero point 0) are what TensorRT's explicit Q/DQ and ARM kernels take.
             extra_options={"ActivationSymmetric": qp.activation_type == "qint8", **(extra_options or {})},
         )
+        own_input.unlink()
         quantized = compact(onnx.load(str(out_path)))
         del quantized.metadata_props[:]
         quantized.metadata_props.extend(self.source.metadata_props)
