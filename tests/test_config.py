@@ -35,6 +35,8 @@ def test_override_that_is_not_yaml_is_taken_as_text():
         ("dataset.brightness=[2.0,0.5]", "brightness must be [low, high]"),
         ("baseline.imgsz=100", "baseline.imgsz"),
         ("gates.min_map_ratio", "not of the form"),
+        ("prefect.heartbeat_s=10", "prefect.heartbeat_s"),  # Prefect's own minimum is 30
+        ("prefect.unresponsive_after_s=45", "must be at least twice heartbeat_s"),  # one late beat is not a dead run
     ],
 )
 def test_bad_overrides_name_the_key(override, message):
