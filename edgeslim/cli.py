@@ -192,13 +192,24 @@ def cmd_server(args: argparse.Namespace, p: Params) -> int:
 
 def cmd_page(args: argparse.Namespace, p: Params) -> int:
     from edgeslim import workspace
-    from edgeslim.fleet.page import page_version, raise_for_channels
+    from edgeslim.fleet.page import page_version, raise_for_outcome
     from edgeslim.registry import mlflow_registry as reg
 
     uri = _tracking_uri(p)
     mv = reg.resolve(reg.connect(uri), reg.ModelRef.parse(args.ref, p.mlflow.edge_alias))
     outcome = page_version(uri, p, mv.name, str(mv.version), workspace.new_run_dir(p, "page"))
-    raise_for_channels(outcome)
+    raise_for_outcome(outcome)
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace, p: Params) -> int:
+    from edgeslim.fleet.control import request, status_text
+    from edgeslim.registry import mlflow_registry as reg
+
+    client = reg.connect(_tracking_uri(p))
+    version = reg.resolve(client, reg.ModelRef.parse(args.ref, p.mlflow.edge_alias))
+    group = args.group or p.fleet.group
+    print(status_text(version, group) if args.action == "status" else request(client, version, group, args.action))
     return 0
 
 
@@ -421,8 +432,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     srv = add("server", cmd_server, "start, stop or show this workspace's local MLflow server")
     srv.add_argument("action", choices=["start", "stop", "status"])
-    pg = add("page", cmd_page, "page fleet.group with a published edge version: upload, sign, notify the channels, record the rollout")
+    pg = add(
+        "page",
+        cmd_page,
+        "page fleet.group with a published edge version: upload, sign, notify the channels, record the rollout; "
+        "with fleet.rollout.stages, a staged rollout (canary, waves, abort thresholds, rollback) that moves @production when it completes",
+    )
     pg.add_argument("ref", metavar="NAME[@ALIAS|:VERSION]", help="edge model version (bare NAME means NAME@<mlflow.edge_alias>)")
+    roll = add(
+        "rollout", cmd_rollout,
+        "show, pause, resume or abort the staged rollout (fleet.rollout.stages) of an edge version to a device group; "
+        "abort rolls the devices told so far back to the version they ran",
+    )  # fmt: skip
+    roll.add_argument("action", choices=["status", "pause", "resume", "abort"])
+    roll.add_argument("ref", metavar="NAME[@ALIAS|:VERSION]", help="edge model version (bare NAME means NAME@<mlflow.edge_alias>)")
+    roll.add_argument("--group", help="device group (default: fleet.group)")
     keys = add("keys", cmd_keys, "generate an Ed25519 signing keypair for update manifests")
     keys.add_argument("action", choices=["generate"])
     keys.add_argument("--out", type=Path, help="folder for the keypair (default: <workspace>/fleet/keys)")

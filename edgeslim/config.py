@@ -109,6 +109,7 @@ class MlflowParams(_Section):
     source_alias: str
     edge_suffix: Annotated[str, Field(min_length=1)]
     edge_alias: str
+    production_alias: str
     startup_timeout_s: Annotated[float, Field(gt=0)]
     artifacts_destination: str | None
     lock_ttl_s: Annotated[float, Field(gt=0)]
@@ -330,9 +331,45 @@ class FleetIotJobsParams(_Section):
     targets: list[str]
 
 
+ALL_PERCENT = 100.0
+DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]  # an MQTT topic level
+
+
+class RolloutStage(_Section):
+    """One stage of a staged rollout: who gets the version, and what stops the next stage."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]  # a tag key part and a Prefect artifact key part
+    percent: Annotated[float, Field(gt=0, le=100)]  # cumulative share of the eligible devices
+    min_devices: PositiveInt  # the stage holds at least this many devices (a canary of 5% of 20 is still 2)
+    soak_s: Annotated[float, Field(ge=0)]  # watch the updated devices this long before the next stage
+    success: Fraction  # share of the stage's devices that must end up active
+    abort: Fraction  # share of failed (and, at the stage's end, silent) devices that aborts
+    min_reports: PositiveInt  # the abort share is judged only once this many devices reported
+
+
 class FleetRolloutParams(_Section):
     wait_s: Annotated[float, Field(ge=0)]
     devices: list[str]
+    stages: list[RolloutStage]
+    rate_per_min: Annotated[float, Field(gt=0)]
+    report_timeout_s: Seconds
+    control_poll_s: Seconds
+
+    @model_validator(mode="after")
+    def _stages_grow(self) -> "FleetRolloutParams":
+        percents = [s.percent for s in self.stages]
+        if percents != sorted(set(percents)):
+            raise ValueError("stages must have growing percent")
+        if self.stages and self.stages[-1].percent != ALL_PERCENT:
+            raise ValueError("the last stage must reach percent 100, or some devices would never be updated")
+        if len({s.name for s in self.stages}) != len(self.stages):
+            raise ValueError("stage names must be unique")
+        return self
+
+
+class FleetGoldenParams(_Section):
+    images: Annotated[int, Field(ge=0)]
+    tolerance: Annotated[float, Field(gt=0)]
 
 
 class FleetAgentParams(_Section):
@@ -365,6 +402,9 @@ class FleetParams(_Section):
     webhook: FleetWebhookParams
     iot_jobs: FleetIotJobsParams
     rollout: FleetRolloutParams
+    hold: list[DeviceId]
+    pin: dict[DeviceId, str]
+    golden: FleetGoldenParams
     agent: FleetAgentParams
     demo: FleetDemoParams
 
@@ -376,6 +416,10 @@ class FleetParams(_Section):
             raise ValueError("channel webhook needs webhook.urls")
         if "iot_jobs" in self.channels and not self.iot_jobs.targets:
             raise ValueError("channel iot_jobs needs iot_jobs.targets")
+        if self.rollout.stages and self.channels != ["mqtt"]:
+            raise ValueError(
+                "a staged rollout (rollout.stages) addresses devices one by one, which only the mqtt channel does: channels must be [mqtt]"
+            )
         return self
 
 

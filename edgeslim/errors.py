@@ -45,3 +45,9 @@ class ManifestError(FleetError):
 
 class ChannelError(FleetError):
     """A notification channel (mqtt, webhook, iot_jobs) that failed after its retries; names the channel."""
+
+
+class RolloutAborted(FleetError):
+    """A staged rollout crossed an abort threshold (an on-device gate): the fleet was rolled back."""
+
+    exit_code = 3

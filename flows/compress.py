@@ -31,7 +31,7 @@ from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.dag.summary import build_report, step_records
 from edgeslim.errors import GateFailed
-from edgeslim.fleet.page import raise_for_channels
+from edgeslim.fleet.page import raise_for_outcome
 from edgeslim.lineage import RUN_ID_TAG
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.mlflow_registry import download_run_file
@@ -132,7 +132,7 @@ def _finish(run: Run, outcomes: Mapping[str, Outcome]) -> dict:
     if not report.passed:
         raise GateFailed(f"{'; '.join(failed_gates(outcomes))}. Nothing published; report: {layout.report_json()}")
     if rollout is not None:
-        raise_for_channels(rollout)  # after report.json, so the failed channel is on record
+        raise_for_outcome(rollout)  # after report.json, so the failed channel is on record
     return {"report": str(layout.report_json()), **report.to_dict()}
 
 

@@ -18,17 +18,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
+from benchmarks.tiny_onnx import IMG, tiny_onnx  # noqa: F401 (the fleet tests import it from here)
 from edgeslim.config import Params, load_params
 from edgeslim.fleet import mqtt as mq
 from edgeslim.fleet import onnx_info
 from edgeslim.fleet.channels import mqtt as mqtt_channel
 from edgeslim.fleet.demo import agent_command
-from edgeslim.fleet.local import HOST, LocalService, start_broker, start_s3
+from edgeslim.fleet.local import LocalService, loopback_overrides, start_broker, start_s3
 from edgeslim.fleet.manifest import Artifact, Manifest, utc_iso
 from edgeslim.fleet.signing import PRIVATE_KEY_FILE, generate_keypair, load_private_key, sign
 from edgeslim.fleet.store import FleetStore
@@ -36,8 +35,6 @@ from edgeslim.fleet.topics import status_wildcard
 
 REPO = Path(__file__).resolve().parents[1]
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-IMG = 32
-OPSET, IR_VERSION = 17, 9
 # Agents in tests retry fast: a fault should end in a status within a second or two.
 AGENT_KNOBS = ["fleet.agent.download_retries=2", "fleet.agent.retry_backoff_s=0.1", "fleet.agent.http_timeout_s=5"]
 WAIT_S = 30
@@ -71,13 +68,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fleet_params(broker: LocalService, s3: LocalService, keys: Path, group: str, *extra: str) -> tuple[Params, list[str]]:
     """Repo params with the fleet pointed at the test servers; also the overrides, for subprocesses."""
     overrides = [
-        "fleet.enabled=true",
+        *loopback_overrides(broker, s3, keys / PRIVATE_KEY_FILE),
         f"fleet.group={group}",
-        f"fleet.mqtt.host={HOST}",
-        f"fleet.mqtt.port={broker.port}",
-        f"fleet.s3.endpoint_url={s3.url}",
-        "fleet.s3.create_bucket=true",
-        f"fleet.signing_key={keys / PRIVATE_KEY_FILE}",
         "fleet.notify_retries=2",
         "fleet.notify_backoff_s=0.1",
         "fleet.mqtt.timeout_s=2",
@@ -88,42 +80,6 @@ def fleet_params(broker: LocalService, s3: LocalService, keys: Path, group: str,
 
 
 # -- models -----------------------------------------------------------------------------------
-def tiny_onnx(path: Path, seed: int, ballast_bytes: int = 0, nan: bool = False) -> Path:
-    """``images [1,3,32,32] → output0 [1,4,32,32]``; ``ballast_bytes`` pads the file, ``nan`` poisons it."""
-    rng = np.random.default_rng(seed)
-    inits = [numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")]
-    nodes = [helper.make_node("Conv", ["images", "w"], ["y0"], pads=[1, 1, 1, 1])]
-    last = "y0"
-    if ballast_bytes:
-        inits += [
-            numpy_helper.from_array(rng.normal(size=ballast_bytes // 4).astype(np.float32), "ballast"),
-            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
-        ]
-        nodes += [
-            helper.make_node("ReduceSum", ["ballast"], ["bsum"], keepdims=0),
-            helper.make_node("Mul", ["bsum", "zero"], ["bz"]),
-            helper.make_node("Add", [last, "bz"], ["y1"]),
-        ]
-        last = "y1"
-    if nan:  # (y - y) / (y - y) = 0 / 0: same shapes, NaN everywhere
-        nodes += [helper.make_node("Sub", [last, last], ["d"]), helper.make_node("Div", ["d", "d"], ["y2"])]
-        last = "y2"
-    nodes.append(helper.make_node("Identity", [last], ["output0"]))
-    graph = helper.make_graph(
-        nodes,
-        "tiny",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, IMG, IMG])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4, IMG, IMG])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = IR_VERSION
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -13,9 +13,9 @@ BOARD_RGB = (0.1, 0.45, 0.2)
 PARTS = 12  # component-like rectangles on the board
 
 
-def board_image(height: int, width: int) -> np.ndarray:
+def board_image(height: int, width: int, seed: int = SEED) -> np.ndarray:
     """``[1, 3, height, width]`` float32 in [0, 1]: a green board with bright parts and noise."""
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     img = np.empty((3, height, width), np.float32)
     img[:] = np.asarray(BOARD_RGB, np.float32)[:, None, None]
     for _ in range(PARTS):

@@ -19,7 +19,7 @@ import requests
 from edgeslim.agent.config import AgentConfig
 from edgeslim.errors import FleetError
 from edgeslim.fleet import mqtt as mq
-from edgeslim.fleet.topics import manifest_topic, status_topic
+from edgeslim.fleet.topics import device_manifest_topic, manifest_topic, status_topic
 from edgeslim.fleet.webhook_auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, body_signature
 
 ANNOUNCE = b""  # inbox marker: (re)connected, tell the broker where this device stands
@@ -27,7 +27,10 @@ MAX_ENVELOPE_BYTES = 1 << 20  # a signed manifest is a few KiB; refuse anything 
 
 
 class MqttLink:
-    """Subscribes to the group's manifest topic (QoS 1); publishes retained statuses with a last will."""
+    """Subscribes to the group's and its own manifest topic (QoS 1); publishes retained statuses with a last will.
+
+    The group topic reaches every device at once; the device topic is where a staged rollout (and its
+    rollback) addresses this device alone."""
 
     def __init__(self, cfg: AgentConfig, inbox: queue.Queue, offline: bytes) -> None:
         assert cfg.broker is not None
@@ -37,14 +40,21 @@ class MqttLink:
         self.client.will_set(self.topic, offline, qos=cfg.mqtt.qos, retain=True)
         self.client.reconnect_delay_set(max_delay=cfg.mqtt.keepalive_s)  # back within one keepalive after an outage
         self.client.on_connect = self._on_connect
-        self.client.on_message = lambda _c, _u, msg: inbox.put(msg.payload)
+        self.client.on_message = self._on_message
         # connect_async + loop_start: the broker may be down now; paho keeps reconnecting.
         self.client.connect_async(cfg.broker.host, cfg.broker.port, cfg.mqtt.keepalive_s)
         self.client.loop_start()
 
+    def _on_message(self, _c, _u, msg) -> None:  # noqa: ANN001 (paho callback)
+        if msg.payload:  # empty: the publisher cleared a retained manifest, nothing to offer
+            self.inbox.put(msg.payload)
+
     def _on_connect(self, client, _u, _flags, reason, _props) -> None:  # noqa: ANN001 (paho callback)
         if not reason.is_failure:
-            client.subscribe(manifest_topic(self.cfg.mqtt.topic_prefix, self.cfg.group), qos=self.cfg.mqtt.qos)
+            prefix, qos = self.cfg.mqtt.topic_prefix, self.cfg.mqtt.qos
+            client.subscribe(
+                [(manifest_topic(prefix, self.cfg.group), qos), (device_manifest_topic(prefix, self.cfg.group, self.cfg.device), qos)]
+            )
             self.inbox.put(ANNOUNCE)
 
     def publish_status(self, message: bytes) -> None:

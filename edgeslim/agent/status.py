@@ -44,13 +44,14 @@ def status_message(
 class StatusReporter:
     """Prints every status line and hands it to ``publish`` (MQTT) when the agent has a broker."""
 
-    def __init__(self, device: str, group: str, publish: Callable[[bytes], None] | None = None) -> None:
-        self.device, self.group, self.publish = device, group, publish
+    def __init__(self, device: str, group: str, publish: Callable[[bytes], None] | None = None, echo: bool = True) -> None:
+        self.device, self.group, self.publish, self.echo = device, group, publish, echo  # echo: False in the fleet simulator
 
     def __call__(
         self, state: str, sequence: int | None, version: str | None, active: dict | None, reason: str | None = None, **extra: object
     ) -> None:
         message = status_message(self.device, self.group, state, sequence, version, active, reason, **extra)
-        print(message.decode(), flush=True)
+        if self.echo:
+            print(message.decode(), flush=True)
         if self.publish:
             self.publish(message)

@@ -1,5 +1,8 @@
 """One update, start to finish: verify → check freshness → download → install → swap → health check.
 
+A manifest that points at the model kept as ``previous`` (a fleet rollback does) is installed from
+that local file, not downloaded again: rolling back needs no network beyond the manifest itself.
+
 Every exit path leaves ``current`` on a model that passed its health check (or on nothing, for a
 device that never had one), and sends one status saying what happened and why. A failure that a
 retry could fix (network, truncated download, expiry of a stale copy) leaves the sequence open so
@@ -9,18 +12,21 @@ health check) consumes it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edgeslim.agent.config import AgentConfig
-from edgeslim.agent.download import DownloadError, download
-from edgeslim.agent.smoke import smoke_test
+from edgeslim.agent.download import Downloaded, DownloadError, download
+from edgeslim.agent.golden import GoldenSet
+from edgeslim.agent.smoke import Runtime, SmokeResult, ort_session, smoke_test
 from edgeslim.agent.state import ModelStore
 from edgeslim.agent.status import ACTIVE, DOWNLOADING, FAILED, ONLINE, ROLLED_BACK, VERIFIED, StatusReporter
 from edgeslim.errors import ManifestError
-from edgeslim.fleet.manifest import Manifest
+from edgeslim.fleet.manifest import Artifact, Manifest
 from edgeslim.fleet.signing import verify
 
 UNCHANGED = "unchanged"
@@ -33,9 +39,15 @@ def _ms(value: float | None) -> float | None:
 
 class Updater:
     def __init__(
-        self, cfg: AgentConfig, store: ModelStore, trusted: dict[str, Ed25519PublicKey], report: StatusReporter, log: Callable[[str], None]
+        self,
+        cfg: AgentConfig,
+        store: ModelStore,
+        trusted: dict[str, Ed25519PublicKey],
+        report: StatusReporter,
+        log: Callable[[str], None],
+        runtime: Runtime = ort_session,
     ) -> None:
-        self.cfg, self.store, self.trusted, self.report, self.log = cfg, store, trusted, report, log
+        self.cfg, self.store, self.trusted, self.report, self.log, self.runtime = cfg, store, trusted, report, log, runtime
 
     def _active(self) -> dict | None:
         return self.store.active.brief() if self.store.active else None
@@ -76,7 +88,8 @@ class Updater:
 
         self.report(DOWNLOADING, m.sequence, m.version, self._active(), size=artifact.size)
         try:
-            got = download(artifact.uri, self.store.part_path(artifact.sha256), artifact.size, artifact.sha256, self.cfg.knobs, self.log)
+            got = self._fetch(artifact)
+            golden = self._golden(artifact)
         except DownloadError as exc:
             if exc.permanent:
                 self.store.consume(m.sequence)
@@ -86,11 +99,38 @@ class Updater:
         suffix = "." + artifact.name.rsplit(".", 1)[-1] if "." in artifact.name else ""
         entry = self.store.install(got.path, m.model, m.version, m.sequence, artifact.sha256, suffix)
         self.store.switch_to(entry)
-        health = smoke_test(self.store.current_path, artifact.io, self.cfg.knobs.smoke_max_latency_ms)
+        health = self._health(artifact, golden)
+        latency, error = _ms(health.latency_ms), health.golden_error
         if not health.ok:
             self.store.roll_back()
-            return self._fail(ROLLED_BACK, m, f"health check failed: {health.reason}", latency_ms=_ms(health.latency_ms))
+            return self._fail(ROLLED_BACK, m, f"health check failed: {health.reason}", latency_ms=latency, golden_error=error)
         self.store.commit()
         self.log(f"active: {m.model} v{m.version} (sequence {m.sequence}), smoke test {health.latency_ms:.1f} ms")
-        self.report(ACTIVE, m.sequence, m.version, self._active(), latency_ms=_ms(health.latency_ms))
+        self.report(ACTIVE, m.sequence, m.version, self._active(), latency_ms=latency, golden_error=error)
         return ACTIVE
+
+    def _fetch(self, artifact: Artifact) -> Downloaded:
+        """The artifact in ``downloads/``: linked from the kept previous model when it is that file."""
+        part = self.store.part_path(artifact.sha256)
+        kept = self.store.previous
+        if kept and kept.sha256 == artifact.sha256 and self.store.model_path(kept).exists() and not part.exists():
+            os.link(self.store.model_path(kept), part)  # the same bytes, already verified when they came
+            self.log(f"installing v{kept.version} from the kept previous model (no download)")
+        return download(artifact.uri, part, artifact.size, artifact.sha256, self.cfg.knobs, self.log)
+
+    def _golden(self, artifact: Artifact) -> GoldenSet | None:
+        """The artifact's golden set, downloaded and checked like the artifact, read, and deleted."""
+        ref = artifact.golden
+        if not ref:
+            return None
+        got = download(ref["uri"], self.store.part_path(ref["sha256"]), ref["size"], ref["sha256"], self.cfg.knobs, self.log)
+        try:
+            return GoldenSet.load(got.path)
+        except (OSError, ValueError) as exc:
+            raise DownloadError(f"golden set unreadable: {exc}", permanent=True) from None
+        finally:
+            Path(got.path).unlink(missing_ok=True)
+
+    def _health(self, artifact: Artifact, golden: GoldenSet | None) -> SmokeResult:
+        tolerance = artifact.golden.get("tolerance") if golden else None
+        return smoke_test(self.store.current_path, artifact.io, self.cfg.knobs.smoke_max_latency_ms, golden, tolerance, self.runtime)

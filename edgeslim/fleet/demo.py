@@ -18,8 +18,8 @@ from pathlib import Path
 
 from edgeslim import workspace
 from edgeslim.config import DEFAULT_PARAMS, Params, load_params
-from edgeslim.fleet.local import HOST, LocalService, start_broker, start_s3
-from edgeslim.fleet.page import page_version, raise_for_channels
+from edgeslim.fleet.local import HOST, LocalService, loopback_overrides, start_broker, start_s3
+from edgeslim.fleet.page import page_version, raise_for_outcome
 from edgeslim.fleet.signing import PRIVATE_KEY_FILE, generate_keypair
 
 # moto accepts any credentials; real ones in the environment are left alone.
@@ -42,7 +42,7 @@ class DemoFleet:
         if published and rollout is None:
             p = load_params(self.params_file, [*self.cli_overrides, *self.overrides])
             rollout = page_version(tracking_uri, p, published["model"], published["version"], workspace.new_run_dir(p, "page"))
-            raise_for_channels(rollout)
+            raise_for_outcome(rollout)
         if rollout:
             devices = rollout.get("rollout") or {}
             print(
@@ -96,13 +96,8 @@ def demo_fleet(p: Params, params_file: Path, cli_overrides: list[str]) -> Iterat
         stack.callback(agent.terminate)  # callbacks run last-in first-out: terminate, then wait
         print(f"fleet: broker mqtt://{HOST}:{broker.port}, S3 {s3.url}, agent {p.fleet.demo.device} (pid {agent.pid})", file=sys.stderr)
         overrides = [
-            "fleet.enabled=true",
+            *loopback_overrides(broker, s3, key),
             "fleet.channels=[mqtt]",
-            f"fleet.mqtt.host={HOST}",
-            f"fleet.mqtt.port={broker.port}",
-            f"fleet.s3.endpoint_url={s3.url}",
-            "fleet.s3.create_bucket=true",
-            f"fleet.signing_key={key}",
             f"fleet.rollout.devices=[{p.fleet.demo.device}]",  # wait for it even if it connects after paging starts
         ]
         yield DemoFleet(overrides, folder / "devices" / f"{p.fleet.demo.device}.log", params_file, cli_overrides)

@@ -115,3 +115,15 @@ def start_s3(folder: Path) -> LocalService:
             stdin=subprocess.DEVNULL,
         )
     return wait_for_port(LocalService("moto S3 server", port, proc, out))
+
+
+def loopback_overrides(broker: LocalService, s3: LocalService, signing_key: Path) -> list[str]:
+    """The params overrides that point paging at a local broker and S3 server, signing with ``signing_key``."""
+    return [
+        "fleet.enabled=true",
+        f"fleet.mqtt.host={HOST}",
+        f"fleet.mqtt.port={broker.port}",
+        f"fleet.s3.endpoint_url={s3.url}",
+        "fleet.s3.create_bucket=true",
+        f"fleet.signing_key={signing_key}",
+    ]

@@ -21,6 +21,7 @@ SCHEMA = 1
 FORMATS = ("onnx-int8", "onnx-fp32", "tensorrt")
 # A TensorRT engine runs only where it was built: the manifest says for which TensorRT and GPU.
 TENSORRT_REQUIREMENTS = ("tensorrt", "compute_capability")
+GOLDEN_KEYS = ("uri", "size", "sha256", "tolerance")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -54,6 +55,9 @@ class Artifact:
     sha256: str
     io: dict[str, dict[str, list[int | None]]] = field(default_factory=dict)  # inputs/outputs → shape
     requirements: dict[str, str] = field(default_factory=dict)
+    # The on-device equivalence check: {uri, size, sha256} of an .npz of input images and the outputs
+    # the pipeline's ONNX Runtime computed for this file, and the tolerance the device must meet.
+    golden: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Any) -> "Artifact":
@@ -74,7 +78,22 @@ class Artifact:
         missing = [k for k in TENSORRT_REQUIREMENTS if k not in art.requirements] if art.format == "tensorrt" else []
         if missing:
             raise ManifestError(f"artifact {art.name}: a tensorrt engine needs requirements {', '.join(missing)}")
+        if art.golden:
+            _check_golden(art.name, art.golden)
         return art
+
+
+def _check_golden(name: str, golden: Any) -> None:
+    if not isinstance(golden, dict) or set(golden) != set(GOLDEN_KEYS):
+        raise ManifestError(f"artifact {name}: golden must have exactly {', '.join(GOLDEN_KEYS)}")
+    if not isinstance(golden["uri"], str) or not golden["uri"].startswith(("https://", "http://")):
+        raise ManifestError(f"artifact {name}: golden uri must be an http(s) URL")
+    if not isinstance(golden["size"], int) or golden["size"] <= 0:
+        raise ManifestError(f"artifact {name}: golden size must be a positive integer")
+    if not isinstance(golden["sha256"], str) or not _SHA256.match(golden["sha256"]):
+        raise ManifestError(f"artifact {name}: golden sha256 must be 64 lowercase hex digits")
+    if not isinstance(golden["tolerance"], (int, float)) or golden["tolerance"] <= 0:
+        raise ManifestError(f"artifact {name}: golden tolerance must be a positive number")
 
 
 @dataclass(frozen=True)

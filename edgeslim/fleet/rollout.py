@@ -44,6 +44,8 @@ class StatusWatch:
     def __init__(self, cfg: FleetMqttParams, group: str) -> None:
         self.cfg, self.group = cfg, group
         self.statuses: dict[str, dict] = {}
+        self.history: list[tuple[float, dict]] = []  # (monotonic arrival time, status), for timings and plots
+        self.changes = 0  # bumped on every status, so a waiter cannot miss one between two looks
         self._changed = threading.Condition()
         self._client = mq.make_client("edgeslim-rollout")
         self._sync_topic = f"{cfg.topic_prefix}/_sync/{uuid.uuid4().hex}"  # "_" cannot start a group name
@@ -60,7 +62,20 @@ class StatusWatch:
         if isinstance(status, dict) and isinstance(status.get("device"), str):
             with self._changed:
                 self.statuses[status["device"]] = status
+                self.history.append((time.monotonic(), status))
+                self.changes += 1
                 self._changed.notify_all()
+
+    def wait_change(self, seen: int, timeout_s: float) -> int:
+        """Block until a status newer than change ``seen`` arrived, or ``timeout_s``; the change count now."""
+        with self._changed:
+            if self.changes == seen and timeout_s > 0:
+                self._changed.wait(timeout_s)
+            return self.changes
+
+    def snapshot(self) -> dict[str, dict]:
+        with self._changed:
+            return dict(self.statuses)
 
     def __enter__(self) -> "StatusWatch":
         self._client.on_message = self._on_message

@@ -87,10 +87,13 @@ class FleetStore:
             self._call("upload", self.s3.upload_file, Filename=str(path), Bucket=self.params.bucket, Key=key)
         return StoredArtifact(key, sha, size, self.presign(key))
 
-    def put_manifest(self, model: str, group: str, sequence: int, envelope: bytes) -> str:
-        """Store the signed envelope as ``manifests/<sequence>.json`` and as the group's current one."""
+    def put_manifest(self, model: str, group: str, sequence: int, envelope: bytes, current: bool = True) -> str:
+        """Store the signed envelope as ``manifests/<sequence>.json`` and (``current``) as the group's current one.
+
+        A staged rollout's manifests are not the group's current one: a polling device would take
+        them outside the plan."""
         key = self.object_key(model, group, "manifests", f"{sequence}.json")
-        for target in (key, self.object_key(model, group, CURRENT_MANIFEST)):
+        for target in (key, *([self.object_key(model, group, CURRENT_MANIFEST)] if current else [])):
             self._call(
                 "manifest upload",
                 self.s3.put_object,

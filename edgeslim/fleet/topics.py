@@ -15,3 +15,12 @@ def status_topic(prefix: str, group: str, device: str) -> str:
 
 def status_wildcard(prefix: str, group: str) -> str:
     return f"{prefix}/{group}/status/+"
+
+
+def device_manifest_topic(prefix: str, group: str, device: str) -> str:
+    """Retained per device: the manifest a staged rollout gave this device (a stage, or a rollback)."""
+    return f"{prefix}/{group}/devices/{device}/manifest"
+
+
+def device_manifest_wildcard(prefix: str, group: str) -> str:
+    return f"{prefix}/{group}/devices/+/manifest"

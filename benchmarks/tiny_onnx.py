@@ -1,0 +1,53 @@
+"""Tiny ONNX models for the fleet tests and the rollout benchmark: a 3x3 conv, optionally padded or poisoned.
+
+Paging, agents and rollouts need real ONNX files that ONNX Runtime runs, but not a trained detector:
+the size of the file (``ballast_bytes``) is what downloads feel, and a NaN tail is what a broken
+model looks like to the smoke test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+IMG = 32
+OPSET, IR_VERSION = 17, 9
+
+
+def tiny_onnx(path: Path, seed: int, ballast_bytes: int = 0, nan: bool = False) -> Path:
+    """``images [1,3,32,32] → output0 [1,4,32,32]``; ``ballast_bytes`` pads the file, ``nan`` poisons it."""
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")]
+    nodes = [helper.make_node("Conv", ["images", "w"], ["y0"], pads=[1, 1, 1, 1])]
+    last = "y0"
+    if ballast_bytes:
+        inits += [
+            numpy_helper.from_array(rng.normal(size=ballast_bytes // 4).astype(np.float32), "ballast"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        ]
+        nodes += [
+            helper.make_node("ReduceSum", ["ballast"], ["bsum"], keepdims=0),
+            helper.make_node("Mul", ["bsum", "zero"], ["bz"]),
+            helper.make_node("Add", [last, "bz"], ["y1"]),
+        ]
+        last = "y1"
+    if nan:  # (y - y) / (y - y) = 0 / 0: same shapes, NaN everywhere
+        nodes += [helper.make_node("Sub", [last, last], ["d"]), helper.make_node("Div", ["d", "d"], ["y2"])]
+        last = "y2"
+    nodes.append(helper.make_node("Identity", [last], ["output0"]))
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, IMG, IMG])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4, IMG, IMG])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
