@@ -24,9 +24,9 @@ from mlflow import MlflowClient
 
 from edgeslim.agent.simulator import SimulatorProcess
 from edgeslim.config import Params
-from edgeslim.fleet.control import request
 from edgeslim.errors import RolloutAborted
 from edgeslim.fleet.channels import mqtt as mqtt_channel
+from edgeslim.fleet.control import request
 from edgeslim.fleet.manifest import Manifest
 from edgeslim.fleet.page import page_version, raise_for_outcome
 from edgeslim.fleet.store import FleetStore

@@ -279,6 +279,16 @@ class SimulatorProcess:
         return json.loads(self.summary.read_text()) if self.summary.exists() else {}
 
 
+def _peak_rss_kib() -> int:
+    """This process's own high-water RSS (VmHWM). Not getrusage's ru_maxrss: Linux carries that over from
+    the parent through fork and exec, so a simulator started by a big process would report the parent's."""
+    status = Path("/proc/self/status")
+    for line in status.read_text().splitlines() if status.exists() else []:
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: the best figure there is
+
+
 def _fault(text: str) -> tuple[str, float]:
     name, _, share = text.partition("=")
     if name not in FAULTS:
@@ -321,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
     sim.close()
     if args.summary:
-        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
+        peak_kib = _peak_rss_kib()
         args.summary.write_text(
             json.dumps({"devices": args.devices, "peak_rss_mib": round(peak_kib / KIB, 1), "handled": sim.handled, "faults": counts})
         )

@@ -125,13 +125,13 @@ class StagedResult:
     rollback_sequences: dict[str, int] = field(default_factory=dict)  # previous version → its rollback sequence
     rolled_back: list[str] = field(default_factory=list)
     not_rolled_back: dict[str, str] = field(default_factory=dict)
+    # complete_s: claim of the sequence → the end (rolled back, for an abort); first_failure_s: since that start;
+    # abort_s and rollback_s: from the first failed report to the abort, and to the last report on a rollback manifest.
     timings: dict[str, float | None] = field(default_factory=dict)
     messages: dict[str, int] = field(default_factory=dict)
-    timeline: list[tuple[float, dict]] = field(default_factory=list, repr=False)  # statuses on our sequences
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data.pop("timeline")
         for stage in data["stages"]:
             stage.pop("rows")
         return data
@@ -354,13 +354,14 @@ class StagedRollout:
             )
             self.ctx.log(f"rollout aborted: {abort.reason}; rolling back {len(self.told)} devices")
             self._roll_back(result, abort.reason, before)
-            result.timings["abort_s"] = round(aborted_at - first_failure, DECIMALS) if first_failure else None
-            done = [t for t, s in self.watch.history if s.get("sequence") in result.rollback_sequences.values()]
-            result.timings["rollback_s"] = round(max(done) - aborted_at, DECIMALS) if done else None
+            done = [
+                t for t, s in self.watch.history if s.get("sequence") in result.rollback_sequences.values() and s.get("state") == UPDATED
+            ]
+            since = first_failure or aborted_at  # an operator's abort, or silent devices: no failed report
+            result.timings["abort_s"] = round(aborted_at - since, DECIMALS)
+            result.timings["rollback_s"] = round(max(done) - since, DECIMALS) if done else None
         result.timings["complete_s"] = self._since(_now())
         result.timings["first_failure_s"] = self._since(first_failure) if first_failure else None
-        ours = {self.sequence, *result.rollback_sequences.values()}
-        result.timeline = [(round(t - self.t0, DECIMALS), s) for t, s in self.watch.history[received_before:] if s.get("sequence") in ours]
         result.messages = {"sent": self.sender.sent, "received": len(self.watch.history) - received_before}
         return result
 
