@@ -20,11 +20,9 @@ on a quiet machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -39,15 +37,14 @@ import matplotlib.pyplot as plt
 import mlflow
 
 from benchmarks.paths import REPO, RESULTS_DIR, results_main
-from benchmarks.tiny_onnx import tiny_onnx
+from benchmarks.tiny_onnx import register_tiny_versions
 from edgeslim.agent.simulator import SimulatorProcess, device_state
 from edgeslim.config import DEFAULT_PARAMS, Params, load_params
 from edgeslim.digest import file_sha256
-from edgeslim.fleet import mqtt as mq
 from edgeslim.fleet.local import LocalService, loopback_overrides, start_broker, start_s3
 from edgeslim.fleet.page import page_version
+from edgeslim.fleet.rollout import StatusWatch
 from edgeslim.fleet.signing import PRIVATE_KEY_FILE, generate_keypair
-from edgeslim.fleet.topics import status_wildcard
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.server import start_server, stop_server
 
@@ -84,30 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Recorder:
-    """Every status of the group with its arrival time: the figure's data, measured apart from the rollout."""
-
-    def __init__(self, p: Params) -> None:
-        self.events: list[tuple[float, dict]] = []
-        self.lock = threading.Lock()
-        self.client = mq.make_client("bench-recorder")
-        self.client.on_message = self._on_message
-        mq.connect(self.client, p.fleet.mqtt.host, p.fleet.mqtt.port, p.fleet.mqtt.keepalive_s, p.fleet.mqtt.timeout_s)
-        self.client.subscribe(status_wildcard(p.fleet.mqtt.topic_prefix, p.fleet.group), qos=1)
-
-    def _on_message(self, _c, _u, msg) -> None:
-        with self.lock:
-            self.events.append((time.monotonic(), json.loads(msg.payload)))
-
-    def devices(self) -> int:
-        with self.lock:
-            return len({e["device"] for _, e in self.events})
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 @contextmanager
 def _services(folder: Path) -> Iterator[tuple[str, LocalService, LocalService, Path]]:
     for key, value in S3_ENV.items():
@@ -126,30 +99,24 @@ def _services(folder: Path) -> Iterator[tuple[str, LocalService, LocalService, P
 def _register(tracking_uri: str, folder: Path, model_kib: int) -> dict[str, Path]:
     client = reg.connect(tracking_uri)
     mlflow.set_experiment("rollout-bench")
-    files = {}
-    for version, seed in (("1", 31), ("2", 32), ("3", 33)):
-        path = tiny_onnx(folder / version / "model.onnx", seed, ballast_bytes=model_kib * KIB)
-        with mlflow.start_run():
-            reg.register(client, reg.log_weights_model(path), EDGE, {"edgeslim.source_version": version}, "candidate")
-        files[version] = path
-    return files
+    return register_tiny_versions(client, EDGE, {"1": 31, "2": 32, "3": 33}, folder, model_kib * KIB)
 
 
-def _wait_roster(recorder: Recorder, count: int) -> None:
+def _wait_roster(recorder: StatusWatch, count: int) -> None:
     deadline = time.monotonic() + START_S
-    while recorder.devices() < count:
+    while len(recorder.snapshot()) < count:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {recorder.devices()} of {count} devices announced themselves")
+            raise RuntimeError(f"only {len(recorder.snapshot())} of {count} devices announced themselves")
         time.sleep(0.5)
 
 
-def _rollout(tracking_uri: str, p: Params, version: str, folder: Path, recorder: Recorder) -> dict[str, Any]:
-    start, index = time.monotonic(), len(recorder.events)
+def _rollout(tracking_uri: str, p: Params, version: str, folder: Path, recorder: StatusWatch) -> dict[str, Any]:
+    """Page ``version`` in stages; the outcome, with every status on its sequences as ``recorder`` saw them arrive."""
+    start, index = time.monotonic(), len(recorder.history)
     outcome = page_version(tracking_uri, p, EDGE, version, folder / f"page-v{version}")
     staged = outcome["staged"]
     ours = {staged["sequence"], *staged["rollback_sequences"].values()}
-    with recorder.lock:
-        events = [(round(t - start, 3), e) for t, e in recorder.events[index:] if e.get("sequence") in ours]
+    events = [(round(t - start, 3), e) for t, e in list(recorder.history)[index:] if e.get("sequence") in ours]
     devices = sum(len(s["devices"]) for s in staged["stages"])
     return {
         "version": version,
@@ -192,22 +159,21 @@ def run(args: argparse.Namespace) -> dict:
         overrides = [*loopback_overrides(broker, s3, keys / PRIVATE_KEY_FILE), f"fleet.group={GROUP}", "fleet.channels=[mqtt]", *KNOBS]
         p_all = load_params(args.params, overrides)
         p_staged = load_params(args.params, [*overrides, STAGES])
-        recorder = Recorder(p_all)
         fleet = SimulatorProcess(folder / "fleet", args.devices, keys, args.params, overrides, *FAULTS, "--fault-for", shas["3"],
                                  "--workers", str(args.workers))  # fmt: skip
         try:
-            fleet.wait_ready(START_S)
-            _wait_roster(recorder, args.devices)
-            seed_start = time.monotonic()
-            seeded = page_version(uri, p_all, EDGE, "1", folder / "seed")["rollout"]
-            seed_s = round(time.monotonic() - seed_start, 3)
-            clean = _rollout(uri, p_staged, "2", folder, recorder)
-            clean_left = _without_working_model(fleet, {shas["2"]})
-            faulty = _rollout(uri, p_staged, "3", folder, recorder)
-            faulty_left = _without_working_model(fleet, {shas["1"], shas["2"]})
+            with StatusWatch(p_all.fleet.mqtt, GROUP) as recorder:  # its own subscription: the figure's clock
+                fleet.wait_ready(START_S)
+                _wait_roster(recorder, args.devices)
+                seed_start = time.monotonic()
+                seeded = page_version(uri, p_all, EDGE, "1", folder / "seed")["rollout"]
+                seed_s = round(time.monotonic() - seed_start, 3)
+                clean = _rollout(uri, p_staged, "2", folder, recorder)
+                clean_left = _without_working_model(fleet, {shas["2"]})
+                faulty = _rollout(uri, p_staged, "3", folder, recorder)
+                faulty_left = _without_working_model(fleet, {shas["1"], shas["2"]})
         finally:
             summary = fleet.stop()
-            recorder.close()
     figure = _plot(clean, faulty, RESULTS_DIR / f"{args.name}.png")
     return {
         "devices": args.devices,

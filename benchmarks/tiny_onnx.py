@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import onnx
+from mlflow import MlflowClient
 from onnx import TensorProto, helper, numpy_helper
+
+from edgeslim.registry import mlflow_registry as reg
 
 IMG = 32
 OPSET, IR_VERSION = 17, 9
@@ -51,3 +55,16 @@ def tiny_onnx(path: Path, seed: int, ballast_bytes: int = 0, nan: bool = False) 
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+def register_tiny_versions(client: MlflowClient, name: str, seeds: dict[str, int], folder: Path, ballast_bytes: int = 0) -> dict[str, Path]:
+    """One registered version of ``name`` per ``{version: seed}`` (in that order), each moving ``candidate``,
+    logged in the active experiment; their files by version."""
+    files = {}
+    for version, seed in seeds.items():
+        path = tiny_onnx(folder / version / "model-int8.onnx", seed, ballast_bytes=ballast_bytes)
+        with mlflow.start_run():
+            uri = reg.log_weights_model(path)
+        reg.register(client, uri, name, {"edgeslim.source_model": "tiny", "edgeslim.source_version": version}, "candidate")
+        files[version] = path
+    return files

@@ -13,9 +13,10 @@ import boto3
 import mlflow
 import pytest
 from conftest import error_line, run_cli
-from fleet_support import REPO, AgentProcess, StatusLog, assert_serving, fleet_params, sha256, tiny_onnx
+from fleet_support import REPO, AgentProcess, StatusLog, assert_serving, fleet_params, sha256
 from mlflow import MlflowClient
 
+from benchmarks.tiny_onnx import register_tiny_versions
 from edgeslim.fleet.local import LocalService, start_broker, wait_for_port
 from edgeslim.fleet.page import page_version
 from edgeslim.fleet.signing import load_public_keys, verify
@@ -29,17 +30,9 @@ WEBHOOK_SECRET = "test-webhook-secret"
 @pytest.fixture(scope="module")
 def registered(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two versions of an edge model (tiny ONNX files) registered on the real server, v2 @candidate."""
-    folder = tmp_path_factory.mktemp("registered")
     client = reg.connect(mlflow_server)
     mlflow.set_experiment("fleet")
-    files = {}
-    for version, seed in (("1", 11), ("2", 12)):
-        path = tiny_onnx(folder / version / "model-int8.onnx", seed)
-        with mlflow.start_run():
-            uri = reg.log_weights_model(path)
-        reg.register(client, uri, EDGE, {"edgeslim.source_model": "tiny", "edgeslim.source_version": version}, "candidate")
-        files[version] = path
-    return files
+    return register_tiny_versions(client, EDGE, {"1": 11, "2": 12}, tmp_path_factory.mktemp("registered"))
 
 
 def _snapshot(client: MlflowClient) -> dict:

@@ -12,7 +12,7 @@ from edgeslim.config import ConfigError, load_params
 from edgeslim.errors import ManifestError
 from edgeslim.fleet.manifest import Artifact
 from edgeslim.fleet.plan import assign
-from edgeslim.fleet.staged import tally
+from edgeslim.fleet.rollout import tally
 
 PLAN = (
     "fleet.rollout.stages=[{name: canary, percent: 5, min_devices: 2, soak_s: 0, success: 0.9, abort: 0.2, min_reports: 2},"

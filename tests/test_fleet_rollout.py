@@ -19,9 +19,10 @@ from pathlib import Path
 import mlflow
 import pytest
 from conftest import error_line, run_cli
-from fleet_support import REPO, S3_ENV, StatusLog, fleet_params, sha256, tiny_onnx
+from fleet_support import REPO, S3_ENV, StatusLog, fleet_params, sha256
 from mlflow import MlflowClient
 
+from benchmarks.tiny_onnx import register_tiny_versions
 from edgeslim.agent.simulator import SimulatorProcess
 from edgeslim.config import Params
 from edgeslim.errors import RolloutAborted
@@ -57,17 +58,9 @@ def plan(canary_soak_s: float, canary_pct: float, canary_min: int, abort: float)
 @pytest.fixture(scope="module")
 def versions(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Three versions of a tiny edge model on the real server."""
-    folder = tmp_path_factory.mktemp("rollout-models")
     client = reg.connect(mlflow_server)
     mlflow.set_experiment("rollout")
-    files = {}
-    for version, seed in (("1", 21), ("2", 22), ("3", 23)):
-        path = tiny_onnx(folder / version / "model-int8.onnx", seed, ballast_bytes=BALLAST)
-        with mlflow.start_run():
-            uri = reg.log_weights_model(path)
-        reg.register(client, uri, EDGE, {"edgeslim.source_model": "tiny", "edgeslim.source_version": version}, "candidate")
-        files[version] = path
-    return files
+    return register_tiny_versions(client, EDGE, {"1": 21, "2": 22, "3": 23}, tmp_path_factory.mktemp("rollout-models"), BALLAST)
 
 
 def _fleet(tmp: Path, keys: Path, overrides: list[str], *extra: str) -> SimulatorProcess:

@@ -38,6 +38,32 @@ class RolloutResult:
         return asdict(self)
 
 
+@dataclass
+class Tally:
+    """Where each of a set of devices stands on one sequence."""
+
+    updated: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
+
+    @property
+    def reported(self) -> int:
+        return len(self.updated) + len(self.failed)
+
+
+def tally(statuses: dict[str, dict], devices: tuple[str, ...] | list[str], sequence: int) -> Tally:
+    out = Tally()
+    for device in devices:
+        status = statuses.get(device, {})
+        if status.get("sequence") == sequence and status.get("state") == UPDATED:
+            out.updated.append(device)
+        elif status.get("sequence") == sequence and status.get("state") in FAILED:
+            out.failed[device] = f"{status['state']}: {status.get('reason') or 'no reason given'}"
+        else:
+            out.pending.append(device)
+    return out
+
+
 class StatusWatch:
     """Collect the group's device statuses from subscription time on (retained ones first)."""
 
@@ -108,13 +134,5 @@ class StatusWatch:
                 if all(self._settled(sequence, d) for d in roster) or left <= 0:
                     break
                 self._changed.wait(left)
-            result = RolloutResult(sequence, waited_s=round(time.monotonic() - start, 3))
-            for device in sorted(roster):
-                status = self.statuses.get(device, {})
-                if status.get("sequence") == sequence and status.get("state") == UPDATED:
-                    result.updated.append(device)
-                elif status.get("sequence") == sequence and status.get("state") in FAILED:
-                    result.failed[device] = f"{status['state']}: {status.get('reason') or 'no reason given'}"
-                else:
-                    result.silent.append(device)
-        return result
+            count = tally(self.statuses, sorted(roster), sequence)
+        return RolloutResult(sequence, count.updated, count.failed, count.pending, round(time.monotonic() - start, 3))

@@ -38,7 +38,7 @@ from edgeslim.fleet import ledger
 from edgeslim.fleet import mqtt as mq
 from edgeslim.fleet.plan import assign
 from edgeslim.fleet.prepare import Prepared
-from edgeslim.fleet.rollout import FAILED, UPDATED, StatusWatch
+from edgeslim.fleet.rollout import FAILED, UPDATED, StatusWatch, Tally, tally
 from edgeslim.fleet.signing import sign
 from edgeslim.fleet.store import FleetStore
 from edgeslim.fleet.topics import device_manifest_topic, manifest_topic
@@ -60,32 +60,6 @@ class StagedContext:
     store: FleetStore
     key: Ed25519PrivateKey
     log: Callable[[str], None]
-
-
-@dataclass
-class Tally:
-    """Where each of a set of devices stands on one sequence."""
-
-    updated: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    pending: list[str] = field(default_factory=list)
-
-    @property
-    def reported(self) -> int:
-        return len(self.updated) + len(self.failed)
-
-
-def tally(statuses: dict[str, dict], devices: tuple[str, ...] | list[str], sequence: int) -> Tally:
-    out = Tally()
-    for device in devices:
-        status = statuses.get(device, {})
-        if status.get("sequence") == sequence and status.get("state") == UPDATED:
-            out.updated.append(device)
-        elif status.get("sequence") == sequence and status.get("state") in FAILED:
-            out.failed[device] = f"{status['state']}: {status.get('reason') or 'no reason given'}"
-        else:
-            out.pending.append(device)
-    return out
 
 
 @dataclass
