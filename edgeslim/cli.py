@@ -444,7 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
         "show, pause, resume or abort the staged rollout (fleet.rollout.stages) of an edge version to a device group; "
         "abort rolls the devices told so far back to the version they ran",
     )  # fmt: skip
-    roll.add_argument("action", choices=["status", "pause", "resume", "abort"])
+    roll.add_argument(
+        "action",
+        choices=["status", "pause", "resume", "abort"],
+        help="status: print the rollout's state and stages from the version's tags; pause, resume, abort: ask the running rollout",
+    )
     roll.add_argument("ref", metavar="NAME[@ALIAS|:VERSION]", help="edge model version (bare NAME means NAME@<mlflow.edge_alias>)")
     roll.add_argument("--group", help="device group (default: fleet.group)")
     keys = add("keys", cmd_keys, "generate an Ed25519 signing keypair for update manifests")

@@ -250,7 +250,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     with (seed / "lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (seed / "pid").exists():
-            proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "champion_seed.py"), str(seed)], cwd=REPO, start_new_session=True)
+            # A script's sys.path starts at tests/: the repo goes on it too, for the helpers tests share with benchmarks/.
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))}
+            proc = subprocess.Popen(
+                [sys.executable, str(REPO / "tests" / "champion_seed.py"), str(seed)], cwd=REPO, env=env, start_new_session=True
+            )
             (seed / "pid").write_text(f"{proc.pid}\n")
 
 

@@ -13,6 +13,9 @@ import pytest
 from conftest import NO_PRUNE, run_cli
 from fleet_support import AgentProcess, fleet_params
 from mlflow import MlflowClient
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 EDGE = "pcb-detector-edge"
 
@@ -21,9 +24,18 @@ def _set(overrides: list[str]) -> list[str]:
     return [a for o in overrides for a in ("-S", o)]
 
 
+STAGED = (
+    "fleet.rollout.stages=[{name: canary, percent: 50, min_devices: 1, soak_s: 0, success: 1, abort: 0.5, min_reports: 1},"
+    " {name: all, percent: 100, min_devices: 1, soak_s: 0, success: 1, abort: 0.5, min_reports: 1}]"
+)
+
+
 @pytest.mark.slow
-def test_compress_flow_pages_the_fleet_after_publishing(champion, params_file, broker, s3, keys, tmp_path):
-    p, overrides = fleet_params(broker, s3, keys, "flow", "fleet.rollout.devices=[cam-flow]", "fleet.rollout.wait_s=60")
+def test_compress_flow_rolls_out_in_stages_after_publishing(champion, params_file, prefect_api, broker, s3, keys, tmp_path):
+    """The flow's page step with a staged plan: the real detector's golden set checked on the device, a
+    Prefect table artifact per stage, and @production moved when the rollout completed. (The demo run
+    covers the flow's page to the whole group at once.)"""
+    p, overrides = fleet_params(broker, s3, keys, "flow", "fleet.rollout.devices=[cam-flow]", "fleet.rollout.report_timeout_s=60", STAGED)
     agent = AgentProcess("cam-flow", tmp_path / "cam-flow", keys, overrides)
     try:
         # pruning is covered by the session's demo run; this run is about paging
@@ -33,14 +45,27 @@ def test_compress_flow_pages_the_fleet_after_publishing(champion, params_file, b
         assert result.returncode == 0, result.stderr[-4000:]
         report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
         rollout = report["details"]["rollout"]
-        assert rollout["channels"] == {"mqtt": "ok"} and rollout["rollout"]["updated"] == ["cam-flow"]
+        staged = rollout["staged"]
+        assert staged["state"] == "completed", staged
+        assert [(s["name"], s["devices"], s["verdict"]) for s in staged["stages"]] == [
+            ("canary", ["cam-flow"], "passed"),
+            ("all", [], "skipped"),
+        ]
         assert rollout["version"] == report["published"]["version"] and "page" in report["timings_s"]
         assert_serving_registered(tmp_path / "cam-flow", rollout["artifacts"]["onnx-int8"])  # the agent prefers INT8 (fleet.agent.formats)
         assert list(rollout["artifacts"]) == ["onnx-fp32", "onnx-int8"]  # target x86-avx2: FP32 first
+        assert staged["stages"][0]["golden_error_max"] <= p.fleet.golden.tolerance  # the same runtime: the pipeline's outputs
         client = MlflowClient(champion, champion)
         mv = client.get_model_version(EDGE, report["published"]["version"])
-        assert mv.tags["edgeslim.rollout.flow.updated"] == "cam-flow"
+        assert mv.tags["edgeslim.rollout.flow.outcome"] == "completed" and mv.tags["edgeslim.rollout.flow.stage.canary"].startswith(
+            "passed"
+        )
         assert client.get_model_version_by_alias(EDGE, "candidate").version == mv.version
+        assert client.get_model_version_by_alias(EDGE, "production").version == mv.version
+        with temporary_settings({PREFECT_API_URL: prefect_api}), get_client(sync_client=True) as prefect:  # settings are read once
+            tables = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["rollout-flow-canary"])))
+        rows = json.loads(tables[0].data) if isinstance(tables[0].data, str) else tables[0].data
+        assert [(r["device"], r["state"]) for r in rows] == [("cam-flow", "active")], rows
     finally:
         agent.stop()
 

@@ -139,6 +139,22 @@ def test_rollout_passes_its_stages_pauses_resumes_skips_the_held_device_and_move
 
         again = _cli(mlflow_server, staged, tmp_path, "rollout", "pause", f"{EDGE}:2", "--group", group)
         assert again.returncode == 2 and "it is completed" in error_line(again)
+        none = _cli(mlflow_server, staged, tmp_path, "rollout", "status", f"{EDGE}:1", "--group", group)
+        assert none.returncode == 2 and "has no staged rollout to group stages" in error_line(none)
+
+        # An operator's abort during the canary's soak: the canary goes back to v2, production stays.
+        runner = threading.Thread(target=lambda: outcome.update(page_version(mlflow_server, p_staged, EDGE, "3", tmp_path / "page3")))
+        runner.start()
+        deadline = time.monotonic() + 60
+        while _tag(client, "3", group, "stage.canary") is None:
+            assert time.monotonic() < deadline and runner.is_alive(), "the canary of v3 did not finish"
+            time.sleep(0.1)
+        request(client, client.get_model_version(EDGE, "3"), group, "abort")
+        runner.join(120)
+        assert outcome["staged"]["state"] == "aborted" and "operator" in outcome["staged"]["reason"]
+        assert len(outcome["staged"]["rolled_back"]) == sizes["canary"]
+        assert set(fleet.current().values()) == {sha256(versions["1"]), sha256(versions["2"])}  # v1: the held device
+        assert client.get_model_version_by_alias(EDGE, "production").version == "2"
     finally:
         fleet.stop()
 

@@ -303,14 +303,16 @@ def _fault(text: str) -> tuple[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edgeslim.agent.simulator", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m edgeslim.agent.simulator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--devices", type=int, required=True, help="how many simulated devices")
     parser.add_argument("--root", type=Path, required=True, help="a state folder per device is made under it")
     parser.add_argument("--trusted-keys", type=Path, required=True, help="public key file or folder of <key id>.pub")
     parser.add_argument("--group", help="device group (default: fleet.group)")
     parser.add_argument("--prefix", default="sim", help="device ids are <prefix>-0000, <prefix>-0001, ...")
-    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
-    parser.add_argument("-S", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="params file: fleet.mqtt, fleet.agent (default: %(default)s)")
+    parser.add_argument("-S", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one param (repeatable)")
     parser.add_argument("--fault", type=_fault, action="append", default=[], metavar="KIND=SHARE", help=f"one of {', '.join(FAULTS)}")
     parser.add_argument("--fault-for", action="append", default=[], metavar="SHA256", help="the model files the faults hit (repeatable)")
     parser.add_argument("--slow-bps", type=int, default=64 * KIB, help="download rate of the slow devices (bytes/s)")
