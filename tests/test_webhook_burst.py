@@ -17,11 +17,14 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
 import requests
 from conftest import REPO, run_cli
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from edgeslim.triggers.signature import DELIVERY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
@@ -41,14 +44,27 @@ def _delivery(version: int, stamp: float) -> tuple[str, bytes, dict[str, str]]:
     return delivery_id, body, {DELIVERY_ID_HEADER: delivery_id, TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(SECRET, delivery_id, ts, body)}
 
 
+def _prefect() -> requests.Session:
+    """Prefect's API answers 503 while its sqlite database is busy (its services run too), as its own client
+    expects: retry those, as that client does."""
+    session = requests.Session()
+    retry = Retry(total=8, backoff_factor=0.5, status_forcelist=[HTTPStatus.SERVICE_UNAVAILABLE], allowed_methods=None)
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    return session
+
+
 def _compress_runs(api: str) -> list[dict]:
     runs, offset = [], 0
     while True:
-        page = requests.post(
-            f"{api}/flow_runs/filter",
-            json={"flow_runs": {"tags": {"all_": ["edgeslim-trigger"]}, "name": {"like_": MODEL}}, "limit": 200, "offset": offset},
-            timeout=30,
-        ).json()
+        page = (
+            _prefect()
+            .post(
+                f"{api}/flow_runs/filter",
+                json={"flow_runs": {"tags": {"all_": ["edgeslim-trigger"]}, "name": {"like_": MODEL}}, "limit": 200, "offset": offset},
+                timeout=30,
+            )
+            .json()
+        )
         runs += page
         if len(page) < 200:
             return runs
@@ -94,5 +110,6 @@ def test_a_thousand_deliveries_start_exactly_one_run_per_promotion(mlflow_server
         started = {a.json()["flow_run_id"] for a in answers if a.status_code == 202}
         assert started == {r["id"] for r in runs} and Path(tmp_path / "deliveries.sqlite").is_file()
     finally:  # nobody runs them here; left scheduled, the work pool test's workers on this server would pick them up
+        api = _prefect()
         for run in runs:
-            requests.delete(f"{prefect_api}/flow_runs/{run['id']}", timeout=30).raise_for_status()
+            api.delete(f"{prefect_api}/flow_runs/{run['id']}", timeout=30).raise_for_status()
