@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +24,8 @@ import pytest
 import requests
 import yaml
 from fleet_support import broker, keys, s3  # noqa: F401 (fixtures every test module may use)
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -173,6 +176,15 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory):
     else:
         os.environ["PREFECT_API_URL"] = before
     os.killpg(server.pid, signal.SIGTERM)
+
+
+def prefect_session() -> requests.Session:
+    """Prefect's API answers 503 while its sqlite database is busy (with its services on), as its own client
+    expects: retry those, as that client does."""
+    session = requests.Session()
+    retry = Retry(total=8, backoff_factor=0.5, status_forcelist=[HTTPStatus.SERVICE_UNAVAILABLE], allowed_methods=None)
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    return session
 
 
 def healthy(url: str) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import REPO, healthy
+from conftest import REPO, healthy, prefect_session
 from mlflow import MlflowClient
 
 from edgeslim.registry import mlflow_registry as reg
@@ -85,7 +85,7 @@ def processes(tmp_path: Path):
 
 
 def _flow_runs(api: str) -> list[dict]:
-    r = requests.post(f"{api}/flow_runs/filter", json={"flow_runs": {"tags": {"all_": ["edgeslim-trigger"]}}}, timeout=10)
+    r = prefect_session().post(f"{api}/flow_runs/filter", json={"flow_runs": {"tags": {"all_": ["edgeslim-trigger"]}}}, timeout=10)
     r.raise_for_status()
     return r.json()
 

@@ -17,14 +17,11 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from http import HTTPStatus
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import REPO, run_cli
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+from conftest import REPO, prefect_session, run_cli
 
 from edgeslim.triggers.signature import DELIVERY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
@@ -44,20 +41,11 @@ def _delivery(version: int, stamp: float) -> tuple[str, bytes, dict[str, str]]:
     return delivery_id, body, {DELIVERY_ID_HEADER: delivery_id, TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(SECRET, delivery_id, ts, body)}
 
 
-def _prefect() -> requests.Session:
-    """Prefect's API answers 503 while its sqlite database is busy (its services run too), as its own client
-    expects: retry those, as that client does."""
-    session = requests.Session()
-    retry = Retry(total=8, backoff_factor=0.5, status_forcelist=[HTTPStatus.SERVICE_UNAVAILABLE], allowed_methods=None)
-    session.mount("http://", HTTPAdapter(max_retries=retry))
-    return session
-
-
 def _compress_runs(api: str) -> list[dict]:
     runs, offset = [], 0
     while True:
         page = (
-            _prefect()
+            prefect_session()
             .post(
                 f"{api}/flow_runs/filter",
                 json={"flow_runs": {"tags": {"all_": ["edgeslim-trigger"]}, "name": {"like_": MODEL}}, "limit": 200, "offset": offset},
@@ -110,6 +98,6 @@ def test_a_thousand_deliveries_start_exactly_one_run_per_promotion(mlflow_server
         started = {a.json()["flow_run_id"] for a in answers if a.status_code == 202}
         assert started == {r["id"] for r in runs} and Path(tmp_path / "deliveries.sqlite").is_file()
     finally:  # nobody runs them here; left scheduled, the work pool test's workers on this server would pick them up
-        api = _prefect()
+        api = prefect_session()
         for run in runs:
             api.delete(f"{prefect_api}/flow_runs/{run['id']}", timeout=30).raise_for_status()
