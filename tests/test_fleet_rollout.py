@@ -87,6 +87,18 @@ def _tag(client: MlflowClient, version: str, group: str, key: str) -> str | None
     return client.get_model_version(EDGE, version).tags.get(STAGE_TAG.format(group=group, key=key))
 
 
+def _past_the_canary(mlflow_server: str, p: Params, version: str, tmp: Path, client: MlflowClient) -> tuple[threading.Thread, dict]:
+    """A staged page of ``version`` in a thread, returned once its canary was judged (and its soak begins)."""
+    outcome: dict = {}
+    runner = threading.Thread(target=lambda: outcome.update(page_version(mlflow_server, p, EDGE, version, tmp / f"page-v{version}")))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while _tag(client, version, p.fleet.group, "stage.canary") is None:
+        assert time.monotonic() < deadline and runner.is_alive(), f"the canary of v{version} did not finish"
+        time.sleep(0.1)
+    return runner, outcome
+
+
 def _cli(mlflow_server: str, overrides: list[str], tmp: Path, *args: str) -> subprocess.CompletedProcess:
     flags = ["--params", str(REPO / "params.yaml"), "-S", f"workspace={tmp / 'ws'}", *(a for o in overrides for a in ("-S", o))]
     return run_cli(*args, *flags, env_extra={"MLFLOW_TRACKING_URI": mlflow_server, **S3_ENV}, timeout=300)
@@ -104,13 +116,8 @@ def test_rollout_passes_its_stages_pauses_resumes_skips_the_held_device_and_move
     try:
         _wait_roster(p_all, DEVICES)
         _seed(mlflow_server, p_all, tmp_path, "1")
-        outcome: dict = {}
-        runner = threading.Thread(target=lambda: outcome.update(page_version(mlflow_server, p_staged, EDGE, "2", tmp_path / "page")))
-        runner.start()
+        runner, outcome = _past_the_canary(mlflow_server, p_staged, "2", tmp_path, client)
         deadline = time.monotonic() + 60
-        while _tag(client, "2", group, "stage.canary") is None:
-            assert time.monotonic() < deadline and runner.is_alive(), "the canary did not finish"
-            time.sleep(0.1)
         # The library call the CLI makes (the CLI's own start-up is longer than the canary's soak); the CLI resumes below.
         assert "pause requested" in request(client, client.get_model_version(EDGE, "2"), group, "pause")
         while _tag(client, "2", group, "state") != "paused":
@@ -143,12 +150,7 @@ def test_rollout_passes_its_stages_pauses_resumes_skips_the_held_device_and_move
         assert none.returncode == 2 and "has no staged rollout to group stages" in error_line(none)
 
         # An operator's abort during the canary's soak: the canary goes back to v2, production stays.
-        runner = threading.Thread(target=lambda: outcome.update(page_version(mlflow_server, p_staged, EDGE, "3", tmp_path / "page3")))
-        runner.start()
-        deadline = time.monotonic() + 60
-        while _tag(client, "3", group, "stage.canary") is None:
-            assert time.monotonic() < deadline and runner.is_alive(), "the canary of v3 did not finish"
-            time.sleep(0.1)
+        runner, outcome = _past_the_canary(mlflow_server, p_staged, "3", tmp_path, client)
         request(client, client.get_model_version(EDGE, "3"), group, "abort")
         runner.join(120)
         assert outcome["staged"]["state"] == "aborted" and "operator" in outcome["staged"]["reason"]
