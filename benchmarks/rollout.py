@@ -226,7 +226,7 @@ def _plot(clean: dict, faulty: dict, out: Path) -> Path:
         times = sorted(t for t, e in faulty["_events"] if match(e))
         right.step(times, range(1, len(times) + 1), where="post", label=f"{label}: {len(times)}")
     right.set(title=f"v3, 30% computing wrong outputs: {faulty['state']}", xlabel="seconds since the page started", ylabel="devices")
-    right.legend(loc="upper left")
+    right.legend(loc="center right")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
