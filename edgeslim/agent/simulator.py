@@ -44,6 +44,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgeslim.agent.config import AgentConfig
+from edgeslim.agent.smoke import ort_session
 from edgeslim.agent.state import ModelStore
 from edgeslim.agent.status import StatusReporter
 from edgeslim.agent.updater import Updater
@@ -109,9 +110,7 @@ class SimDevice:
         pending = self.store.pending.sha256 if self.store.pending else None
         if self.fault == SMOKE and self.hit(pending):
             raise RuntimeError("simulated fault: this device's runtime cannot run the model")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = 1  # many devices share few cores
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort_session(path, threads=1)  # many devices share few cores
         return _WrongOutputs(session) if self.fault == WRONG and self.hit(pending) else session
 
     def ignores(self, envelope: bytes) -> bool:

@@ -38,8 +38,12 @@ class SmokeResult:
     golden_error: float | None = None
 
 
-def ort_session(path: Path) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+def ort_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
+    """ONNX Runtime's CPU session for ``path``; ``threads`` caps its intra- and inter-op threads (default: ORT's)."""
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def feed(shape: list, expected: list | None, seed: int = SEED) -> np.ndarray:

@@ -40,6 +40,18 @@ def _untracked_reason(channels: dict[str, str], tracking_error: str | None) -> s
     return tracking_error or "fleet.rollout.wait_s is 0"
 
 
+def _head(prepared: Prepared, group: str, sequence: int) -> dict:
+    """What every page outcome starts with: the version, the group, the sequence and the files' sha256."""
+    return {
+        "model": prepared.model,
+        "version": prepared.version,
+        "group": group,
+        "sequence": sequence,
+        "sha256": prepared.artifacts[0].sha256,  # the preferred format's
+        "artifacts": {a.format: a.sha256 for a in prepared.artifacts},
+    }
+
+
 def _staged(
     ctx: StagedContext, prepared: Prepared, tracking_uri: str, workdir: Path, on_stage: Callable[[StageReport], None] | None
 ) -> dict:
@@ -48,12 +60,7 @@ def _staged(
 
     result = staged_page(ctx, prepared, previous, on_stage)
     return {
-        "model": prepared.model,
-        "version": prepared.version,
-        "group": ctx.p.fleet.group,
-        "sequence": result.sequence,
-        "sha256": prepared.artifacts[0].sha256,
-        "artifacts": {a.format: a.sha256 for a in prepared.artifacts},
+        **_head(prepared, ctx.p.fleet.group, result.sequence),
         "channels": {"mqtt": OK},
         "staged": result.to_dict(),
         "rollout": None,
@@ -78,9 +85,9 @@ def page_version(
     store = FleetStore(fleet.s3)
     store.ensure_bucket()
     prepared = prepare(client, tracking_uri, p, model, version, workdir, store)
-    artifacts = prepared.artifacts
     if fleet.rollout.stages:
         return _staged(StagedContext(p, client, store, key, log), prepared, tracking_uri, workdir, on_stage)
+    artifacts = prepared.artifacts
     sequence = ledger.claim_sequence(client, model, fleet.group, f"page-{uuid.uuid4().hex[:8]}", p.mlflow)
     manifest = prepared.manifest(p, sequence)
     envelope = sign(manifest, key)
@@ -99,13 +106,8 @@ def page_version(
         rollout = _track(p, watch, sequence, channels)
 
     outcome = {
-        "model": model,
-        "version": version,
-        "group": fleet.group,
-        "sequence": sequence,
+        **_head(prepared, fleet.group, sequence),
         "manifest": manifest_uri,
-        "sha256": artifacts[0].sha256,  # the preferred format's
-        "artifacts": {a.format: a.sha256 for a in artifacts},
         "channels": channels,
         "rollout": rollout.to_dict() if rollout else None,
         "tracking_error": tracking_error,
