@@ -44,12 +44,16 @@ class DemoFleet:
             rollout = page_version(tracking_uri, p, published["model"], published["version"], workspace.new_run_dir(p, "page"))
             raise_for_outcome(rollout)
         if rollout:
-            devices = rollout.get("rollout") or {}
-            print(
-                f"fleet: {published['model']} v{published['version']} paged to group {rollout['group']} (sequence {rollout['sequence']}): "
-                f"updated {devices.get('updated')}, failed {devices.get('failed')}, silent {devices.get('silent')}",
-                file=sys.stderr,
-            )
+            head = f"fleet: {published['model']} v{published['version']} paged to group {rollout['group']} (sequence {rollout['sequence']})"
+            staged, devices = rollout.get("staged"), rollout.get("rollout") or {}
+            if staged:  # fleet.rollout.stages: one line for the stages
+                stages = "; ".join(f"{s['name']} {len(s['updated'])}/{len(s['devices'])} active" for s in staged["stages"])
+                print(f"{head}: staged rollout {staged['state']}: {stages}", file=sys.stderr)
+            else:
+                print(
+                    f"{head}: updated {devices.get('updated')}, failed {devices.get('failed')}, silent {devices.get('silent')}",
+                    file=sys.stderr,
+                )
             print(f"fleet: the device's log is {self.agent_log}", file=sys.stderr)
 
 
