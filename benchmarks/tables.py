@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from benchmarks.paired import SELF_CHECK_TOLERANCE
+
 KIB = 1024
 GIGA = 1e9
 MEGA = 1e6
@@ -136,7 +138,7 @@ def _headline_lines(result: dict) -> list[str]:
         "Latency: the shipped artifact over ultralytics' FP32 ONNX export of the same model, batch 1, "
         f"{result['settings']['threads']} threads; the two called in turn (A B, B A, ...) in fresh probe processes, "
         "median of the per-block ratios, 95% bootstrap CI. "
-        "Self-check: ultralytics' FP32 export vs edgeslim's unpruned FP32 export (the same network), must be 1.00 ± 0.03; "
+        f"Self-check: ultralytics' FP32 export vs edgeslim's unpruned FP32 export (the same network), must be 1.00 ± {SELF_CHECK_TOLERANCE}; "
         "same file: ultralytics' export against itself, the method's own noise. "
         "mAP50-95 on the held-out val split, as a share of the converged reference (the subject's source) and "
         "of the equal-budget control (the unpruned source finetuned with the same recipe and epochs).",

@@ -24,7 +24,7 @@ from edgeslim.report import Report
 from tasks.step import step
 
 NOTE_TAG = "mlflow.note.content"  # MLflow renders this markdown as the run's description
-EDGE_STAGE = "onnx-int8"  # the artifact that is published and compared with the previous candidate
+EDGE_STAGE = "onnx-int8"  # the INT8 artifact, whose figures are compared with the previous candidate's
 
 
 def edge_model_name(p: Params) -> str:
