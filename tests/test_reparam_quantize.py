@@ -35,6 +35,12 @@ def test_fused_model_matches_and_has_no_batchnorm(tiny):
     assert eq.rel_l2 < 1e-5 and eq.n_images == len(images)
 
 
+def output_quantized(model: onnx.ModelProto) -> set[str]:
+    """The nodes whose output ONNX Runtime quantized (it feeds a QuantizeLinear)."""
+    quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    return {n.name for n in model.graph.node if n.op_type != "DequantizeLinear" and quantized & set(n.output)}
+
+
 def test_int8_quantizes_head_convs_and_keeps_the_decode_float(tiny):
     weights, data, tmp = tiny
     p = load_params(REPO / "params.yaml")
@@ -59,7 +65,13 @@ def test_int8_quantizes_head_convs_and_keeps_the_decode_float(tiny):
     head_convs = [n for n in q.graph.node if n.name in head and n.op_type == "Conv"]
     assert all(weight_quantized(n) == (n.name not in decode) for n in head_convs)
     assert any(weight_quantized(n) for n in head_convs), "the head's learned convs are INT8"
-    assert not [n.name for n in q.graph.node if n.name in decode and n.op_type != "Conv" and n.op_type in p.quantize.op_types]
+    assert not output_quantized(q) & decode, "no decode node's output is quantized"
+    # With every op type ONNX Runtime can quantize selected (op_types: []), the decode's Sigmoid/Mul/Add/Concat
+    # are candidates too: keep_float still holds them float, while such ops elsewhere are quantized.
+    every = onnx.load(str(quantize_int8(fp32, calib, IMGSZ, p.quantize.model_copy(update={"op_types": []}), tmp / "int8-every.onnx").path))
+    quantized = output_quantized(every)
+    assert {n.op_type for n in every.graph.node if n.name in quantized} - {"Conv"}, "op_types [] must quantize more than convs"
+    assert not quantized & decode, f"decode nodes quantized: {sorted(quantized & decode)}"
     assert {m.key for m in q.metadata_props} >= {"names", "stride", "imgsz"}
     assert not q.graph.value_info, "shape hints are stripped (compact)"
 
