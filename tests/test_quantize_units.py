@@ -3,11 +3,14 @@ and the TensorRT variant of the Q/DQ model (built here on the CPU; the engine it
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+import torch
 from conftest import REPO
 
 from edgeslim.config import load_params
@@ -84,12 +87,21 @@ def test_budget_steps_up_to_the_budget_and_the_layers_there_are():
     assert budget(1, 0, 10) == []
 
 
+def test_tensorrt_step_says_why_it_cannot_run(monkeypatch: pytest.MonkeyPatch):
+    """Each reason in turn: disabled, no tensorrt package, no CUDA GPU; and none where both are there."""
+    tp = load_params(REPO / "params.yaml").quantize.tensorrt.model_copy(update={"enabled": True})
+    assert unavailable(tp.model_copy(update={"enabled": False})).startswith("disabled")
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` raises ImportError
+    assert unavailable(tp).startswith("the tensorrt package is not installed")
+    monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert unavailable(tp).startswith("no CUDA GPU is visible")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert unavailable(tp) is None
+
+
 def test_tensorrt_variant_is_symmetric_with_float_bias_and_conv_inputs_only(fp32: Path, calib: list[Path], tmp_path: Path):
     qp = load_params(REPO / "params.yaml").quantize
-    reason = unavailable(qp.tensorrt)
-    if reason is not None:  # the CI machines: no tensorrt, no GPU; the step says so in the report
-        assert "tensorrt" in reason or "CUDA" in reason
-    assert unavailable(qp.tensorrt.model_copy(update={"enabled": False})).startswith("disabled")
 
     quantizer = OrtQuantizer(fp32, calib, IMGSZ, qp, tmp_path / "work")
     model = onnx.load(str(quantizer.quantize(tmp_path / "trt.onnx", qp=tensorrt_params(qp), extra_options=TENSORRT_QDQ_OPTIONS).path))
