@@ -98,6 +98,13 @@ def test_signing_key_comes_from_params_or_env_and_errors_never_show_it(tmp_path:
     monkeypatch.delenv("EDGESLIM_SIGNING_KEY", raising=False)
     with pytest.raises(FleetError, match="no signing key"):
         load_private_key(None)
+    (from_params, params_pub), (from_env, env_pub) = generate_keypair(tmp_path / "params"), generate_keypair(tmp_path / "env")
+    ids = {name: next(iter(load_public_keys(pub))) for name, pub in (("params", params_pub), ("env", env_pub))}
+    configured = load_params(REPO / "params.yaml", [f"fleet.signing_key={from_params}"]).fleet.signing_key
+    assert configured == from_params and key_id(load_private_key(configured).public_key()) == ids["params"]
+    monkeypatch.setenv("EDGESLIM_SIGNING_KEY", str(from_env))
+    assert key_id(load_private_key(None).public_key()) == ids["env"], "fleet.signing_key null: the key at $EDGESLIM_SIGNING_KEY"
+    assert key_id(load_private_key(configured).public_key()) == ids["params"], "fleet.signing_key wins over the environment"
     secret_path = tmp_path / "secret-name.key"
     secret_path.write_text("not a key")
     monkeypatch.setenv("EDGESLIM_SIGNING_KEY", str(secret_path))
