@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import onnxruntime as ort
 import torch
 
 from benchmarks.artifact_kind import PYTORCH, Artifact
 from benchmarks.measure import Timing, probe, summarize
+from edgeslim.runtime import onnxruntime_backend
 
 CPU_EP = "CPUExecutionProvider"
 ONNX_EPS = {"onnxruntime-cuda": "CUDAExecutionProvider", "onnxruntime-tensorrt": "TensorrtExecutionProvider"}
@@ -52,7 +52,7 @@ def gpu_section(subjects: list[tuple[str, list[Artifact], Path]], batches: tuple
     """Per subject key, per artifact: runtime → batch → probe result; or why the section was skipped."""
     if not torch.cuda.is_available():
         return {"skipped": "no CUDA device"}
-    available = ort.get_available_providers()
+    available = onnxruntime_backend.available_providers()
     out: dict = {"device": torch.cuda.get_device_name(0), "onnxruntime_providers": available, "subjects": {}}
     for key, artifacts, inputs in subjects:
         out["subjects"][key] = {

@@ -83,7 +83,7 @@ def probe(
     graph_optimization: str = "all",
 ) -> dict:
     """One round: raw latencies and peak memory of ``artifact`` at ``batch``, from a fresh process
-    (``graph_optimization``: ONNX Runtime's level, see benchmarks.probe.GRAPH_LEVELS)."""
+    (``graph_optimization``: ONNX Runtime's level, see edgeslim.runtime.onnxruntime_backend.GRAPH_LEVELS)."""
     spec = {
         "artifact": str(artifact),
         "runtime": "ort" if artifact.suffix == ".onnx" else "torch",

@@ -5,7 +5,7 @@ Why: two probes of the *same* network taken minutes apart differed by 20-40% on 
 effects reported; so did pairs of whole probe processes run back to back (per-pair ratios 0.68 to
 1.48 for the identical pair, same day). Interference comes in spells far longer than one call, so
 here both models are loaded in one fresh process (benchmarks.probe) and called in turn, A B, B A,
-..., ``pair_runs`` calls each per block (``edgeslim.evaluate.latency.interleaved_ratio``, the
+..., ``pair_runs`` calls each per block (``edgeslim.runtime.timing.interleaved_ratio``, the
 method pruning's latency budget uses too): every spell hits both alike. One process can still
 favour one side throughout (which session's threads the scheduler placed better: an identical pair
 measured 1.38 in every block of one process under load, 1.01 in the next), so the blocks are

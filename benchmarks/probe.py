@@ -12,7 +12,7 @@ batch, threads, runs, warmup, device (cpu | cuda), precision (fp32 | fp16, torch
 providers (ONNX Runtime execution providers, ort only).
 
 A spec with ``pair`` (``{"a", "b", "b_graph", "b_first"}``, plus ``calls`` and ``blocks``) instead loads two
-ONNX models side by side and returns ``edgeslim.evaluate.latency.interleaved_ratio`` of them at
+ONNX models side by side and returns ``edgeslim.runtime.timing.interleaved_ratio`` of them at
 batch 1: the two are called in turn, in one process, so that they share every spell of
 interference (see benchmarks.paired).
 """
@@ -56,23 +56,13 @@ def _reset_peak() -> bool:
         return False
 
 
-GRAPH_LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC", "disabled": "ORT_DISABLE_ALL"}
-
-
 def _ort_loader() -> Loader:
-    import onnxruntime as ort
+    from edgeslim.runtime import onnxruntime_backend
 
     def load(spec: dict) -> tuple[Runner, Callable[[], float | None]]:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = spec["threads"]
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        level = spec.get("graph_optimization", "all")  # ONNX Runtime's default: every graph optimization
-        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_LEVELS[level])
-        session = ort.InferenceSession(spec["artifact"], opts, providers=spec["providers"])
-        missing = set(spec["providers"]) - set(session.get_providers())
-        if missing:
-            raise RuntimeError(f"execution providers {sorted(missing)} did not load for {spec['artifact']}")
+        session = onnxruntime_backend.open_session(
+            Path(spec["artifact"]), spec["threads"], graph_optimization=spec.get("graph_optimization", "all"), providers=spec["providers"]
+        )  # ONNX Runtime's default graph optimization: all
         name = session.get_inputs()[0].name
         return (lambda x: session.run(None, {name: x})), (lambda: None)
 
@@ -145,7 +135,7 @@ def measure(spec: dict) -> dict:
 
 def measure_pair(spec: dict) -> dict:
     """``b``'s latency over ``a``'s, the two ONNX models called in turn (batch 1)."""
-    from edgeslim.evaluate.latency import interleaved_ratio
+    from edgeslim.runtime.timing import interleaved_ratio
 
     load = _ort_loader()
     x = np.ascontiguousarray(np.load(spec["inputs"])[:1])

@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from thop import profile
 from ultralytics.nn.modules import Detect
@@ -47,6 +46,7 @@ from edgeslim.models.dual import build_detection_model
 from edgeslim.reparam.equivalence import compare_models
 from edgeslim.reparam.fuse import fuse_model
 from edgeslim.reparam.strip import strip_auxiliary
+from edgeslim.runtime import onnxruntime_backend
 from edgeslim.ultra import CFG_MODELS
 
 RESULTS = Path(__file__).parent / "results"
@@ -117,11 +117,7 @@ def _torch_call(model: DetectionModel):
 
 
 def _ort_call(path: Path, threads: int):
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting between runs
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    session = onnxruntime_backend.open_session(path, threads, spinning=False)  # no busy-waiting between runs
 
     def call(x: np.ndarray) -> None:
         session.run(None, {"images": x})
@@ -254,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict:
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
             "torch": torch.__version__,
-            "onnxruntime": ort.__version__,
+            "onnxruntime": onnxruntime_backend.version(),
             "load_before": [round(v, 2) for v in load_before],
             "load_after": [round(v, 2) for v in os.getloadavg()],
         },

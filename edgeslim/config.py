@@ -245,6 +245,15 @@ class TensorRTParams(_Section):
     workspace_mib: PositiveInt
 
 
+class OpenVinoParams(_Section):
+    """NNCF INT8 of the OpenVINO IR (format openvino-int8)."""
+
+    method: Literal["ptq", "accuracy_control"]  # ptq: the ONNX INT8's float layers kept float; accuracy_control: NNCF's own search
+    subset_size: PositiveInt  # calibration images NNCF reads (at most the calibration set)
+    max_drop: Annotated[float, Field(gt=0, lt=1)]  # accuracy_control: relative mAP drop it may accept
+    max_float_layers: PositiveInt  # accuracy_control: layers it may revert to float
+
+
 class QuantizeParams(_Section):
     format: Literal["qdq"]
     per_channel: bool
@@ -256,6 +265,7 @@ class QuantizeParams(_Section):
     keep_float: Literal["decode", "head", "none"]
     fallback: FallbackParams
     tensorrt: TensorRTParams
+    openvino: OpenVinoParams
 
 
 class EvaluateParams(_Section):
@@ -268,27 +278,41 @@ class EvaluateParams(_Section):
     control: bool  # also train the equal-budget control (the unpruned source finetuned like the pruned model)
 
 
-ArtifactFormat = Literal["onnx-int8", "onnx-fp32", "tensorrt"]
+ArtifactFormat = Literal[
+    "onnx-int8", "onnx-fp32", "openvino-fp32", "openvino-bf16", "openvino-int8", "tensorrt"
+]  # edgeslim.runtime.formats
+AUTO_TARGET = "auto"  # target.name: the profile this machine's CPU flags match (edgeslim.runtime.cpu)
 
 
 class TargetParams(_Section):
     """The edge hardware a run compresses for: which formats the edge version holds, best first."""
 
-    name: str
+    name: str  # a profile, or "auto": the one this machine's CPU flags match
+    measure: bool  # time the gated formats and order them by latency even where the machine is not of the target's class
+    rounds: PositiveInt  # paired blocks (of evaluate.latency_runs calls each) the formats are ordered by
     profiles: dict[str, Annotated[list[ArtifactFormat], Field(min_length=1)]]
 
     @model_validator(mode="after")
     def _known(self) -> "TargetParams":
-        if self.name not in self.profiles:
-            raise ValueError(f"target.name {self.name!r} is not a profile; known: {', '.join(self.profiles)}")
+        if self.name != AUTO_TARGET and self.name not in self.profiles:
+            raise ValueError(f"target.name {self.name!r} is not a profile or {AUTO_TARGET}; known: {', '.join(self.profiles)}")
         for profile, formats in self.profiles.items():
             if len(set(formats)) != len(formats):
                 raise ValueError(f"target.profiles.{profile} lists a format twice")
         return self
 
     @property
+    def profile(self) -> str:
+        """The profile this run compresses for (``auto`` resolved on this machine)."""
+        if self.name != AUTO_TARGET:
+            return self.name
+        from edgeslim.runtime.cpu import machine_profile
+
+        return machine_profile()
+
+    @property
     def formats(self) -> list[str]:
-        return list(self.profiles[self.name])
+        return list(self.profiles[self.profile])
 
 
 class GateParams(_Section):

@@ -70,4 +70,9 @@ def equivalence_gate(eq: Equivalence, fp: FuseParams, name: str = "equivalence")
 
 def onnx_equivalence_gate(eq: Equivalence, fp: FuseParams) -> Gate:
     """The exported ONNX FP32 model in ONNX Runtime must match the torch model it was exported from."""
-    return _tolerance_gate(eq, "onnx_equivalence", "ONNX Runtime FP32 vs torch", fp.onnx_max_rel_l2, fp.onnx_max_rel_abs)
+    return equivalence_gate_named(eq, fp, "onnx_equivalence", "ONNX Runtime FP32 vs torch")
+
+
+def equivalence_gate_named(eq: Equivalence, fp: FuseParams, name: str, what: str) -> Gate:
+    """An FP32 export on a runtime (ONNX Runtime, OpenVINO) against the torch model, at the export tolerances."""
+    return _tolerance_gate(eq, name, what, fp.onnx_max_rel_l2, fp.onnx_max_rel_abs)

@@ -129,7 +129,18 @@ def _shipped_lines(details: dict) -> list[str]:
     if not target:
         return []
     formats = ", ".join(f"`{s['format']}`" for s in target["shipped"]) or "nothing"
-    lines = ["", f"**Target** `{target['name']}`: ships {formats} (preferred first)"]
+    profile = target.get("profile", target["name"])
+    lines = ["", f"**Target** `{profile}`: ships {formats} (preferred first; {target.get('order', 'profile order')})"]
+    if target["shipped"]:
+        lines += ["", "| format | mAP50-95 | latency (ms, paired) | x profile's first |", "|---|---|---|---|"]
+        maps = {s.get("stage"): s.get("map50_95") for s in target["shipped"]}
+        for s in target["shipped"]:
+            m = maps.get(s["stage"])
+            lat, ratio = s.get("latency_ms"), s.get("ratio_to_profile_first")
+            lines.append(
+                f"| `{s['format']}` | {'' if m is None else f'{m:.4f}'} | {'' if lat is None else f'{lat:.2f}'} | {'' if ratio is None else f'{ratio:.3f}'} |"
+            )
+        lines.append("")
     lines += [f"- left out `{fmt}`: {why}" for fmt, why in target["left_out"].items()]
     vs_control = details.get("map_ratios_vs", {}).get("control")
     if vs_control and details.get("reference", {}).get("stage") != "control":

@@ -42,7 +42,12 @@ TINY = {
     "prune": {"round_to": 8, "finetune": {"epochs": 12, "patience": 12}},
     "evaluate": {"latency_runs": 5, "latency_warmup": 1},
     "fleet": {"demo": {"enabled": False}},  # `edgeslim demo` without its local broker/agent; the fleet tests turn it on
+    # ONNX Runtime formats only, on every CI CPU class: each OpenVINO format costs a validation (and INT8 an NNCF
+    # run) per flow; the demo run (`published`) and tests/test_openvino.py cover the OpenVINO formats.
+    "target": {"name": "x86-avx2", "profiles": {"x86-avx2": ["onnx-fp32", "onnx-int8"]}},
 }
+# The profile this machine's CPU matches, with params.yaml's OpenVINO candidates (the demo run and test_openvino.py).
+OPENVINO_TARGET = ("-S", "target.name=auto", "-S", "target.profiles.x86-avx2=[openvino-fp32,onnx-fp32,onnx-int8]")
 
 
 NO_PRUNE = ("-S", "prune.enabled=false")
@@ -300,7 +305,14 @@ def published(champion: str, params_file: Path) -> tuple[subprocess.CompletedPro
     from mlflow import MlflowClient
 
     result = run_cli(
-        "demo", "--params", str(params_file), "-S", "fleet.demo.enabled=true", env_extra={"MLFLOW_TRACKING_URI": champion}, ephemeral=True
+        "demo",
+        "--params",
+        str(params_file),
+        "-S",
+        "fleet.demo.enabled=true",
+        *OPENVINO_TARGET,
+        env_extra={"MLFLOW_TRACKING_URI": champion},
+        ephemeral=True,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())

@@ -42,7 +42,7 @@ def test_paired_probes_alternate_and_time_both_sides(tmp_path: Path, tiny_checkp
 
 def test_interleaved_ratio_calls_the_two_in_turn_and_flips_the_order_every_call():
     """The one speed comparison (pruning's budget, the benchmark): A B, B A, ... per block, after warm-up."""
-    from edgeslim.evaluate.latency import interleaved_ratio
+    from edgeslim.runtime.timing import interleaved_ratio
 
     calls: list[str] = []
     ratio = interleaved_ratio(lambda: calls.append("a"), lambda: calls.append("b"), calls=4, blocks=3, warmup=1)

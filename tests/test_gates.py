@@ -62,14 +62,27 @@ def _gated(tmp_path, overrides: list[str], stages: dict[str, float]):
     repo = Path(__file__).resolve().parents[1]
     p = load_params(repo / "params.yaml", overrides)
     rows = tuple(StageResult(name, str(tmp_path / f"{name}.onnx"), map50_95=m) for name, m in stages.items())
-    outcomes = {"evaluate": Outcome("evaluate", stages=rows), "evaluate-int8": Outcome("evaluate-int8"), "tensorrt": Outcome("tensorrt")}
+    outcomes = {
+        "dataset": Outcome("dataset"),
+        "evaluate": Outcome("evaluate", stages=rows),
+        "evaluate-int8": Outcome("evaluate-int8"),
+        "tensorrt": Outcome("tensorrt"),
+        "openvino": Outcome("openvino"),
+    }
     step = next(s for s in COMPRESS if s.name == "gates")
     return run_step(step, p, Layout(tmp_path), outcomes)
 
 
-def test_target_profile_decides_the_shipped_formats_and_gates_each(tmp_path):
+@pytest.fixture
+def elsewhere(monkeypatch):
+    """This machine is of no target's class: the profile's order stands (no timing)."""
+    monkeypatch.setattr("edgeslim.dag.steps.gates.machine_profile", lambda: "arm64")
+
+
+def test_target_profile_decides_the_shipped_formats_and_gates_each(tmp_path, elsewhere):
     scored = {"baseline": 0.40, "control": 0.44, "onnx-fp32": 0.41, "onnx-int8": 0.39}
-    avx2 = _gated(tmp_path, [], scored)
+    onnx_only = "target.profiles.x86-avx2=[onnx-fp32,onnx-int8]"
+    avx2 = _gated(tmp_path, [onnx_only, "target.name=x86-avx2"], scored)
     target = avx2.details["target"]
     assert [s["format"] for s in target["shipped"]] == ["onnx-fp32", "onnx-int8"]  # x86-avx2: FP32 first
     assert {g.name for g in avx2.gates} == {"map_ratio_fp32", "map_ratio"} and all(g.passed for g in avx2.gates)
@@ -77,12 +90,40 @@ def test_target_profile_decides_the_shipped_formats_and_gates_each(tmp_path):
     assert [s["format"] for s in vnni["shipped"]] == ["onnx-int8", "onnx-fp32"]
     gpu = _gated(tmp_path / "gpu", ["target.name=nvidia-gpu"], scored).details["target"]
     assert [s["format"] for s in gpu["shipped"]] == ["onnx-int8", "onnx-fp32"] and "tensorrt" in gpu["left_out"]  # no engine here
-    # Each format on its own mAP: an INT8 model that lost too much fails, though FP32 passes.
-    lossy = _gated(tmp_path / "lossy", [], {**scored, "onnx-int8": 0.30})
-    assert {g.name: g.passed for g in lossy.gates} == {"map_ratio_fp32": True, "map_ratio": False}
+    # Each format on its own mAP: an INT8 model that lost too much is left out, with its gate's figures, while FP32 ships.
+    lossy = _gated(tmp_path / "lossy", [onnx_only, "target.name=x86-avx2"], {**scored, "onnx-int8": 0.30})
+    assert {g.name: g.passed for g in lossy.gates} == {"map_ratio_fp32": True}
+    left = lossy.details["target"]["left_out"]
+    assert [s["format"] for s in lossy.details["target"]["shipped"]] == ["onnx-fp32"] and "0.750 x baseline" in left["onnx-int8"]
+    # Nothing left to ship: the run fails on every candidate's own gate.
+    none = _gated(tmp_path / "none", [onnx_only, "target.name=x86-avx2"], {**scored, "onnx-int8": 0.30, "onnx-fp32": 0.2})
+    assert {g.name: g.passed for g in none.gates} == {"map_ratio_fp32": False, "map_ratio": False}
+    # An OpenVINO candidate is gated like the rest; one this run did not build is left out with the reason.
+    amx = _gated(tmp_path / "amx", ["target.name=x86-amx"], {**scored, "openvino-fp32": 0.41, "openvino-bf16": 0.405})
+    assert [s["format"] for s in amx.details["target"]["shipped"]] == ["openvino-bf16", "openvino-fp32", "onnx-int8", "onnx-fp32"]
+    assert amx.details["target"]["order"].startswith("profile order: this machine is arm64")
+    assert "scored no openvino-int8" in amx.details["target"]["left_out"]["openvino-int8"]
+    assert {"map_ratio_openvino_fp32", "map_ratio_openvino_bf16"} <= {g.name for g in amx.gates if g.passed}
 
 
-def test_gate_reference_control_states_every_ratio_against_the_control(tmp_path):
+def test_gated_formats_ship_fastest_first_where_the_machine_matches_the_target(tmp_path, monkeypatch):
+    """Measured order (fixed latencies stand in for the paired rounds): fastest first, figures in the report."""
+    from edgeslim.runtime.timing import Paired
+
+    monkeypatch.setattr("edgeslim.dag.steps.gates.machine_profile", lambda: "x86-amx")
+    latency = {"openvino-bf16": 3.0, "openvino-fp32": 2.0, "onnx-int8": 4.0, "onnx-fp32": 5.0}
+    monkeypatch.setattr(
+        "edgeslim.dag.steps.gates.time_formats",
+        lambda inp, p, shipped: Paired([latency[s["format"]] for s in shipped], [[latency[s["format"]] for s in shipped]]),
+    )
+    scored = {"baseline": 0.40, "onnx-fp32": 0.41, "onnx-int8": 0.39, "openvino-fp32": 0.41, "openvino-bf16": 0.40}
+    target = _gated(tmp_path, ["target.name=x86-amx"], scored).details["target"]
+    assert [s["format"] for s in target["shipped"]] == ["openvino-fp32", "openvino-bf16", "onnx-int8", "onnx-fp32"]
+    assert target["preferred"] == "openvino-fp32" and target["order"].startswith("measured here")
+    assert target["shipped"][0]["ratio_to_profile_first"] == pytest.approx(2.0 / 3.0)
+
+
+def test_gate_reference_control_states_every_ratio_against_the_control(tmp_path, elsewhere):
     scored = {"baseline": 0.40, "control": 0.44, "onnx-fp32": 0.41, "onnx-int8": 0.41}
     vs_baseline = _gated(tmp_path, ["evaluate.control=true"], scored)
     assert all(g.passed for g in vs_baseline.gates) and vs_baseline.details["map_ratios"]["onnx-int8"] == pytest.approx(0.41 / 0.40)

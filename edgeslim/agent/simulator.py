@@ -41,10 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from edgeslim.agent.config import AgentConfig
-from edgeslim.agent.smoke import ort_session
+from edgeslim.agent.smoke import device_session
 from edgeslim.agent.state import ModelStore
 from edgeslim.agent.status import StatusReporter
 from edgeslim.agent.updater import Updater
@@ -75,9 +74,9 @@ def assign_faults(devices: list[str], fractions: dict[str, float], seed: str) ->
 
 
 class _WrongOutputs:
-    """An ONNX Runtime session whose outputs are shifted: what a broken kernel or runtime build does."""
+    """A session whose outputs are shifted: what a broken kernel or runtime build does."""
 
-    def __init__(self, session: ort.InferenceSession) -> None:
+    def __init__(self, session: Any) -> None:
         self.session = session
 
     def get_inputs(self) -> Any:
@@ -106,11 +105,11 @@ class SimDevice:
     def hit(self, sha256: str | None) -> bool:
         return self.fault is not None and (not self.fault_for or sha256 in self.fault_for)
 
-    def runtime(self, path: Path) -> Any:
+    def runtime(self, path: Path, fmt: str) -> Any:
         pending = self.store.pending.sha256 if self.store.pending else None
         if self.fault == SMOKE and self.hit(pending):
             raise RuntimeError("simulated fault: this device's runtime cannot run the model")
-        session = ort_session(path, threads=1)  # many devices share few cores
+        session = device_session(path, fmt, threads=1)  # many devices share few cores
         return _WrongOutputs(session) if self.fault == WRONG and self.hit(pending) else session
 
     def ignores(self, envelope: bytes) -> bool:

@@ -5,8 +5,9 @@ no output holds NaN or Inf, (if a budget is set) the latency fits, and (if the m
 golden set) the outputs on the golden images are within its tolerance of the pipeline's. Latency
 and golden error are recorded either way, so the status says how fast and how exact this device is.
 
-The runtime is a parameter (a path → a session with ONNX Runtime's ``get_inputs``, ``get_outputs``
-and ``run``): ONNX Runtime on a device, and a faulty one in the fleet simulator's fault injection.
+The runtime is a parameter (a path and a format → a session of :mod:`edgeslim.runtime`, which sets the
+format's precision explicitly): the runtime layer on a device, and a faulty one in the fleet
+simulator's fault injection.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from edgeslim.agent.golden import GoldenSet, golden_error
 from edgeslim.agent.sample import SEED, board_image
+from edgeslim.runtime.session import open_session
 
-Runtime = Callable[[Path], Any]
+Runtime = Callable[[Path, str], Any]  # (model path, format name) → session
 
 IMAGE_RANK = 4  # NCHW
 IMAGE_CHANNELS = 3
@@ -38,12 +39,10 @@ class SmokeResult:
     golden_error: float | None = None
 
 
-def ort_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
-    """ONNX Runtime's CPU session for ``path``; ``threads`` caps its intra- and inter-op threads (default: ORT's)."""
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = options.inter_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+def device_session(path: Path, fmt: str, threads: int | None = None) -> Any:
+    """The device's session for ``path`` as ``fmt`` (its runtime, at its precision); ``threads``
+    caps its intra-op threads (default: the runtime's)."""
+    return open_session(path, fmt, threads)
 
 
 def feed(shape: list, expected: list | None, seed: int = SEED) -> np.ndarray:
@@ -60,21 +59,23 @@ def _shape_ok(actual: tuple[int, ...], expected: list) -> bool:
 
 def smoke_test(
     path: Path,
+    fmt: str,
     io: dict,
     max_latency_ms: float | None,
     golden: GoldenSet | None = None,
     tolerance: float | None = None,
-    runtime: Runtime = ort_session,
+    runtime: Runtime = device_session,
 ) -> SmokeResult:
     """Run the model at ``path``; ``io`` holds the manifest's expected input/output shapes."""
     try:
-        session = runtime(path)
+        session = runtime(path, fmt)
         feeds = {i.name: feed(i.shape, io.get("inputs", {}).get(i.name)) for i in session.get_inputs()}
         start = time.perf_counter()
         outputs = session.run(None, feeds)
         latency_ms = (time.perf_counter() - start) * 1000
-    except Exception as exc:  # noqa: BLE001 (any ORT failure means: this model cannot serve)
-        return SmokeResult(False, None, f"model does not run in ONNX Runtime: {str(exc).splitlines()[0][:300]}")
+    except Exception as exc:  # noqa: BLE001 (any runtime failure means: this model cannot serve)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return SmokeResult(False, None, f"model does not run as {fmt}: {first}")
     expected = io.get("outputs", {})
     for meta, value in zip(session.get_outputs(), outputs, strict=True):
         want = expected.get(meta.name)

@@ -3,6 +3,7 @@
 Layout under the state folder::
 
     models/<sequence>-<sha12>.onnx   complete, verified files only (renamed in from downloads/)
+    models/<sequence>-<sha12>_openvino_model/   an IR, unpacked from its verified tar and renamed in whole
     downloads/<sha256>.part          a download in progress; survives a restart, so it resumes
     current  -> models/...           what the serving process loads; replaced atomically
     previous -> models/...           the model before it, kept for rollback
@@ -18,8 +19,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from edgeslim.agent import ir_archive
 
 STATE_FILE = "state.json"
 CURRENT = "current"
@@ -79,12 +83,21 @@ class ModelStore:
     def current_path(self) -> Path:
         return self.root / CURRENT
 
-    def install(self, part: Path, model: str, version: str, sequence: int, sha256: str, suffix: str) -> Installed:
-        """Move a verified download into ``models/`` (same filesystem: an atomic rename)."""
-        entry = Installed(model, version, sequence, sha256, f"{sequence}-{sha256[:SHA_PREFIX]}{suffix}")
-        with part.open("rb") as f:
-            os.fsync(f.fileno())
-        os.replace(part, self.model_path(entry))
+    def install(self, part: Path, model: str, version: str, sequence: int, sha256: str, suffix: str, files: dict[str, str]) -> Installed:
+        """Move a verified download into ``models/`` (same filesystem: an atomic rename); an IR tar
+        is unpacked into its folder (checked against ``files``), then the tar is deleted."""
+        name = f"{sequence}-{sha256[:SHA_PREFIX]}"
+        if suffix == ir_archive.SUFFIX:
+            entry = Installed(model, version, sequence, sha256, f"{name}{ir_archive.IR_FOLDER_SUFFIX}")
+            try:
+                ir_archive.unpack(part, self.model_path(entry), files)
+            finally:
+                part.unlink(missing_ok=True)
+        else:
+            entry = Installed(model, version, sequence, sha256, f"{name}{suffix}")
+            with part.open("rb") as f:
+                os.fsync(f.fileno())
+            os.replace(part, self.model_path(entry))
         _fsync_dir(self.root / MODELS)
         return entry
 
@@ -117,7 +130,7 @@ class ModelStore:
         keep = {e.file for e in (self.active, self.previous, self.pending) if e}
         for path in (self.root / MODELS).iterdir():
             if path.name not in keep:
-                path.unlink()
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
 
     # -- transitions ---------------------------------------------------------------------------
     def switch_to(self, entry: Installed) -> None:

@@ -13,7 +13,7 @@ health check) consumes it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,15 +22,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edgeslim.agent.config import AgentConfig
 from edgeslim.agent.download import Downloaded, DownloadError, download
 from edgeslim.agent.golden import GoldenSet
-from edgeslim.agent.smoke import Runtime, SmokeResult, ort_session, smoke_test
+from edgeslim.agent.ir_archive import ArchiveError, pack
+from edgeslim.agent.smoke import Runtime, SmokeResult, device_session, smoke_test
 from edgeslim.agent.state import ModelStore
 from edgeslim.agent.status import ACTIVE, DOWNLOADING, FAILED, ONLINE, ROLLED_BACK, VERIFIED, StatusReporter
 from edgeslim.errors import ManifestError
 from edgeslim.fleet.manifest import Artifact, Manifest
 from edgeslim.fleet.signing import verify
+from edgeslim.runtime.session import unavailable
 
 UNCHANGED = "unchanged"
 MS_DECIMALS = 3
+
+
+def runnable(formats: Sequence[str]) -> list[str]:
+    """The device's formats that this machine can run (openvino-bf16 needs AMX or AVX512-BF16)."""
+    return [f for f in formats if unavailable(f) is None]
 
 
 def _ms(value: float | None) -> float | None:
@@ -45,7 +52,7 @@ class Updater:
         trusted: dict[str, Ed25519PublicKey],
         report: StatusReporter,
         log: Callable[[str], None],
-        runtime: Runtime = ort_session,
+        runtime: Runtime = device_session,
     ) -> None:
         self.cfg, self.store, self.trusted, self.report, self.log, self.runtime = cfg, store, trusted, report, log, runtime
 
@@ -76,7 +83,7 @@ class Updater:
             return self._fail(FAILED, m, f"refused: replayed or older manifest (sequence {m.sequence}, device is at {self.store.sequence})")
         if m.expired(datetime.now(UTC)):
             return self._fail(FAILED, m, f"refused: manifest expired at {m.expires_at}")
-        artifact = m.pick(list(self.cfg.knobs.formats))
+        artifact = m.pick(runnable(self.cfg.knobs.formats))
         if artifact is None:
             self.store.consume(m.sequence)
             offered = ", ".join(a.format for a in m.artifacts)
@@ -97,7 +104,11 @@ class Updater:
         self.report(VERIFIED, m.sequence, m.version, self._active(), resumed_from=got.resumed_from)
 
         suffix = "." + artifact.name.rsplit(".", 1)[-1] if "." in artifact.name else ""
-        entry = self.store.install(got.path, m.model, m.version, m.sequence, artifact.sha256, suffix)
+        try:
+            entry = self.store.install(got.path, m.model, m.version, m.sequence, artifact.sha256, suffix, artifact.files)
+        except ArchiveError as exc:  # an IR whose files are not the manifest's: refused before it is ever loaded
+            self.store.consume(m.sequence)
+            return self._fail(FAILED, m, f"refused: {exc}")
         self.store.switch_to(entry)
         health = self._health(artifact, golden)
         latency, error = _ms(health.latency_ms), health.golden_error
@@ -114,7 +125,10 @@ class Updater:
         part = self.store.part_path(artifact.sha256)
         kept = self.store.previous
         if kept and kept.sha256 == artifact.sha256 and self.store.model_path(kept).exists() and not part.exists():
-            os.link(self.store.model_path(kept), part)  # the same bytes, already verified when they came
+            if self.store.model_path(kept).is_dir():  # an IR: its deterministic tar is the same bytes again
+                pack(self.store.model_path(kept), part)
+            else:
+                os.link(self.store.model_path(kept), part)  # the same bytes, already verified when they came
             self.log(f"installing v{kept.version} from the kept previous model (no download)")
         return download(artifact.uri, part, artifact.size, artifact.sha256, self.cfg.knobs, self.log)
 
@@ -133,4 +147,6 @@ class Updater:
 
     def _health(self, artifact: Artifact, golden: GoldenSet | None) -> SmokeResult:
         tolerance = artifact.golden.get("tolerance") if golden else None
-        return smoke_test(self.store.current_path, artifact.io, self.cfg.knobs.smoke_max_latency_ms, golden, tolerance, self.runtime)
+        return smoke_test(
+            self.store.current_path, artifact.format, artifact.io, self.cfg.knobs.smoke_max_latency_ms, golden, tolerance, self.runtime
+        )

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from ultralytics.utils.nms import non_max_suppression
 
 import edgeslim.ultra  # noqa: F401  (offline ultralytics settings before its import)
 from edgeslim.errors import CheckpointError
+from edgeslim.runtime import onnxruntime_backend
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,7 @@ class ModelProbe:
         model = onnx.load(str(fp32))
         self._feature = backbone_output(model)
         model.graph.output.append(onnx.helper.make_tensor_value_info(self._feature, onnx.TensorProto.FLOAT, None))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        self._session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        self._session = onnxruntime_backend.open_session(model.SerializeToString(), threads)  # a graph with an extra output: no file
         self._input = self._session.get_inputs()[0].name
         self._outputs = [self._session.get_outputs()[0].name, self._feature]
         self._conf, self._iou = conf, iou

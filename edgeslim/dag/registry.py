@@ -19,6 +19,7 @@ from edgeslim.dag.steps.export import export
 from edgeslim.dag.steps.finetune import finetune
 from edgeslim.dag.steps.fuse import fuse
 from edgeslim.dag.steps.gates import gates
+from edgeslim.dag.steps.openvino import openvino
 from edgeslim.dag.steps.prune import prune, skip_unless_enabled
 from edgeslim.dag.steps.quantize import quantize
 from edgeslim.dag.steps.source import source
@@ -74,9 +75,13 @@ COMPRESS: tuple[Step, ...] = (
          summary="mAP, size, latency of the INT8 ONNX"),
     Step("tensorrt", tensorrt, reads=("quantize", *_VALIDATOR), needs=("dataset", SOURCE, "export", "calibrate", "quantize"),
          code=("edgeslim/quantize", *_SCORING), summary="TensorRT engine from explicit Q/DQ where a GPU and TensorRT exist"),
-    Step("gates", gates, reads=("gates", "target"), needs=("evaluate", "evaluate-int8", "tensorrt"),
-         code=("edgeslim/gates.py", "edgeslim/plots.py", "edgeslim/report.py"),
-         summary="mAP of every stage against the reference (gates.reference); gate: map_ratio"),
+    Step("openvino", openvino, reads=("quantize.openvino", "target", "gates.min_map_ratio", "gates.reference", "fuse", *_VALIDATOR),
+         needs=("dataset", SOURCE, "export", "calibrate", "evaluate", "quantize"),
+         code=("edgeslim/runtime", "edgeslim/reparam/equivalence.py", "edgeslim/gates.py", *_SCORING),
+         summary="OpenVINO IR (FP32, BF16 where the CPU has it, NNCF INT8) for the target; gate: openvino_equivalence"),
+    Step("gates", gates, reads=("gates", "target", *_VALIDATOR), needs=("dataset", "evaluate", "evaluate-int8", "tensorrt", "openvino"),
+         code=("edgeslim/gates.py", "edgeslim/plots.py", "edgeslim/report.py", "edgeslim/runtime"),
+         summary="mAP of every candidate format against the reference (gates.reference), the gated ones ordered by latency"),
 )
 # fmt: on
 PIPELINE: tuple[Step, ...] = (DATASET, BASELINE, SOURCE_STAGE, *COMPRESS)  # the DVC stages, in order

@@ -1,7 +1,8 @@
-"""mAP of any artifact (.pt, .onnx) through one validator: ultralytics' DetectionValidator.
+"""mAP of any artifact (.pt, .onnx, an OpenVINO IR, .engine) through one validator: ultralytics' DetectionValidator.
 
 One validator for every format means a mAP difference between stages is the model's, never a
-difference in matching or NMS code.
+difference in matching or NMS code. An IR is scored at the precision of its format (ultralytics'
+OpenVINO backend would take the runtime's default, bf16 on AMX/AVX512-BF16 CPUs).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeslim.config import EvaluateParams
+from edgeslim.runtime.formats import OPENVINO, Format, default_format, is_ir
 from edgeslim.ultra import YOLO
 
 
@@ -23,10 +25,23 @@ STATIC_BATCH_SUFFIXES = (".onnx", ".engine")  # exported at batch 1
 GPU_SUFFIXES = (".engine",)  # TensorRT engines run on the first CUDA device
 
 
-def evaluate_map(artifact: Path, data_yaml: Path, imgsz: int, ev: EvaluateParams, work_dir: Path, split: str = "val") -> Accuracy:
-    """Score ``artifact`` on ``split`` of ``data_yaml``; ONNX and TensorRT artifacts run at batch 1 (static export)."""
-    suffix = Path(artifact).suffix
-    batch = 1 if suffix in STATIC_BATCH_SUFFIXES else ev.batch
+def evaluate_map(
+    artifact: Path, data_yaml: Path, imgsz: int, ev: EvaluateParams, work_dir: Path, split: str = "val", fmt: Format | None = None
+) -> Accuracy:
+    """Score ``artifact`` on ``split`` of ``data_yaml`` (as ``fmt``; default: its kind's FP32); exports
+    run at batch 1 (static)."""
+    artifact = Path(artifact)
+    if is_ir(artifact):
+        from edgeslim.runtime.openvino_backend import forced_precision
+
+        with forced_precision((fmt or default_format(artifact)).float_precision, ev.threads):
+            return _validate(artifact, data_yaml, imgsz, 1, ev, work_dir, split)
+    assert fmt is None or fmt.runtime != OPENVINO, f"{artifact} is not an OpenVINO IR"
+    return _validate(artifact, data_yaml, imgsz, 1 if artifact.suffix in STATIC_BATCH_SUFFIXES else ev.batch, ev, work_dir, split)
+
+
+def _validate(artifact: Path, data_yaml: Path, imgsz: int, batch: int, ev: EvaluateParams, work_dir: Path, split: str) -> Accuracy:
+    suffix = artifact.suffix
     metrics = YOLO(str(artifact), task="detect").val(
         data=str(data_yaml),
         split=split,

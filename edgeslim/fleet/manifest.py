@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edgeslim.errors import ManifestError
+from edgeslim.runtime.formats import FORMATS, OPENVINO
 
 SCHEMA = 1
-FORMATS = ("onnx-int8", "onnx-fp32", "tensorrt")
 # A TensorRT engine runs only where it was built: the manifest says for which TensorRT and GPU.
 TENSORRT_REQUIREMENTS = ("tensorrt", "compute_capability")
 GOLDEN_KEYS = ("uri", "size", "sha256", "tolerance")
@@ -58,6 +58,10 @@ class Artifact:
     # The on-device equivalence check: {uri, size, sha256} of an .npz of input images and the outputs
     # the pipeline's ONNX Runtime computed for this file, and the tolerance the device must meet.
     golden: dict[str, Any] = field(default_factory=dict)
+    # An OpenVINO IR travels as one tar (edgeslim.agent.ir_archive): name → sha256 of each file in it.
+    files: dict[str, str] = field(default_factory=dict)
+    # Why this artifact is where it is in the list: {"latency_ms": ..., "by": "measured" | "profile"}.
+    rank: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Any) -> "Artifact":
@@ -80,6 +84,10 @@ class Artifact:
             raise ManifestError(f"artifact {art.name}: a tensorrt engine needs requirements {', '.join(missing)}")
         if art.golden:
             _check_golden(art.name, art.golden)
+        if FORMATS[art.format].runtime == OPENVINO and not art.files:
+            raise ManifestError(f"artifact {art.name}: an OpenVINO IR needs its files (name → sha256)")
+        if not all(isinstance(v, str) and _SHA256.match(v) for v in art.files.values()):
+            raise ManifestError(f"artifact {art.name}: every file sha256 must be 64 lowercase hex digits")
         return art
 
 
@@ -140,9 +148,6 @@ class Manifest:
         return now >= parse_time(self.expires_at, "expires_at")
 
     def pick(self, formats: list[str]) -> Artifact | None:
-        """The first artifact in the device's order of preference, if it runs any of them."""
-        for fmt in formats:
-            for art in self.artifacts:
-                if art.format == fmt:
-                    return art
-        return None
+        """The first artifact, in the manifest's order (preferred first: the fastest measured on the
+        target's CPU class, or the profile's order), whose format this device runs."""
+        return next((art for art in self.artifacts if art.format in formats), None)

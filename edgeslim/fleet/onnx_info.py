@@ -1,4 +1,4 @@
-"""What a device needs to know about an ONNX artifact before running it: format and I/O shapes.
+"""What a device needs to know about an artifact (an ONNX file, an OpenVINO IR folder) before running it: format and I/O shapes.
 
 The shapes go into the manifest so the agent's smoke test can check that the model it downloaded
 produces outputs of the shapes the publisher saw, without shipping ONNX tooling to the device.
@@ -7,10 +7,15 @@ produces outputs of the shapes the publisher saw, without shipping ONNX tooling 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import onnx
+import yaml
 
 from edgeslim.models.onnx_model import QUANT_OPS
+
+IR_METADATA = "metadata.yaml"
+FORMAT_KEY = "edgeslim_format"  # written by the openvino step (edgeslim.dag.steps.openvino)
 
 
 def _shape(value: onnx.ValueInfoProto) -> list[int | None]:
@@ -28,3 +33,21 @@ def describe(path: Path) -> tuple[str, dict[str, dict[str, list[int | None]]]]:
         "outputs": {v.name: _shape(v) for v in graph.output},
     }
     return fmt, io
+
+
+def ir_format(folder: Path) -> str:
+    """The format an IR folder was gated as (its metadata.yaml's ``edgeslim_format``; openvino-fp32 if unsaid)."""
+    meta = yaml.safe_load((folder / IR_METADATA).read_text()) if (folder / IR_METADATA).exists() else {}
+    return str((meta or {}).get(FORMAT_KEY, "openvino-fp32"))
+
+
+def ir_io(folder: Path) -> dict[str, dict[str, list[int | None]]]:
+    """Input and output shapes of an IR, read without compiling it."""
+    from edgeslim.runtime.openvino_backend import read_model
+
+    model = read_model(folder)
+
+    def shape(port: Any) -> list[int | None]:
+        return [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
+
+    return {"inputs": {p.get_any_name(): shape(p) for p in model.inputs}, "outputs": {p.get_any_name(): shape(p) for p in model.outputs}}

@@ -14,6 +14,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from edgeslim.agent import ir_archive
+from edgeslim.agent.ir_archive import IR_FOLDER_SUFFIX
 from edgeslim.config import FleetGoldenParams, Params
 from edgeslim.errors import RegistryError
 from edgeslim.fleet import onnx_info
@@ -35,9 +37,10 @@ LINEAGE_KEYS = (
 )
 
 
-def _download(tracking_uri: str, model: str, version: str, dest: Path, formats: list[str]) -> list[Path]:
-    """The version's ONNX files in the order its ``edgeslim.formats`` tag gives (preferred first),
-    fetched with explicit URIs (never the process-global registry)."""
+def _download(tracking_uri: str, model: str, version: str, dest: Path, formats: list[str]) -> list[tuple[Path, str]]:
+    """The version's ONNX files and IR folders with their formats, in the order its
+    ``edgeslim.formats`` tag gives (preferred first), fetched with explicit URIs (never the
+    process-global registry)."""
     try:
         local = Path(
             mlflow.artifacts.download_artifacts(
@@ -46,11 +49,12 @@ def _download(tracking_uri: str, model: str, version: str, dest: Path, formats: 
         )
     except MlflowException as exc:
         raise RegistryError(f"download of {model} version {version} failed: {exc.message}") from None
-    found = sorted((local / "artifacts").glob("*.onnx"))
+    found = [(path, onnx_info.describe(path)[0]) for path in sorted((local / "artifacts").glob("*.onnx"))]
+    found += [(path, onnx_info.ir_format(path)) for path in sorted((local / "artifacts").glob(f"*{IR_FOLDER_SUFFIX}"))]
     if not found:
-        raise RegistryError(f"{model} version {version} holds no .onnx artifact to page")
+        raise RegistryError(f"{model} version {version} holds no .onnx or OpenVINO artifact to page")
     rank = {fmt: i for i, fmt in enumerate(formats)}
-    return sorted(found, key=lambda path: rank.get(onnx_info.describe(path)[0], len(rank)))
+    return sorted(found, key=lambda item: rank.get(item[1], len(rank)))
 
 
 def _manifest(p: Params, model: str, version: str, sequence: int, tags: dict[str, str], artifacts: tuple[Artifact, ...]) -> Manifest:
@@ -68,14 +72,18 @@ def _manifest(p: Params, model: str, version: str, sequence: int, tags: dict[str
     )
 
 
-def _stored(store: FleetStore, model: str, path: Path, golden: FleetGoldenParams) -> Artifact:
-    fmt, io = onnx_info.describe(path)
-    stored = store.upload_artifact(path, model)
+def _stored(store: FleetStore, model: str, path: Path, fmt: str, golden: FleetGoldenParams) -> Artifact:
+    """One artifact in S3 (an IR folder as its deterministic tar, with each file's sha256) and its golden set."""
+    is_ir = path.is_dir()
+    io = onnx_info.ir_io(path) if is_ir else onnx_info.describe(path)[1]
+    wire = ir_archive.pack(path, path.with_name(path.name + ir_archive.SUFFIX)) if is_ir else path
+    stored = store.upload_artifact(wire, model)
     check = {}
     if golden.images:
-        ref = store.upload_artifact(write_golden(path, golden.images, io), model)
+        ref = store.upload_artifact(write_golden(path, fmt, golden.images, io), model)
         check = {"uri": ref.url, "size": ref.size, "sha256": ref.sha256, "tolerance": golden.tolerance}
-    return Artifact(name=path.name, format=fmt, uri=stored.url, size=stored.size, sha256=stored.sha256, io=io, golden=check)
+    files = ir_archive.files_of(path) if is_ir else {}
+    return Artifact(name=wire.name, format=fmt, uri=stored.url, size=stored.size, sha256=stored.sha256, io=io, golden=check, files=files)
 
 
 @dataclass(frozen=True)
@@ -98,4 +106,4 @@ def prepare(client: MlflowClient, tracking_uri: str, p: Params, model: str, vers
     except MlflowException as exc:
         raise RegistryError(f"{model} version {version} cannot be paged: {exc.message}") from None
     files = _download(tracking_uri, model, version, workdir, tags.get(f"{TAG_PREFIX}formats", "").split(","))
-    return Prepared(model, version, tags, tuple(_stored(store, model, path, p.fleet.golden) for path in files))
+    return Prepared(model, version, tags, tuple(_stored(store, model, path, fmt, p.fleet.golden) for path, fmt in files))

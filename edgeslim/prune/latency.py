@@ -12,7 +12,7 @@ is measured, in the runtime and on the machine that will run the model (or one l
   ``ratio_deep`` with each layer's share of the measured time (the costliest layer gets the deepest
   cut), instead of with depth.
 - ``LatencyBudget``: the budget mode's check. Each candidate pruning level is exported and timed
-  against the unpruned export, the two called in turn (``edgeslim.evaluate.latency.interleaved_ratio``),
+  against the unpruned export, the two called in turn (``edgeslim.runtime.timing.interleaved_ratio``),
   so a spell of interference on a shared machine hits both alike.
 """
 
@@ -31,9 +31,11 @@ import numpy as np
 from torch import nn
 
 from edgeslim.config import PruneParams
-from edgeslim.evaluate.latency import cpu_session, interleaved_ratio, onnx_runner
 from edgeslim.export.onnx_export import export_onnx
 from edgeslim.models.checkpoint import save_checkpoint
+from edgeslim.runtime import onnxruntime_backend
+from edgeslim.runtime.session import open_session, runner
+from edgeslim.runtime.timing import interleaved_ratio
 
 _LAYER = re.compile(r"^/model\.(\d+)/")
 OTHER = -1  # the key of time no layer owns
@@ -43,7 +45,7 @@ KERNEL_SUFFIX = "_kernel_time"
 def layer_costs_ms(onnx_path: Path, sample: np.ndarray, threads: int, runs: int) -> dict[int, float]:
     """Mean kernel milliseconds per top-level layer index (``OTHER``: time no layer owns)."""
     with tempfile.TemporaryDirectory() as tmp:
-        sess = cpu_session(onnx_path, threads, Path(tmp) / "profile")
+        sess = onnxruntime_backend.open_session(onnx_path, threads, profile_prefix=Path(tmp) / "profile")  # its per-node profiler
         feed = {sess.get_inputs()[0].name: sample}
         for _ in range(runs):
             sess.run(None, feed)
@@ -95,8 +97,10 @@ class LatencyBudget:
 
     def met(self, model: nn.Module, macs_reduction: float) -> bool:
         candidate = export_candidate(model, self.template, self.imgsz, self.opset, self.folder, f"candidate-{len(self.checks)}")
-        unpruned = onnx_runner(cpu_session(self.unpruned, self.threads), self.sample)
-        measured = interleaved_ratio(unpruned, onnx_runner(cpu_session(candidate, self.threads), self.sample), self.runs, self.rounds, 1)
+        unpruned = runner(open_session(self.unpruned, "onnx-fp32", self.threads), self.sample)
+        measured = interleaved_ratio(
+            unpruned, runner(open_session(candidate, "onnx-fp32", self.threads), self.sample), self.runs, self.rounds, 1
+        )
         self.checks.append({"macs_reduction": macs_reduction, **measured.as_dict()})
         print(
             f"  candidate at {macs_reduction:.1%} fewer MACs: FP32 ONNX {measured.ratio:.3f}x the unpruned latency (budget {self.target})"

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from edgeslim.dag.fan import Fan, sequential
 from edgeslim.data.images import preprocess
 from edgeslim.quantize.head import decode_nodes, head_nodes
 from edgeslim.quantize.ort_int8 import OrtQuantizer
+from edgeslim.runtime.session import first_output, open_session
 
 _LAYER = re.compile(r"^(/model\.\d+/)([^/]+/)?")
 DECODE_SUFFIX = "decode"
@@ -88,9 +88,7 @@ def detection_error(reference: np.ndarray, output: np.ndarray, conf: float) -> f
 
 def model_outputs(model: Path, images: Sequence[Path], imgsz: int) -> np.ndarray:
     """The first output of ``model`` for each image, stacked on the batch axis."""
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: preprocess(p, imgsz)})[0] for p in images])
+    return first_output(open_session(model, "onnx-fp32"), [preprocess(p, imgsz) for p in images])
 
 
 def rank_layers(quantizer: OrtQuantizer, probe_dir: Path, images: Sequence[Path], conf: float, fan: Fan = sequential) -> list[LayerError]:

@@ -15,11 +15,14 @@ tolerance: the module a broken fusion (or a corrupted kernel) sits in.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from edgeslim.runtime.session import first_output, open_session
 
 
 @dataclass(frozen=True)
@@ -169,20 +172,16 @@ def first_departure(
 
 
 @torch.no_grad()
-def compare_onnx(model: nn.Module, onnx_path: str, images: np.ndarray, threads: int) -> Equivalence:
-    """The torch model vs its exported ONNX FP32 in ONNX Runtime, on the decoded boxes and scores.
+def compare_runtime(model: nn.Module, artifact: Path, images: np.ndarray, threads: int, fmt: str = "onnx-fp32") -> Equivalence:
+    """The torch model vs its export running as ``fmt`` (ONNX Runtime FP32, OpenVINO FP32...), on the
+    decoded boxes and scores.
 
     The exported graph returns only the decoded predictions (ultralytics' export mode), one image
     per run (static batch 1).
     """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    onnx_out = np.concatenate([session.run(None, {name: images[i : i + 1]})[0] for i in range(len(images))])
+    session = open_session(Path(artifact), fmt, threads)
+    out = first_output(session, [images[i : i + 1] for i in range(len(images))])
     nc = int(model.model[-1].nc)
     ref = output_parts(model.eval()(torch.from_numpy(images)), nc)
-    cand = {"decoded_boxes": onnx_out[:, :4], "decoded_scores": onnx_out[:, 4 : 4 + nc]}
+    cand = {"decoded_boxes": out[:, :4], "decoded_scores": out[:, 4 : 4 + nc]}
     return compare_parts(ref, cand, n_images=len(images))

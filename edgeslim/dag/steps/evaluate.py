@@ -27,6 +27,7 @@ from edgeslim.evaluate.latency import latency_ms
 from edgeslim.models.checkpoint import load_checkpoint
 from edgeslim.prune.structured import count_macs
 from edgeslim.report import StageResult
+from edgeslim.runtime.formats import FORMATS, Format
 
 # Stage names of the table, and the gate each stage's figure feeds.
 BASELINE, FUSED, PRUNED, FINETUNED, CONTROL, ONNX_FP32, ONNX_INT8, TENSORRT = (
@@ -51,8 +52,8 @@ class Scorer:
         self.data, self.imgsz, self.ev, self.work_dir = data, imgsz, ev, work_dir
         self.sample = preprocess(split_images(data.data_yaml, "val")[0], imgsz)
 
-    def map50_95(self, artifact: Path) -> float:
-        return evaluate_map(artifact, self.data.data_yaml, self.imgsz, self.ev, self.work_dir).map50_95
+    def map50_95(self, artifact: Path, fmt: Format | None = None) -> float:
+        return evaluate_map(artifact, self.data.data_yaml, self.imgsz, self.ev, self.work_dir, fmt=fmt).map50_95
 
     def stages(self, rows: Sequence[Row], torch_source: Path | None = None, fan: Fan = sequential) -> tuple[StageResult, ...]:
         """mAP, size, latency and MACs of each row's artifact; ``torch_source`` is the checkpoint a
@@ -71,14 +72,15 @@ class Scorer:
         name, artifact, gate = row
         counted = artifact if artifact.suffix == ".pt" else torch_source
         macs, params = count_macs(load_checkpoint(counted)[1], self.imgsz) if counted else (None, None)
-        latency = latency_ms(artifact, self.sample, self.ev)
+        size = sum(f.stat().st_size for f in artifact.iterdir() if f.is_file()) if artifact.is_dir() else artifact.stat().st_size
+        latency = latency_ms(artifact, self.sample, self.ev, FORMATS.get(name))
         print(f"{name}: mAP50-95 {acc.map50_95:.4f} mAP50 {acc.map50:.4f} latency {latency:.2f} ms")
         return StageResult(
             name=name,
             artifact=str(artifact),
             map50_95=acc.map50_95,
             map50=acc.map50,
-            size_bytes=artifact.stat().st_size,
+            size_bytes=size,
             latency_ms=latency,
             gate=gate,
             macs=macs,
@@ -87,9 +89,10 @@ class Scorer:
 
 
 def _accuracy(data_yaml: Path, imgsz: int, ev: EvaluateParams, work_dir: Path, item: tuple[str, Path]) -> Accuracy:
-    """One stage's validation, in a folder named for the stage (two stages may share a file name)."""
+    """One stage's validation, in a folder named for the stage (two stages may share a file name); a
+    stage named for a format (onnx-int8, openvino-bf16...) is scored at that format's precision."""
     name, artifact = item
-    return evaluate_map(artifact, data_yaml, imgsz, ev, work_dir / name)
+    return evaluate_map(artifact, data_yaml, imgsz, ev, work_dir / name, fmt=FORMATS.get(name))
 
 
 def scorer(inp: StepInput, p: Params) -> Scorer:

@@ -13,7 +13,7 @@ from edgeslim.dag.steps.fuse import val_images
 from edgeslim.export.onnx_export import export_onnx
 from edgeslim.gates import onnx_equivalence_gate
 from edgeslim.models.checkpoint import load_checkpoint
-from edgeslim.reparam.equivalence import compare_onnx
+from edgeslim.reparam.equivalence import compare_runtime
 
 TORCH = "torch"  # the checkpoint the FP32 ONNX was exported from (MACs are counted on it)
 
@@ -22,7 +22,7 @@ def export(inp: StepInput, p: Params) -> Outcome:
     torch_model = inp.latest("model")
     fp32 = export_onnx(torch_model, image_size(p), p.export.opset, inp.layout.fp32())
     _, model = load_checkpoint(torch_model)
-    eq = compare_onnx(model, str(fp32), val_images(inp, p), p.evaluate.threads)
+    eq = compare_runtime(model, fp32, val_images(inp, p), p.evaluate.threads)
     print(f"ONNX Runtime FP32 vs torch on {eq.n_images} images: rel L2 {eq.rel_l2:.3e}, max rel {eq.rel_max_abs:.3e}")
     section = eq.as_dict()
     return Outcome(
