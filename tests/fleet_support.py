@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
 from benchmarks.tiny_onnx import IMG, tiny_onnx  # noqa: F401 (the fleet tests import it from here)
+from edgeslim.agent import ir_archive
 from edgeslim.config import Params, load_params
 from edgeslim.fleet import mqtt as mq
 from edgeslim.fleet import onnx_info
@@ -32,6 +32,7 @@ from edgeslim.fleet.manifest import Artifact, Manifest, utc_iso
 from edgeslim.fleet.signing import PRIVATE_KEY_FILE, generate_keypair, load_private_key, sign
 from edgeslim.fleet.store import FleetStore
 from edgeslim.fleet.topics import status_wildcard
+from edgeslim.runtime.session import open_session
 
 REPO = Path(__file__).resolve().parents[1]
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -81,16 +82,34 @@ def fleet_params(broker: LocalService, s3: LocalService, keys: Path, group: str,
 
 # -- models -----------------------------------------------------------------------------------
 def sha256(path: Path) -> str:
+    """A file's sha256; an IR folder's is that of its deterministic tar (what the manifest names)."""
+    if path.is_dir():
+        return hashlib.sha256(ir_archive.pack(path, path.parent / f".{path.name}.sha.tar").read_bytes()).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def assert_serving(state_dir: Path, expected_sha: str) -> None:
     """``current`` is the expected model, complete, and it runs with finite outputs."""
     current = state_dir / "current"
-    assert sha256(current) == expected_sha, f"current model is not the expected one: {os.readlink(current)}"
-    session = ort.InferenceSession(str(current), providers=["CPUExecutionProvider"])
+    assert sha256(current.resolve()) == expected_sha, f"current model is not the expected one: {os.readlink(current)}"
+    session = open_session(current.resolve())
     out = session.run(None, {"images": np.ones((1, 3, IMG, IMG), np.float32)})[0]
     assert np.isfinite(out).all()
+
+
+def tiny_ir(onnx_path: Path, fmt: str = "openvino-fp32") -> Path:
+    """An OpenVINO IR of a tiny ONNX model, laid out and labelled as the openvino step writes it."""
+    import yaml
+
+    from edgeslim.fleet.onnx_info import FORMAT_KEY
+    from edgeslim.runtime import openvino_backend as ovb
+
+    folder = ovb.save_ir(
+        ovb.ov.convert_model(str(onnx_path)), ovb.ir_dir(onnx_path.stem, onnx_path.parent), onnx_path.stem, {"names": {0: "a"}}
+    )
+    meta = folder / "metadata.yaml"
+    meta.write_text(yaml.safe_dump({**yaml.safe_load(meta.read_text()), FORMAT_KEY: fmt}))
+    return folder
 
 
 # -- publishing without MLflow (the fault tests craft their own manifests) ---------------------
@@ -104,8 +123,13 @@ class Publisher:
         self.key = load_private_key(p.fleet.signing_key)
 
     def manifest(self, path: Path, sequence: int, version: str, ttl_s: float = 3600, issued_ago_s: float = 0) -> tuple[Manifest, bytes]:
+        files: dict[str, str] = {}
+        if path.is_dir():  # an OpenVINO IR: its tar on the wire, each file's sha256 in the manifest
+            fmt, io, files = onnx_info.ir_format(path), onnx_info.ir_io(path), ir_archive.files_of(path)
+            path = ir_archive.pack(path, path.with_name(path.name + ir_archive.SUFFIX))
+        else:
+            fmt, io = onnx_info.describe(path)
         stored = self.store.upload_artifact(path, self.model)
-        fmt, io = onnx_info.describe(path)
         issued = datetime.now(UTC) - timedelta(seconds=issued_ago_s)
         m = Manifest(
             model=self.model,
@@ -115,7 +139,7 @@ class Publisher:
             issued_at=utc_iso(issued),
             expires_at=utc_iso(issued + timedelta(seconds=ttl_s)),
             key_id="",
-            artifacts=(Artifact(name=path.name, format=fmt, uri=stored.url, size=stored.size, sha256=stored.sha256, io=io),),
+            artifacts=(Artifact(name=path.name, format=fmt, uri=stored.url, size=stored.size, sha256=stored.sha256, io=io, files=files),),
         )
         return m, sign(m, self.key)
 

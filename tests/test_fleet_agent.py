@@ -9,11 +9,13 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fleet_support import REPO, AgentProcess, Publisher, StatusLog, assert_serving, fleet_params, sha256, tiny_onnx
 
+from edgeslim.fleet.manifest import Manifest
 from edgeslim.fleet.signing import generate_keypair, load_private_key, sign
 
 SMALL_BALLAST = 64 * 1024
@@ -229,3 +231,33 @@ def test_agent_runtime_loads_no_torch_or_prefect(s3, keys, models, tmp_path, bro
     assert result == {"rc": 0, "heavy": []}, out.stderr[-2000:]
     assert_serving(tmp_path / "cam-p", sha256(models["v1"]))
     assert not (tmp_path / "workspace").exists(), "the agent needs no workspace"
+
+
+def test_agent_installs_an_openvino_ir_and_refuses_one_whose_bin_does_not_match(device, models, tmp_path):
+    """An IR travels as a tar with each file's sha256 in the manifest: the device unpacks it, runs it at
+    the format's precision, swaps to the folder; a .bin that is not the manifest's is refused before it
+    is loaded, and the device keeps its model."""
+    from fleet_support import tiny_ir
+
+    pub, status, seq = device["pub"], device["status"], next(device["seq"])
+    ir = tiny_ir(tiny_onnx(tmp_path / "ir" / "model.onnx", 7))
+    mark = len(status.messages)
+    pub.page(ir, seq, "7")
+    status.state("cam-f", "active", seq, after=mark)
+    device["active"] = sha256(ir)
+    current = (device["agent"].state_dir / "current").resolve()
+    assert (
+        current.is_dir()
+        and current.name.endswith("_openvino_model")
+        and sorted(p.suffix for p in current.iterdir()) == [".bin", ".xml", ".yaml"]
+    )
+    assert_serving(device["agent"].state_dir, device["active"])
+
+    broken = tiny_ir(tiny_onnx(tmp_path / "broken" / "model.onnx", 8))
+    seq = next(device["seq"])
+    m, envelope = pub.manifest(broken, seq, "8")
+    other = tiny_ir(tiny_onnx(tmp_path / "other" / "model.onnx", 9))
+    (broken / "model.bin").write_bytes((other / "model.bin").read_bytes()[::-1])  # same size, other weights
+    m2, _ = pub.manifest(broken, seq, "8")  # signed over the tar that is served: its sha256 matches
+    forged = Manifest(**{**m2.to_dict(), "artifacts": (replace(m2.artifacts[0], files=m.artifacts[0].files),)})
+    _fault(device, lambda: pub.send(forged, sign(forged, pub.key)), "failed", "IR files do not match the manifest: model.bin", seq)
