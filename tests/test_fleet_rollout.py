@@ -11,6 +11,7 @@ manifest is refused."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
@@ -181,6 +182,9 @@ def test_wrong_outputs_abort_the_canary_roll_the_fleet_back_and_a_replayed_rollb
         reason = _tag(client, "2", group, "reason") or ""
         assert _tag(client, "2", group, "outcome") == "aborted" and "stage canary" in reason
         assert "golden set" in reason, reason  # the first failure named: outputs differ from the pipeline's
+        canary = _tag(client, "2", group, "stage.canary") or ""
+        worst = re.search(r"golden error ≤ ([0-9.e+-]+)", canary)  # over every device that reported one, failed ones too
+        assert worst and float(worst.group(1)) > p_staged.fleet.golden.tolerance, canary
         assert set(fleet.current().values()) == {v1}, "a device is not back on the previous model"
         assert client.get_registered_model(EDGE).aliases.get("production") == production, "an aborted rollout moved production"
         rollback_sequence = int(_tag(client, "2", group, "sequence") or 0) + 1

@@ -250,7 +250,9 @@ class StagedRollout:
         report.settled_s = self._since(_now())
         report.updated, report.failed, report.silent = count.updated, count.failed, silent
         report.verdict = ABORTED
-        errors = [s["golden_error"] for d in count.updated if isinstance((s := statuses[d]).get("golden_error"), (int, float))]
+        # Every device that reported on this sequence, failed ones included: a canary aborted on golden errors shows them.
+        reported = [*count.updated, *count.failed]
+        errors = [s["golden_error"] for d in reported if isinstance((s := statuses[d]).get("golden_error"), (int, float))]
         latencies = [s["latency_ms"] for d in count.updated if isinstance((s := statuses[d]).get("latency_ms"), (int, float))]
         report.golden_error_max = max(errors) if errors else None
         report.latency_ms_median = round(statistics.median(latencies), DECIMALS) if latencies else None
