@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgeslim.config import DEFAULT_PARAMS, Params, load_params
-from edgeslim.errors import EdgeslimError
+from edgeslim.errors import EdgeslimError, one_line
 from edgeslim.prefect_logging import mute_shutdown_logs
 
 EPILOG = """examples:
@@ -542,7 +542,7 @@ def _main(argv: list[str] | None) -> int:
             workspace.configure_environment(params)
         return args.func(args, params)
     except EdgeslimError as exc:
-        print(f"edgeslim: error: {exc}", file=sys.stderr)
+        print(one_line(str(exc)), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("edgeslim: interrupted", file=sys.stderr)

@@ -51,3 +51,15 @@ class RolloutAborted(FleetError):
     """A staged rollout crossed an abort threshold (an on-device gate): the fleet was rolled back."""
 
     exit_code = 3
+
+
+ERROR_LINE_MAX = 300  # the README's promise: one `edgeslim: error:` line, shorter than this, however long the cause
+_CARET = frozenset("^~ \t")
+
+
+def one_line(message: str, prefix: str = "edgeslim: error: ", limit: int = ERROR_LINE_MAX) -> str:
+    """``message`` as one line under ``limit`` characters with ``prefix``: its lines joined, caret
+    lines (YAML's, Python's) dropped, and the tail cut with an ellipsis (torch's miniz text runs to 500)."""
+    parts = [line.strip() for line in message.splitlines() if line.strip() and not set(line) <= _CARET]
+    text = prefix + " ".join(parts)
+    return text if len(text) < limit else text[: limit - 2] + "…"

@@ -67,3 +67,43 @@ def test_bad_params_fail_before_any_work(params_file):
     result = run_cli("compress", "--params", str(params_file), "-S", "gates.min_map_ratoi=0.9")
     assert result.returncode == 2
     assert "unknown key 'gates.min_map_ratoi'" in error_line(result)
+
+
+def test_long_and_multi_line_causes_end_on_one_short_line(mlflow_server, params_file, tmp_path):
+    """torch's miniz text (500+ characters) and YAML's caret lines still end on one line under 300."""
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(b"PK\x03\x04" + b"\x00" * 4096)  # a zip header, then nothing: torch's long miniz message
+    result = run_cli("compress", "--model", str(truncated), "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": mlflow_server})
+    line = error_line(result)
+    assert result.returncode == 2 and "is corrupt or not a PyTorch file" in line and len(line) < 300, line
+    malformed = tmp_path / "params.yaml"
+    malformed.write_text("dataset:\n  seed: 1\n   classes: [a\n")
+    result = run_cli("compress", "--params", str(malformed))
+    line = error_line(result)
+    assert result.returncode == 2 and "line" in line and len(line) < 300 and not line.rstrip().endswith("^"), line
+
+
+def test_a_broken_openvino_ir_as_source_gets_one_line(mlflow_server, params_file, tmp_path):
+    """An IR without its .bin, or with an input that is no image, is named for what is wrong; nothing runs."""
+    from fleet_support import tiny_ir, tiny_onnx
+
+    ir = tiny_ir(tiny_onnx(tmp_path / "m" / "model.onnx", 1))
+    (ir / "model.bin").unlink()
+    env = {"MLFLOW_TRACKING_URI": mlflow_server}
+    result = run_cli("compress", "--model", str(ir), "--params", str(params_file), env_extra=env)
+    assert result.returncode == 2 and "has no weights file model.bin" in error_line(result)
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "flat",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+    )
+    flat = tmp_path / "flat" / "flat.onnx"
+    flat.parent.mkdir()
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), flat)
+    result = run_cli("compress", "--model", str(tiny_ir(flat)), "--params", str(params_file), env_extra=env)
+    assert result.returncode == 2 and "takes input shape [1, 16], not one Nx3xHxW image" in error_line(result)

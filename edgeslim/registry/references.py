@@ -14,8 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeslim.agent.smoke import IMAGE_CHANNELS, IMAGE_RANK
 from edgeslim.errors import CheckpointError, RegistryError
 from edgeslim.models.onnx_model import ONNX_SUFFIX
+from edgeslim.runtime.formats import IR_SUFFIX
 
 _REF = re.compile(r"^(?P<name>[^@:/]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|:(?P<version>\d+))?$")
 _RUNS = re.compile(r"^runs:/(?P<run>[0-9a-f]{32})/(?P<path>[^\s]+)$")
@@ -55,6 +57,17 @@ class Source:
     file: Path | None = None
 
 
+def _ir_source(path: Path) -> str:
+    """Why an OpenVINO IR cannot be a source: what is wrong with it, or that edgeslim ships IRs, not reads them."""
+    from edgeslim.runtime.openvino_backend import read_model  # its errors name a missing .bin or an unreadable xml
+
+    model = read_model(path)
+    shape = [d.get_length() if d.is_static else None for d in model.inputs[0].get_partial_shape()] if model.inputs else []
+    if len(model.inputs) != 1 or len(shape) != IMAGE_RANK or shape[1] != IMAGE_CHANNELS:
+        return f"OpenVINO IR {path.name} takes input shape {shape}, not one Nx3xHxW image: it is not an ultralytics detector export"
+    return f"{path.name} is an OpenVINO IR, which edgeslim ships but does not compress: give --model the .pt or .onnx it came from"
+
+
 def parse_source(text: str, default_alias: str) -> Source:
     """The kind of source ``text`` names (a bare NAME means NAME@``default_alias``)."""
     text = text.strip()
@@ -68,6 +81,8 @@ def parse_source(text: str, default_alias: str) -> Source:
         if not model:
             raise RegistryError(f"model reference {text!r} is not models:/NAME@ALIAS or models:/NAME/VERSION")
         return Source(text, registered=ModelRef(model["name"], model["alias"], model["version"]))
+    if text.rstrip("/").endswith((".xml", IR_SUFFIX)):
+        raise CheckpointError(_ir_source(Path(text).expanduser().resolve()))
     if text.endswith(SUFFIXES) or Path(text).is_file():
         path = Path(text).expanduser().resolve()
         if not path.is_file():
