@@ -26,18 +26,27 @@ GPU_SUFFIXES = (".engine",)  # TensorRT engines run on the first CUDA device
 
 
 def evaluate_map(
-    artifact: Path, data_yaml: Path, imgsz: int, ev: EvaluateParams, work_dir: Path, split: str = "val", fmt: Format | None = None
+    artifact: Path,
+    data_yaml: Path,
+    imgsz: int,
+    ev: EvaluateParams,
+    work_dir: Path,
+    split: str = "val",
+    fmt: Format | None = None,
+    runtime_default: bool = False,
 ) -> Accuracy:
     """Score ``artifact`` on ``split`` of ``data_yaml`` (as ``fmt``; default: its kind's FP32); exports
-    run at batch 1 (static)."""
+    run at batch 1 (static). ``runtime_default``: an IR at OpenVINO's own default precision, as
+    ultralytics runs it (the benchmark's view of a user's export; never a gate's)."""
     artifact = Path(artifact)
-    if is_ir(artifact):
+    if is_ir(artifact) and not runtime_default:
         from edgeslim.runtime.openvino_backend import forced_precision
 
         with forced_precision((fmt or default_format(artifact)).float_precision, ev.threads):
             return _validate(artifact, data_yaml, imgsz, 1, ev, work_dir, split)
     assert fmt is None or fmt.runtime != OPENVINO, f"{artifact} is not an OpenVINO IR"
-    return _validate(artifact, data_yaml, imgsz, 1 if artifact.suffix in STATIC_BATCH_SUFFIXES else ev.batch, ev, work_dir, split)
+    static = artifact.suffix in STATIC_BATCH_SUFFIXES or is_ir(artifact)
+    return _validate(artifact, data_yaml, imgsz, 1 if static else ev.batch, ev, work_dir, split)
 
 
 def _validate(artifact: Path, data_yaml: Path, imgsz: int, batch: int, ev: EvaluateParams, work_dir: Path, split: str) -> Accuracy:

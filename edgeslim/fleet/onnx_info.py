@@ -7,7 +7,6 @@ produces outputs of the shapes the publisher saw, without shipping ONNX tooling 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import onnx
 import yaml
@@ -43,11 +42,7 @@ def ir_format(folder: Path) -> str:
 
 def ir_io(folder: Path) -> dict[str, dict[str, list[int | None]]]:
     """Input and output shapes of an IR, read without compiling it."""
-    from edgeslim.runtime.openvino_backend import read_model
+    from edgeslim.runtime.openvino_backend import ports, read_model
 
     model = read_model(folder)
-
-    def shape(port: Any) -> list[int | None]:
-        return [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
-
-    return {"inputs": {p.get_any_name(): shape(p) for p in model.inputs}, "outputs": {p.get_any_name(): shape(p) for p in model.outputs}}
+    return {kind: {io.name: io.shape for io in ports(getattr(model, kind), kind[:-1])} for kind in ("inputs", "outputs")}

@@ -56,21 +56,34 @@ def _shape(port: Any) -> list[Any]:
     return [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
 
 
-class OpenVinoSession:
-    """A compiled model on the CPU at an explicit precision, one infer request, sync calls."""
+def port_name(port: Any, index: int, kind: str) -> str:
+    """A port's tensor name; ``output<i>`` for one without (an IR converted from torch, as ultralytics makes them)."""
+    return port.get_any_name() if port.get_names() else f"{kind}{index}"
 
-    def __init__(self, model: ov.Model, precision: str, threads: int | None) -> None:
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+
+def ports(ports_: Any, kind: str) -> list[IOSpec]:
+    return [IOSpec(port_name(p, i, kind), _shape(p)) for i, p in enumerate(ports_)]
+
+
+class OpenVinoSession:
+    """A compiled model on the CPU at an explicit precision, one infer request, sync calls.
+
+    ``precision=None`` takes the runtime's default: only the benchmark does, to measure what a user of
+    ``yolo export format=openvino`` gets; ``precision`` then says what it turned out to be."""
+
+    def __init__(self, model: ov.Model, precision: str | None, threads: int | None) -> None:
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        if precision is not None:
+            config["INFERENCE_PRECISION_HINT"] = HINTS[precision]
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = ov.Core().compile_model(model, "CPU", config)
         took = self.compiled.get_property("INFERENCE_PRECISION_HINT")
-        if took != HINTS[precision]:
+        if precision is not None and took != HINTS[precision]:
             raise RuntimeError(f"OpenVINO compiled the model at {took}, not the {precision} that was asked for")
-        self.precision = precision
+        self.precision = precision or next((name for name, hint in HINTS.items() if hint == took), str(took))
         self._request = self.compiled.create_infer_request()
-        self._inputs = [IOSpec(p.get_any_name(), _shape(p)) for p in self.compiled.inputs]
-        self._outputs = [IOSpec(p.get_any_name(), _shape(p)) for p in self.compiled.outputs]
+        self._inputs, self._outputs = ports(self.compiled.inputs, "input"), ports(self.compiled.outputs, "output")
 
     def get_inputs(self) -> list[IOSpec]:
         return self._inputs
@@ -79,13 +92,14 @@ class OpenVinoSession:
         return self._outputs
 
     def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        self._request.infer(dict(feeds))
+        index_in = {o.name: i for i, o in enumerate(self._inputs)}
+        self._request.infer({index_in[k]: v for k, v in feeds.items()})
         names = list(output_names or [o.name for o in self._outputs])
         index = {o.name: i for i, o in enumerate(self._outputs)}
         return [self._request.get_output_tensor(index[n]).data.copy() for n in names]
 
 
-def open_session(path: Path, precision: str, threads: int | None = None) -> OpenVinoSession:
+def open_session(path: Path, precision: str | None, threads: int | None = None) -> OpenVinoSession:
     if precision == BF16 and not has_bf16():
         raise RuntimeError("this CPU has neither AMX nor AVX512-BF16: it cannot run the openvino-bf16 format")
     return OpenVinoSession(read_model(path), precision, threads)

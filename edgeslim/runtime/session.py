@@ -37,7 +37,7 @@ def open_session(path: Path, fmt: Format | str | None = None, threads: int | Non
     if f.runtime == ONNXRUNTIME:
         from edgeslim.runtime import onnxruntime_backend
 
-        return onnxruntime_backend.open_session(path, threads)
+        return onnxruntime_backend.open_session(path, threads, spinning=False)  # no busy-wait stealing cores from the next model timed
     if f.runtime == OPENVINO:
         from edgeslim.runtime import openvino_backend
 
