@@ -57,12 +57,30 @@ def tiny_onnx(path: Path, seed: int, ballast_bytes: int = 0, nan: bool = False) 
     return path
 
 
-def register_tiny_versions(client: MlflowClient, name: str, seeds: dict[str, int], folder: Path, ballast_bytes: int = 0) -> dict[str, Path]:
+def tiny_ir(onnx_path: Path, fmt: str = "openvino-fp32") -> Path:
+    """An OpenVINO IR of a tiny ONNX model, laid out and labelled as the openvino step writes it."""
+    import yaml
+
+    from edgeslim.fleet.onnx_info import FORMAT_KEY, IR_METADATA
+    from edgeslim.runtime import openvino_backend as ovb
+
+    folder = ovb.save_ir(
+        ovb.ov.convert_model(str(onnx_path)), ovb.ir_dir(onnx_path.stem, onnx_path.parent), onnx_path.stem, {"names": {0: "a"}}
+    )
+    meta = folder / IR_METADATA
+    meta.write_text(yaml.safe_dump({**yaml.safe_load(meta.read_text()), FORMAT_KEY: fmt}))
+    return folder
+
+
+def register_tiny_versions(
+    client: MlflowClient, name: str, seeds: dict[str, int], folder: Path, ballast_bytes: int = 0, ir_versions: tuple[str, ...] = ()
+) -> dict[str, Path]:
     """One registered version of ``name`` per ``{version: seed}`` (in that order), each moving ``candidate``,
-    logged in the active experiment; their files by version."""
+    logged in the active experiment; their files by version (an OpenVINO IR folder for ``ir_versions``)."""
     files = {}
     for version, seed in seeds.items():
         path = tiny_onnx(folder / version / "model-int8.onnx", seed, ballast_bytes=ballast_bytes)
+        path = tiny_ir(path) if version in ir_versions else path
         with mlflow.start_run():
             uri = reg.log_weights_model(path)
         reg.register(client, uri, name, {"edgeslim.source_model": "tiny", "edgeslim.source_version": version}, "candidate")

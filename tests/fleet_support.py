@@ -7,7 +7,6 @@ tiny ONNX graphs built here (a 3x3 conv, optionally with ballast bytes or a NaN-
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.tiny_onnx import IMG, tiny_onnx  # noqa: F401 (the fleet tests import it from here)
+from benchmarks.tiny_onnx import IMG, tiny_ir, tiny_onnx  # noqa: F401 (the fleet tests import them from here)
 from edgeslim.agent import ir_archive
 from edgeslim.config import Params, load_params
 from edgeslim.fleet import mqtt as mq
@@ -83,9 +82,7 @@ def fleet_params(broker: LocalService, s3: LocalService, keys: Path, group: str,
 # -- models -----------------------------------------------------------------------------------
 def sha256(path: Path) -> str:
     """A file's sha256; an IR folder's is that of its deterministic tar (what the manifest names)."""
-    if path.is_dir():
-        return hashlib.sha256(ir_archive.pack(path, path.parent / f".{path.name}.sha.tar").read_bytes()).hexdigest()
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return ir_archive.content_sha256(path)
 
 
 def assert_serving(state_dir: Path, expected_sha: str) -> None:
@@ -95,21 +92,6 @@ def assert_serving(state_dir: Path, expected_sha: str) -> None:
     session = open_session(current.resolve())
     out = session.run(None, {"images": np.ones((1, 3, IMG, IMG), np.float32)})[0]
     assert np.isfinite(out).all()
-
-
-def tiny_ir(onnx_path: Path, fmt: str = "openvino-fp32") -> Path:
-    """An OpenVINO IR of a tiny ONNX model, laid out and labelled as the openvino step writes it."""
-    import yaml
-
-    from edgeslim.fleet.onnx_info import FORMAT_KEY
-    from edgeslim.runtime import openvino_backend as ovb
-
-    folder = ovb.save_ir(
-        ovb.ov.convert_model(str(onnx_path)), ovb.ir_dir(onnx_path.stem, onnx_path.parent), onnx_path.stem, {"names": {0: "a"}}
-    )
-    meta = folder / "metadata.yaml"
-    meta.write_text(yaml.safe_dump({**yaml.safe_load(meta.read_text()), FORMAT_KEY: fmt}))
-    return folder
 
 
 # -- publishing without MLflow (the fault tests craft their own manifests) ---------------------

@@ -61,7 +61,8 @@ def versions(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> di
     """Three versions of a tiny edge model on the real server."""
     client = reg.connect(mlflow_server)
     mlflow.set_experiment("rollout")
-    return register_tiny_versions(client, EDGE, {"1": 21, "2": 22, "3": 23}, tmp_path_factory.mktemp("rollout-models"), BALLAST)
+    folder = tmp_path_factory.mktemp("rollout-models")
+    return register_tiny_versions(client, EDGE, {"1": 21, "2": 22, "3": 23, "4": 24}, folder, BALLAST, ir_versions=("4",))
 
 
 def _fleet(tmp: Path, keys: Path, overrides: list[str], *extra: str) -> SimulatorProcess:
@@ -211,5 +212,9 @@ def test_wrong_outputs_abort_the_canary_roll_the_fleet_back_and_a_replayed_rollb
             status.close()
         time.sleep(1)
         assert set(fleet.current().values()) == {v3}, "a replayed rollback manifest was applied"
+
+        ir = page_version(mlflow_server, p_staged, EDGE, "4", tmp_path / "page4")  # an OpenVINO IR, stage by stage
+        raise_for_outcome(ir)
+        assert ir["staged"]["state"] == "completed" and set(fleet.current().values()) == {sha256(versions["4"])}
     finally:
         fleet.stop()

@@ -40,6 +40,16 @@ def files_of(folder: Path) -> dict[str, str]:
 
 def pack(folder: Path, out: Path) -> Path:
     """``folder``'s regular files as a deterministic tar at ``out``."""
+    out.write_bytes(_tar_bytes(folder))
+    return out
+
+
+def content_sha256(path: Path) -> str:
+    """What a manifest's sha256 names: a file's bytes, or an IR folder's deterministic tar."""
+    return hashlib.sha256(_tar_bytes(path)).hexdigest() if path.is_dir() else file_sha256(path)
+
+
+def _tar_bytes(folder: Path) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for path in sorted(folder.iterdir()):
@@ -49,8 +59,7 @@ def pack(folder: Path, out: Path) -> Path:
             info.size, info.mode, info.mtime = path.stat().st_size, 0o644, 0
             with path.open("rb") as f:
                 tar.addfile(info, f)
-    out.write_bytes(buffer.getvalue())
-    return out
+    return buffer.getvalue()
 
 
 def unpack(archive: Path, dest: Path, files: dict[str, str]) -> Path:

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeslim.agent import ir_archive
 from edgeslim.agent.config import AgentConfig
 from edgeslim.agent.smoke import device_session
 from edgeslim.agent.state import ModelStore
@@ -232,7 +233,7 @@ def device_state(state_dir: Path) -> dict[str, Any]:
     return {
         "active": state.get("active"),
         "pending": state.get("pending"),
-        "current_sha256": hashlib.sha256(current.read_bytes()).hexdigest() if current.exists() else None,
+        "current_sha256": ir_archive.content_sha256(current.resolve()) if current.exists() else None,
     }
 
 
