@@ -67,3 +67,19 @@ def test_the_demo_device_runs_the_preferred_format_and_reports_its_golden_error(
     statuses = [json.loads(line) for line in (device.parent / "demo-device-1.log").read_text().splitlines() if line.startswith("{")]
     active = [s for s in statuses if s["state"] == "active" and s["sequence"] == rollout["sequence"]]
     assert active and active[-1]["golden_error"] is not None and active[-1]["golden_error"] <= 0.01
+
+
+def test_the_pyfunc_predicts_with_the_preferred_format_at_its_precision(published, target, champion):
+    """Any MLflow client loads the version: its weights are the preferred format (an IR runs at its gated precision)."""
+    import pandas as pd
+
+    from edgeslim.registry.pyfunc_model import IR_PRECISION
+
+    report = published[1]
+    pub = report["published"]
+    mlflow.set_tracking_uri(champion)
+    model = mlflow.pyfunc.load_model(f"models:/{pub['model']}/{pub['version']}")
+    assert model.unwrap_python_model()._precision == IR_PRECISION.get(target["preferred"])
+    images = sorted((Path(report["details"]["dataset"]["root"]) / "images").rglob("*.*"))[:2]
+    out = model.predict(pd.DataFrame({"image": [str(p) for p in images]}))
+    assert list(out.columns)[:3] == ["image", "class", "conf"] and len(out) > 0

@@ -22,7 +22,7 @@ from edgeslim.registry.pyfunc_model import SIGNATURE, WEIGHTS_KEY
 from edgeslim.registry.references import ModelRef
 from edgeslim.registry.server import is_healthy
 
-CONSUMER_REQUIREMENTS = ("mlflow", "pandas", "ultralytics", "onnxruntime")  # what loading a version needs (not edgeslim)
+CONSUMER_REQUIREMENTS = ("mlflow", "pandas", "ultralytics", "onnxruntime", "openvino")  # what loading a version needs (not edgeslim)
 ALIAS_MOVED_TAG = "edgeslim.alias_moved"  # set after the alias moved: the publish finished
 
 
