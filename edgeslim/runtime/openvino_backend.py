@@ -27,7 +27,7 @@ import openvino as ov
 from edgeslim.errors import CheckpointError
 from edgeslim.runtime.cpu import has_bf16
 from edgeslim.runtime.formats import BF16, FP32, IR_SUFFIX
-from edgeslim.runtime.session import IOSpec
+from edgeslim.runtime.ports import IOSpec
 
 HINTS = {FP32: ov.Type.f32, BF16: ov.Type.bf16}
 METADATA = "metadata.yaml"

@@ -10,16 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from edgeslim.runtime.formats import ONNXRUNTIME, OPENVINO, TENSORRT, Format, default_format, format_named
-
-
-class IOSpec(NamedTuple):
-    name: str
-    shape: list[Any]  # ints; None or a name for a dynamic dim
 
 
 class Session(Protocol):

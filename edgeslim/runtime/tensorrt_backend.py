@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgeslim.runtime.session import IOSpec
+from edgeslim.runtime.ports import IOSpec
 
 
 class TensorRtSession:
