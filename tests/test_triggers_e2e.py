@@ -154,12 +154,12 @@ def test_alias_set_in_mlflow_starts_the_compress_deployment_which_publishes(
         runs = _flow_runs(api)
         assert len(runs) == 1 and runs[0]["parameters"]["model"] == f"{MODEL}:1"
         _wait(lambda: _flow_runs(api)[0]["state_type"] == "COMPLETED", 60, "flow run state", serve, serve_log)
-        with sqlite3.connect(dedup) as db:
-            outcomes = db.execute("SELECT id, outcome FROM deliveries").fetchall()
+        # The publish itself moves <model>-edge@candidate: MLflow delivers that too (wait for it), and it is ignored.
+        outcomes = _wait(lambda: _edge_delivery_seen(dedup), 60, "the delivery of the publish's own alias", hook, hook_log)
         started = [(d, o) for d, o in outcomes if o.startswith("flow_run")]
         assert [o for _, o in started] == [f"flow_run {runs[0]['id']}"], outcomes
-        # The publish itself moves <model>-edge@candidate: MLflow delivers that too, and it is ignored.
-        assert all(o.startswith("ignored: model pcb-hook-edge") for d, o in outcomes if (d, o) not in started), outcomes
+        others = [o for d, o in outcomes if (d, o) not in started]
+        assert others and all(o.startswith(f"ignored: model {MODEL}-edge") for o in others), outcomes
 
         # Against the live receiver: a forged signature and a stale timestamp are refused; a duplicate
         # delivery is acknowledged without a second start.
@@ -176,6 +176,13 @@ def test_alias_set_in_mlflow_starts_the_compress_deployment_which_publishes(
     finally:
         for wh in client.list_webhooks():
             client.delete_webhook(wh.webhook_id)
+
+
+def _edge_delivery_seen(dedup: Path) -> list[tuple[str, str]] | None:
+    """Every recorded delivery (id, outcome), once the one for ``<model>-edge`` is among them."""
+    with sqlite3.connect(dedup) as db:
+        outcomes = [(d, o or "") for d, o in db.execute("SELECT id, outcome FROM deliveries").fetchall()]
+    return outcomes if any(o.startswith(f"ignored: model {MODEL}-edge") for _, o in outcomes) else None
 
 
 def _candidate(client: MlflowClient):
