@@ -37,7 +37,7 @@ _PRUNING = (*(f"prune.{k}" for k in ("enabled", "importance", "target_macs_reduc
 _EQUIVALENCE_IMAGES = ("fuse.equivalence_images", "compress.imgsz")
 _VALIDATOR = ("evaluate", "compress.imgsz")
 # What scoring an artifact calls (the evaluate steps' Scorer).
-_SCORING = ("edgeslim/evaluate", "edgeslim/prune/structured.py", "edgeslim/models", "edgeslim/data", "edgeslim/report.py")
+_SCORING = ("edgeslim/evaluate", "edgeslim/runtime", "edgeslim/prune/structured.py", "edgeslim/models", "edgeslim/data", "edgeslim/report.py")
 
 DATASET = Step("dataset", dataset, reads=("dataset",), needs=(), code=("edgeslim/data", "edgeslim/workspace.py"),
                summary="the embedded synthetic set, or the user's data.yaml")
@@ -51,7 +51,7 @@ COMPRESS: tuple[Step, ...] = (
          code=("edgeslim/reparam", "edgeslim/models", "edgeslim/data/images.py", "edgeslim/data/splits.py", "edgeslim/gates.py"),
          summary="strip the PGI branch, fold Conv+BN/RepConv; gate: equivalence", torch=True),
     Step("prune", prune, reads=(*_PRUNING, *_ROUND_FINETUNE, *_TRAINER, *_EQUIVALENCE_IMAGES), needs=("dataset", "fuse"),
-         code=("edgeslim/prune", "edgeslim/models", "edgeslim/export", "edgeslim/evaluate/latency.py", "edgeslim/plots.py"),
+         code=("edgeslim/prune", "edgeslim/models", "edgeslim/export", "edgeslim/runtime", "edgeslim/plots.py"),
          skip=skip_unless_enabled,
          summary="split-free rewrite, structured pruning to the MACs target", torch=True),
     Step("finetune", finetune, reads=("prune.enabled", "prune.finetune", "prune.distill", "fuse", *_TRAINER), needs=("dataset", "fuse", "prune"),
@@ -63,10 +63,10 @@ COMPRESS: tuple[Step, ...] = (
          skip=skip_unless_asked, summary="the equal-budget control: the unpruned source finetuned with the same recipe and epochs",
          torch=True),
     Step("export", export, reads=("export", "fuse", "evaluate.threads", "compress.imgsz"), needs=("dataset", "fuse", "finetune"),
-         code=("edgeslim/export", "edgeslim/reparam/equivalence.py", "edgeslim/models", "edgeslim/gates.py"),
+         code=("edgeslim/export", "edgeslim/reparam/equivalence.py", "edgeslim/runtime", "edgeslim/models", "edgeslim/gates.py"),
          summary="ONNX FP32; gate: onnx_equivalence", torch=True),
     Step("calibrate", calibrate, reads=("calibration", "evaluate.threads", "compress.imgsz"), needs=("dataset", SOURCE, "export"),
-         code=("edgeslim/calibration", "edgeslim/data/splits.py"), summary="curated calibration set: manifest and coverage plot"),
+         code=("edgeslim/calibration", "edgeslim/runtime", "edgeslim/data/splits.py"), summary="curated calibration set: manifest and coverage plot"),
     Step("evaluate", evaluate, reads=_VALIDATOR, needs=("dataset", SOURCE, "fuse", "prune", "finetune", "control", "export"), code=_SCORING,
          summary="mAP, size, latency, MACs of the source, the torch stages, the control and the FP32 ONNX"),
     Step("quantize", quantize, reads=("quantize", "gates.min_map_ratio", "gates.reference", *_VALIDATOR), needs=("dataset", SOURCE, "export", "calibrate", "evaluate"),
@@ -77,10 +77,10 @@ COMPRESS: tuple[Step, ...] = (
          code=("edgeslim/quantize", *_SCORING), summary="TensorRT engine from explicit Q/DQ where a GPU and TensorRT exist"),
     Step("openvino", openvino, reads=("quantize.openvino", "target", "gates.min_map_ratio", "gates.reference", "fuse", *_VALIDATOR),
          needs=("dataset", SOURCE, "export", "calibrate", "evaluate", "quantize"),
-         code=("edgeslim/runtime", "edgeslim/reparam/equivalence.py", "edgeslim/gates.py", *_SCORING),
+         code=("edgeslim/reparam/equivalence.py", "edgeslim/gates.py", "edgeslim/fleet/onnx_info.py", *_SCORING),
          summary="OpenVINO IR (FP32, BF16 where the CPU has it, NNCF INT8) for the target; gate: openvino_equivalence"),
     Step("gates", gates, reads=("gates", "target", *_VALIDATOR), needs=("dataset", "evaluate", "evaluate-int8", "tensorrt", "openvino"),
-         code=("edgeslim/gates.py", "edgeslim/plots.py", "edgeslim/report.py", "edgeslim/runtime"),
+         code=("edgeslim/gates.py", "edgeslim/plots.py", *_SCORING),
          summary="mAP of every candidate format against the reference (gates.reference), the gated ones ordered by latency"),
 )
 # fmt: on

@@ -18,15 +18,22 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
-from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
-from onnxruntime.quantization.shape_inference import quant_pre_process
 from tqdm import tqdm
 
 from edgeslim.config import QuantizeParams
 from edgeslim.data.images import preprocess
 from edgeslim.quantize.compact import compact
 from edgeslim.quantize.head import kept_float
+from edgeslim.runtime.onnxruntime_backend import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QDQRegistry,
+    QLinearOpsRegistry,
+    QuantFormat,
+    QuantType,
+    quant_pre_process,
+    quantize_static,
+)
 
 _METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
 _TYPES = {"quint8": QuantType.QUInt8, "qint8": QuantType.QInt8}

@@ -11,6 +11,27 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+# ONNX Runtime's INT8 builder, which edgeslim.quantize.ort_int8 drives (static QDQ): reached through this module,
+# the one place that imports onnxruntime.
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+__all__ = [
+    "CalibrationDataReader",
+    "CalibrationMethod",
+    "QDQRegistry",
+    "QLinearOpsRegistry",
+    "QuantFormat",
+    "QuantType",
+    "available_providers",
+    "open_session",
+    "quant_pre_process",
+    "quantize_static",
+    "unavailable",
+    "version",
+]
+
 CPU = "CPUExecutionProvider"
 GRAPH_LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC", "disabled": "ORT_DISABLE_ALL"}
 

@@ -51,10 +51,13 @@ def gates(inp: StepInput, p: Params) -> Outcome:
     by_name = {s.name: s for s in scored}
     ref_name, ref = reference_map(scored, p)
     shipped, left_out, checks, failed = [], {}, [], []
+    why_not_built = {**inp.outcome("openvino").details.get("openvino", {}).get("left_out", {})}
+    if "skipped" in inp.outcome("tensorrt").details.get("tensorrt", {}):
+        why_not_built["tensorrt"] = inp.outcome("tensorrt").details["tensorrt"]["skipped"]
     for fmt in p.target.formats:
         stage, gate_name = FORMAT_STAGES[fmt]
         if stage not in by_name:
-            left_out[fmt] = f"this run scored no {stage} artifact (not built here, or the source already is one)"
+            left_out[fmt] = why_not_built.get(fmt, f"this run scored no {stage} artifact (not built here, or the source already is one)")
             continue
         gate = map_gate(by_name[stage].map50_95 or 0.0, ref, p.gates.min_map_ratio, gate_name, f"{stage} mAP50-95", ref_name)
         if not gate.passed:

@@ -61,7 +61,12 @@ def openvino(inp: StepInput, p: Params) -> Outcome:
     from edgeslim.runtime import openvino_backend as ovb
 
     folder, imgsz = inp.dir(), image_size(p)
-    fp32_ir = ovb.convert_onnx(inp.latest(FP32), ovb.ir_dir("model-fp32", folder), "model-fp32")
+    try:
+        fp32_ir = ovb.convert_onnx(inp.latest(FP32), ovb.ir_dir("model-fp32", folder), "model-fp32")
+    except Exception as exc:  # noqa: BLE001 (OpenVINO refusing the model leaves its formats out, never fails the run)
+        why = f"OpenVINO {ovb.version()} cannot convert the FP32 ONNX: {_first_line(exc)}"
+        print(why)
+        return Outcome(inp.step, details={"openvino": {"left_out": {**left_out, **dict.fromkeys(build, why)}}})
     built: dict[str, Path] = {}
     details: dict[str, object] = {"openvino_version": ovb.version(), "left_out": left_out}
     gates = []
@@ -79,7 +84,12 @@ def openvino(inp: StepInput, p: Params) -> Outcome:
             details["bf16_vs_torch"] = bf16.as_dict()
     for fmt in build:
         if fmt == "openvino-int8":
-            built[fmt] = _int8(inp, p, fp32_ir, folder, imgsz, details)
+            try:
+                built[fmt] = _int8(inp, p, fp32_ir, folder, imgsz, details)
+            except Exception as exc:  # noqa: BLE001 (NNCF refusing the model leaves openvino-int8 out, never fails the run)
+                left_out[fmt] = f"NNCF could not quantize the IR: {_first_line(exc)}"
+                print(f"{fmt} left out: {left_out[fmt]}")
+                continue
         else:
             stem = f"model-{FORMATS[fmt].precision}"
             target = ovb.ir_dir(stem, folder)
@@ -99,6 +109,10 @@ def openvino(inp: StepInput, p: Params) -> Outcome:
         gates=tuple(gates),
         stages=stages,
     )
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _label(ir: Path, fmt: str) -> None:
