@@ -39,15 +39,13 @@ def test_yolo_reads_the_published_ir_and_its_validator_gives_the_reported_map(pu
     """The edge version holds ultralytics' IR layout: ``YOLO(dir).val()`` reads it (at FP32, the format's precision)."""
     from edgeslim.config import load_params
     from edgeslim.evaluate.accuracy import evaluate_map
+    from edgeslim.registry import mlflow_registry as reg
     from edgeslim.runtime.formats import FORMATS
 
     report = published[1]
     pub = report["published"]
-    local = Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{pub['model']}/{pub['version']}", dst_path=str(tmp_path), tracking_uri=champion, registry_uri=champion
-        )
-    )
+    reg.connect(champion)  # models:/ URIs resolve through MLflow's global registry URI
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{pub['model']}/{pub['version']}", dst_path=str(tmp_path)))
     ir = local / "artifacts" / "model-fp32_openvino_model"
     assert sorted(p.name for p in ir.iterdir()) == ["metadata.yaml", "model-fp32.bin", "model-fp32.xml"]
     p = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
@@ -73,11 +71,12 @@ def test_the_pyfunc_predicts_with_the_preferred_format_at_its_precision(publishe
     """Any MLflow client loads the version: its weights are the preferred format (an IR runs at its gated precision)."""
     import pandas as pd
 
+    from edgeslim.registry import mlflow_registry as reg
     from edgeslim.registry.pyfunc_model import IR_PRECISION
 
     report = published[1]
     pub = report["published"]
-    mlflow.set_tracking_uri(champion)
+    reg.connect(champion)
     model = mlflow.pyfunc.load_model(f"models:/{pub['model']}/{pub['version']}")
     assert model.unwrap_python_model()._precision == IR_PRECISION.get(target["preferred"])
     images = sorted((Path(report["details"]["dataset"]["root"]) / "images").rglob("*.*"))[:2]
