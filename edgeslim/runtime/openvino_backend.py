@@ -167,7 +167,7 @@ def quantize_ptq(
     ir: Path, images: Iterable[np.ndarray], out_dir: Path, stem: str, ignored: Sequence[str], subset_size: int, metadata: Mapping[str, Any]
 ) -> Path:
     """NNCF post-training INT8 (mixed preset: symmetric weights, asymmetric activations) of the IR,
-    calibrated on ``images``; the nodes ``ignored`` stay float."""
+    calibrated on ``images``; the ops whose names match the regular expressions ``ignored`` stay float."""
     import nncf
 
     data = nncf.Dataset(list(images))
@@ -176,7 +176,7 @@ def quantize_ptq(
         data,
         preset=nncf.QuantizationPreset.MIXED,
         subset_size=subset_size,
-        ignored_scope=nncf.IgnoredScope(names=list(ignored), validate=False),
+        ignored_scope=nncf.IgnoredScope(patterns=list(ignored), validate=False),
     )
     return save_ir(model, out_dir, stem, metadata)
 
@@ -199,28 +199,47 @@ def quantize_accuracy_control(
     import nncf
 
     work = out_dir.parent / f"{out_dir.name}.accuracy-control"
+    sources: dict[int, Any] = {}  # id(compiled model) → the model NNCF compiled it from
 
-    def validate(model: Any, _: Iterable[Any]) -> float:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(work)
-        if isinstance(model, ov.CompiledModel):  # NNCF hands compiled models; the validator wants the IR
-            model = model.get_runtime_model()
-        return score(save_ir(model.clone() if hasattr(model, "clone") else model, work, stem, metadata))
+    def validate(compiled: Any, _: Iterable[Any]) -> float:
+        shutil.rmtree(work, ignore_errors=True)
+        model = sources[id(compiled)]
+        return score(save_ir(ov.Model(model) if not isinstance(model, ov.Model) else model.clone(), work, stem, metadata))
 
-    model = nncf.quantize_with_accuracy_control(
-        read_model(ir),
-        nncf.Dataset(list(images)),
-        nncf.Dataset([0]),
-        validate,
-        max_drop=max_drop,
-        drop_type=nncf.DropType.RELATIVE,
-        preset=nncf.QuantizationPreset.MIXED,
-        subset_size=subset_size,
-        ignored_scope=nncf.IgnoredScope(names=list(ignored), validate=False),
-        advanced_accuracy_restorer_parameters=nncf.AdvancedAccuracyRestorerParameters(max_num_iterations=max_layers),
-    )
+    with _recording_compiles(sources):
+        model = nncf.quantize_with_accuracy_control(
+            read_model(ir),
+            nncf.Dataset(list(images)),
+            nncf.Dataset([0]),  # one item: the score reads the whole val split itself
+            validate,
+            max_drop=max_drop,
+            drop_type=nncf.DropType.RELATIVE,
+            preset=nncf.QuantizationPreset.MIXED,
+            subset_size=subset_size,
+            ignored_scope=nncf.IgnoredScope(patterns=list(ignored), validate=False),
+            advanced_accuracy_restorer_parameters=nncf.AdvancedAccuracyRestorerParameters(max_num_iterations=max_layers),
+        )
     shutil.rmtree(work, ignore_errors=True)
     return save_ir(model, out_dir, stem, metadata)
+
+
+@contextlib.contextmanager
+def _recording_compiles(sources: dict[int, Any]) -> Iterator[None]:
+    """NNCF hands its validation function compiled models; ultralytics' validator reads an IR. Remember
+    which model each compiled model came from, so that it can be saved as one."""
+    original = ov.Core.compile_model
+
+    def compile_model(self: ov.Core, model: Any, *args: Any, **kw: Any) -> Any:
+        compiled = original(self, model, *args, **kw)
+        if not isinstance(model, (str, Path)):
+            sources[id(compiled)] = model
+        return compiled
+
+    ov.Core.compile_model = compile_model
+    try:
+        yield
+    finally:
+        ov.Core.compile_model = original
 
 
 def fake_quantized_layers(ir: Path) -> int:
@@ -229,12 +248,18 @@ def fake_quantized_layers(ir: Path) -> int:
 
 
 def float_convolutions(ir: Path) -> list[str]:
-    """Convolutions whose input does not come through a FakeQuantize: the layers that stay float."""
-    return [
-        op.get_friendly_name()
-        for op in read_model(ir).get_ops()
-        if op.get_type_name() == "Convolution" and op.input_value(0).get_node().get_type_name() != "FakeQuantize"
-    ]
+    """Convolutions whose weights are not stored int8 (NNCF compresses a quantized one's to an int8
+    constant): the layers that stay float."""
+    kept = []
+    for op in read_model(ir).get_ops():
+        if op.get_type_name() != "Convolution":
+            continue
+        source = op.input_value(1).get_node()
+        while source.get_input_size() > 0:
+            source = source.input_value(0).get_node()
+        if source.get_element_type() != ov.Type.i8:
+            kept.append(op.get_friendly_name())
+    return kept
 
 
 @contextlib.contextmanager

@@ -6,8 +6,9 @@ precision by the one validator; skipped, with the reason, where the target lists
 - ``openvino-bf16``: the same IR, run at bf16; a precision change, so gated on its mAP only (its
   distance from the torch model is reported). Only where the CPU has AMX or AVX512-BF16.
 - ``openvino-int8``: NNCF INT8 on the curated calibration set. ``ptq`` keeps float what the ONNX
-  INT8 step kept float (the decode, and the layers its accuracy-aware fallback chose), so both INT8
-  formats carry the same float set; ``accuracy_control`` is NNCF's own search, aimed at the gate.
+  INT8 step kept float (``quantize.keep_float``'s decode nodes, and the layers its accuracy-aware
+  fallback chose), so both INT8 formats carry the same float set; ``accuracy_control`` is NNCF's own
+  search from the same start, aimed at the gate.
 
 A format this machine cannot build or run is left out with the reason, never failing the run.
 """
@@ -19,6 +20,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, numeric
@@ -33,6 +35,7 @@ from edgeslim.data.images import preprocess
 from edgeslim.fleet.onnx_info import FORMAT_KEY  # metadata.yaml key naming an IR's format (ultralytics keeps unknown keys)
 from edgeslim.gates import equivalence_gate_named
 from edgeslim.models.checkpoint import load_checkpoint
+from edgeslim.quantize.head import kept_float
 from edgeslim.reparam.equivalence import compare_runtime
 from edgeslim.runtime.formats import FORMATS, OPENVINO
 from edgeslim.runtime.session import unavailable
@@ -129,7 +132,8 @@ def _int8(inp: StepInput, p: Params, fp32_ir: Path, folder: Path, imgsz: int, de
     op = p.quantize.openvino
     images = calibration_images(inp.outcome("calibrate").artifact("manifest"))
     batches: list[np.ndarray] = [preprocess(path, imgsz) for path in images]
-    float_nodes = inp.outcome("quantize").details.get("quantization", {}).get("float_nodes", [])
+    fallback = inp.outcome("quantize").details.get("quantization", {}).get("float_nodes", [])
+    float_nodes = kept_float(onnx.load(str(inp.latest(FP32))), p.quantize.keep_float) + list(fallback)
     ignored = _ignored_patterns(float_nodes)
     out = ovb.ir_dir("model-int8", folder)
     subset = min(op.subset_size, len(batches))
