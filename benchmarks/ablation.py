@@ -194,7 +194,7 @@ def headline(p: Params, run: LibraryRun, ctx: Context) -> dict:
     if shipped is None:
         return {
             "subject": ctx.subject.label,
-            "target": p.target.name,
+            "target": p.target.profile,
             "artifact": None,
             "absent": f"nothing passed its gates: {run.gates}",
             "self_check": check,
@@ -204,7 +204,7 @@ def headline(p: Params, run: LibraryRun, ctx: Context) -> dict:
     latency = ctx.ratio(ctx.reference_fp32, path)
     return {
         "subject": ctx.subject.label,
-        "target": p.target.name,
+        "target": p.target.profile,
         "artifact": fmt,
         "latency_ratio_vs_ultralytics_fp32": latency["ratio"],
         "latency_ratio_ci": latency["ci95"],

@@ -197,7 +197,7 @@ def _register(client: mlflow.MlflowClient, p: Params, sub: Submission, run_id: s
         with mlflow.start_run(run_id=run_id):
             (_, preferred), *others = sub.edge_artifacts
             model_uri = reg.log_weights_model(preferred, example_image=sub.example_image, extra={fmt: path for fmt, path in others})
-        formats = tags(target=p.target.name, formats=",".join(fmt for fmt, _ in sub.edge_artifacts))
+        formats = tags(target=p.target.profile, formats=",".join(fmt for fmt, _ in sub.edge_artifacts))
         version_tags = {**sub.lineage, **gate_tags(sub.report.gates), **formats, RUN_ID_TAG: run_id, PUBLISH_KEY_TAG: sub.publish_key}
         mv = reg.register(client, model_uri, edge, version_tags, None)
         published = {"model": edge, "version": str(mv.version), "alias": p.mlflow.edge_alias}
