@@ -304,15 +304,25 @@ class TargetParams(_Section):
     @property
     def profile(self) -> str:
         """The profile this run compresses for (``auto`` resolved on this machine)."""
-        if self.name != AUTO_TARGET:
-            return self.name
-        from edgeslim.runtime.cpu import machine_profile
-
-        return machine_profile()
+        return profile_of(self.name)
 
     @property
     def formats(self) -> list[str]:
-        return list(self.profiles[self.profile])
+        return formats_of(self.name, self.profiles)
+
+
+def profile_of(name: str) -> str:
+    """``target.name`` resolved: a profile, or for ``auto`` the one this machine's CPU flags match."""
+    if name != AUTO_TARGET:
+        return name
+    from edgeslim.runtime.cpu import machine_profile
+
+    return machine_profile()
+
+
+def formats_of(name: str, profiles: dict[str, list[ArtifactFormat]]) -> list[str]:
+    """The candidate formats of ``target.name`` (a step that reads only target.name and target.profiles calls this)."""
+    return list(profiles[profile_of(name)])
 
 
 class GateParams(_Section):

@@ -22,6 +22,7 @@ DVC_TINY = {
     "quantize": {"fallback": {"enabled": False}, "tensorrt": {"enabled": False}},
     "fuse": {"equivalence_images": 2},
     "evaluate": {"latency_runs": 2, "latency_warmup": 0},
+    "target": {"name": "x86-avx2", "profiles": {"x86-avx2": ["onnx-fp32", "onnx-int8"]}},  # OpenVINO: the flow tests
 }
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edgeslim.config import Params
+from edgeslim.config import Params, formats_of, profile_of
 from edgeslim.dag.outcome import Outcome, numeric
 from edgeslim.dag.source import image_size
 from edgeslim.dag.step import FP32, StepInput
@@ -42,7 +42,7 @@ from edgeslim.runtime.session import unavailable
 
 
 def wanted(p: Params) -> list[str]:
-    return [f for f in p.target.formats if FORMATS[f].runtime == OPENVINO]
+    return [f for f in formats_of(p.target.name, p.target.profiles) if FORMATS[f].runtime == OPENVINO]
 
 
 def _ignored_patterns(float_nodes: list[str]) -> list[str]:
@@ -54,7 +54,7 @@ def _ignored_patterns(float_nodes: list[str]) -> list[str]:
 def openvino(inp: StepInput, p: Params) -> Outcome:
     formats = wanted(p)
     if not formats:
-        return Outcome(inp.step, skipped=f"target {p.target.profile} lists no OpenVINO format")
+        return Outcome(inp.step, skipped=f"target {profile_of(p.target.name)} lists no OpenVINO format")
     left_out = {f: reason for f in formats if (reason := unavailable(f))}
     for fmt, reason in left_out.items():
         print(f"{fmt} left out: {reason}")
