@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class EdgeslimError(RuntimeError):
     """Base of every expected failure: bad input, unreachable service, failed gate."""
@@ -57,9 +59,16 @@ ERROR_LINE_MAX = 300  # the README's promise: one `edgeslim: error:` line, short
 _CARET = frozenset("^~ \t")
 
 
+_REPORT_TAIL = re.compile(r"\s*(Nothing published; )?report: \S+$")  # where the run's report is: never cut
+
+
 def one_line(message: str, prefix: str = "edgeslim: error: ", limit: int = ERROR_LINE_MAX) -> str:
     """``message`` as one line under ``limit`` characters with ``prefix``: its lines joined, caret
-    lines (YAML's, Python's) dropped, and the tail cut with an ellipsis (torch's miniz text runs to 500)."""
+    lines (YAML's, Python's) dropped, and the middle cut with an ellipsis (torch's miniz text runs to
+    500), keeping a closing ``report: PATH`` whole."""
     parts = [line.strip() for line in message.splitlines() if line.strip() and not set(line) <= _CARET]
     text = prefix + " ".join(parts)
-    return text if len(text) < limit else text[: limit - 2] + "…"
+    if len(text) < limit:
+        return text
+    tail = match.group(0) if (match := _REPORT_TAIL.search(text)) else ""
+    return text[: max(len(prefix), limit - 2 - len(tail))] + "…" + tail

@@ -48,7 +48,7 @@ def parse_jobs(raw: Sequence[dict[str, Any] | str], p: Params) -> list[Job]:
         unknown = set(entry) - {"model", "target"}
         if unknown or not entry.get("model"):
             raise ConfigError(f"compress-many pair {item!r}: expected {{model: REF, target: PROFILE}}")
-        target = entry.get("target") or p.target.profile
+        target = entry.get("target") or p.target.name
         if target not in p.target.profiles:
             raise ConfigError(f"compress-many pair {item!r}: unknown target {target!r}; known: {', '.join(p.target.profiles)}")
         source = parse_source(str(entry["model"]), p.mlflow.source_alias)

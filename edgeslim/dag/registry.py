@@ -77,7 +77,7 @@ COMPRESS: tuple[Step, ...] = (
          code=("edgeslim/quantize", *_SCORING), summary="TensorRT engine from explicit Q/DQ where a GPU and TensorRT exist"),
     Step("openvino", openvino, reads=("quantize.openvino", "quantize.keep_float", "target.name", "target.profiles", "gates.min_map_ratio", "gates.reference", "fuse", *_VALIDATOR),
          needs=("dataset", SOURCE, "export", "calibrate", "evaluate", "quantize"),
-         code=("edgeslim/reparam/equivalence.py", "edgeslim/gates.py", "edgeslim/fleet/onnx_info.py", *_SCORING),
+         code=("edgeslim/reparam/equivalence.py", "edgeslim/gates.py", "edgeslim/fleet/onnx_info.py", "edgeslim/quantize/head.py", *_SCORING),
          summary="OpenVINO IR (FP32, BF16 where the CPU has it, NNCF INT8) for the target; gate: openvino_equivalence"),
     Step("gates", gates, reads=("gates", "target", *_VALIDATOR), needs=("dataset", "evaluate", "evaluate-int8", "tensorrt", "openvino"),
          code=("edgeslim/gates.py", "edgeslim/plots.py", *_SCORING),

@@ -59,4 +59,9 @@ def run_steps(
 
 
 def failed_gates(outcomes: Mapping[str, Outcome]) -> list[str]:
-    return [f"gate {g.name} failed: {g.detail}" for o in outcomes.values() for g in o.failed_gates]
+    """The first failed gate with its detail, the others by their figure (one error line holds them all)."""
+    failed = [g for o in outcomes.values() for g in o.failed_gates]
+    return [
+        f"gate {g.name} failed: {g.detail}" if i == 0 else f"gate {g.name} failed: {g.value:.4g} (threshold {g.threshold:g})"
+        for i, g in enumerate(failed)
+    ]
