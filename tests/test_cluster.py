@@ -43,7 +43,7 @@ def test_pairs_take_bare_references_and_refuse_unknown_targets_and_repeats():
         parse_jobs([str(REPO / "params.yaml")], P)
     with pytest.raises(RegistryError, match="is not models:/NAME@ALIAS"):
         parse_jobs(["models:/bad"], P)
-    with pytest.raises(ConfigError, match="unknown target 'riscv'; known: x86-avx2"):
+    with pytest.raises(ConfigError, match="unknown target 'riscv'; known: auto, x86-amx, x86-vnni, x86-avx2"):
         parse_jobs([{"model": "a", "target": "riscv"}], P)
     with pytest.raises(ConfigError, match="the same pair twice: a for arm64"):
         parse_jobs([{"model": "a", "target": "arm64"}, {"model": "a", "target": "arm64"}], P)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edgeslim.config import ConfigError, Params
+from edgeslim.config import AUTO_TARGET, ConfigError, Params
 from edgeslim.registry.references import parse_source
 
 OUTCOME_PUBLISHED = "published"
@@ -49,8 +49,9 @@ def parse_jobs(raw: Sequence[dict[str, Any] | str], p: Params) -> list[Job]:
         if unknown or not entry.get("model"):
             raise ConfigError(f"compress-many pair {item!r}: expected {{model: REF, target: PROFILE}}")
         target = entry.get("target") or p.target.name
-        if target not in p.target.profiles:
-            raise ConfigError(f"compress-many pair {item!r}: unknown target {target!r}; known: {', '.join(p.target.profiles)}")
+        if target != AUTO_TARGET and target not in p.target.profiles:
+            known = ", ".join([AUTO_TARGET, *p.target.profiles])
+            raise ConfigError(f"compress-many pair {item!r}: unknown target {target!r}; known: {known} (auto: each worker's own CPU)")
         source = parse_source(str(entry["model"]), p.mlflow.source_alias)
         if source.file is not None:
             raise ConfigError(f"compress-many pair {item!r}: a local file is not on the workers; register it first (edgeslim register)")
