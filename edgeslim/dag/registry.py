@@ -75,7 +75,7 @@ COMPRESS: tuple[Step, ...] = (
          summary="mAP, size, latency of the INT8 ONNX"),
     Step("tensorrt", tensorrt, reads=("quantize", *_VALIDATOR), needs=("dataset", SOURCE, "export", "calibrate", "quantize"),
          code=("edgeslim/quantize", *_SCORING), summary="TensorRT engine from explicit Q/DQ where a GPU and TensorRT exist"),
-    Step("openvino", openvino, reads=("quantize.openvino", "quantize.keep_float", "target.name", "target.profiles", "gates.min_map_ratio", "gates.reference", "fuse", *_VALIDATOR),
+    Step("openvino", openvino, reads=("quantize.openvino", "quantize.keep_float", "target.name", "target.profiles", "fuse", *_VALIDATOR),
          needs=("dataset", SOURCE, "export", "calibrate", "evaluate", "quantize"),
          code=("edgeslim/reparam/equivalence.py", "edgeslim/gates.py", "edgeslim/fleet/onnx_info.py", "edgeslim/quantize/head.py", *_SCORING),
          summary="OpenVINO IR (FP32, BF16 where the CPU has it, NNCF INT8) for the target; gate: openvino_equivalence"),

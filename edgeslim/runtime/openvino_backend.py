@@ -144,6 +144,14 @@ def save_ir(model: ov.Model, out_dir: Path, stem: str, metadata: Mapping[str, An
     return out_dir
 
 
+def label(ir: Path, fmt: str, key: str) -> Path:
+    """Write ``fmt`` under ``key`` in the IR's metadata.yaml, so a downloaded folder says how it is to be run."""
+    from ultralytics.utils import YAML
+
+    YAML.save(ir / METADATA, {**YAML.load(ir / METADATA), key: fmt})
+    return ir
+
+
 def onnx_metadata(onnx_path: Path) -> dict[str, Any]:
     """ultralytics' metadata of an exported ONNX (names, stride, imgsz, task, args...), typed as its
     exporter writes ``metadata.yaml`` (the ONNX holds every value as a string)."""

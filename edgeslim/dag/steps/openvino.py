@@ -30,7 +30,6 @@ from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.evaluate import scorer, stage_metrics
 from edgeslim.dag.steps.export import exported_from
 from edgeslim.dag.steps.fuse import val_images
-from edgeslim.dag.steps.gates import reference_map
 from edgeslim.data.images import preprocess
 from edgeslim.fleet.onnx_info import FORMAT_KEY  # metadata.yaml key naming an IR's format (ultralytics keeps unknown keys)
 from edgeslim.gates import equivalence_gate_named
@@ -102,7 +101,7 @@ def openvino(inp: StepInput, p: Params) -> Outcome:
                 for f in fp32_ir.iterdir():
                     shutil.copyfile(f, target / (f.name.replace("model-fp32", stem)))
             built[fmt] = target
-        _label(built[fmt], fmt)
+        ovb.label(built[fmt], fmt, FORMAT_KEY)
     stages = scorer(inp, p).stages([(fmt, path, None) for fmt, path in built.items()], torch_model, inp.fan)
     return Outcome(
         inp.step,
@@ -118,14 +117,6 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
-def _label(ir: Path, fmt: str) -> None:
-    """The IR's format in its metadata.yaml, so a downloaded folder says how it is to be run."""
-    from ultralytics.utils import YAML
-
-    meta = YAML.load(ir / "metadata.yaml")
-    YAML.save(ir / "metadata.yaml", {**meta, FORMAT_KEY: fmt})
-
-
 def _int8(inp: StepInput, p: Params, fp32_ir: Path, folder: Path, imgsz: int, details: dict[str, object]) -> Path:
     from edgeslim.runtime import openvino_backend as ovb
 
@@ -135,21 +126,18 @@ def _int8(inp: StepInput, p: Params, fp32_ir: Path, folder: Path, imgsz: int, de
     fallback = inp.outcome("quantize").details.get("quantization", {}).get("float_nodes", [])
     float_nodes = kept_float(onnx.load(str(inp.latest(FP32))), p.quantize.keep_float) + list(fallback)
     ignored = _ignored_patterns(float_nodes)
-    out = ovb.ir_dir("model-int8", folder)
+    out, meta = ovb.ir_dir("model-int8", folder), ovb.onnx_metadata(inp.latest(FP32))
     subset = min(op.subset_size, len(batches))
     if op.method == "accuracy_control":
-        evaluate = inp.outcome("evaluate")
-        target = p.gates.min_map_ratio * reference_map(list(evaluate.stages), p)[1]
         score = scorer(inp, p)
         ir = ovb.quantize_accuracy_control(
-            fp32_ir, batches, out, "model-int8", ignored, subset, ovb.onnx_metadata(inp.latest(FP32)),
+            fp32_ir, batches, out, "model-int8", ignored, subset, meta,
             lambda path: score.map50_95(path, FORMATS["openvino-int8"]), op.max_drop, op.max_float_layers,
         )  # fmt: skip
-        details["int8_target_map"] = target
     else:
-        ir = ovb.quantize_ptq(fp32_ir, batches, out, "model-int8", ignored, subset, ovb.onnx_metadata(inp.latest(FP32)))
-    kept = ovb.float_convolutions(ir)
-    print(f"OpenVINO INT8 ({op.method}): {ovb.fake_quantized_layers(ir)} FakeQuantize nodes, {len(kept)} convolutions float")
-    details["int8"] = {"method": op.method, "fake_quantize_nodes": ovb.fake_quantized_layers(ir), "float_convolutions": len(kept)}
+        ir = ovb.quantize_ptq(fp32_ir, batches, out, "model-int8", ignored, subset, meta)
+    kept, fake_quantize = ovb.float_convolutions(ir), ovb.fake_quantized_layers(ir)
+    print(f"OpenVINO INT8 ({op.method}): {fake_quantize} FakeQuantize nodes, {len(kept)} convolutions float")
+    details["int8"] = {"method": op.method, "fake_quantize_nodes": fake_quantize, "float_convolutions": len(kept)}
     details["int8_float_convolutions"] = kept
     return ir
