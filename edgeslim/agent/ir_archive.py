@@ -18,7 +18,6 @@ import tarfile
 from pathlib import Path
 
 SUFFIX = ".tar"
-IR_FOLDER_SUFFIX = "_openvino_model"
 
 
 class ArchiveError(ValueError):

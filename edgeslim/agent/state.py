@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgeslim.agent import ir_archive
+from edgeslim.runtime.formats import IR_SUFFIX
 
 STATE_FILE = "state.json"
 CURRENT = "current"
@@ -88,7 +89,7 @@ class ModelStore:
         is unpacked into its folder (checked against ``files``), then the tar is deleted."""
         name = f"{sequence}-{sha256[:SHA_PREFIX]}"
         if suffix == ir_archive.SUFFIX:
-            entry = Installed(model, version, sequence, sha256, f"{name}{ir_archive.IR_FOLDER_SUFFIX}")
+            entry = Installed(model, version, sequence, sha256, f"{name}{IR_SUFFIX}")
             try:
                 ir_archive.unpack(part, self.model_path(entry), files)
             finally:

@@ -15,7 +15,6 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from edgeslim.agent import ir_archive
-from edgeslim.agent.ir_archive import IR_FOLDER_SUFFIX
 from edgeslim.config import FleetGoldenParams, Params
 from edgeslim.errors import RegistryError
 from edgeslim.fleet import onnx_info
@@ -23,6 +22,7 @@ from edgeslim.fleet.golden import write_golden
 from edgeslim.fleet.manifest import Artifact, Manifest, utc_iso
 from edgeslim.fleet.store import FleetStore
 from edgeslim.lineage import TAG_PREFIX
+from edgeslim.runtime.formats import IR_SUFFIX
 
 # Version tags copied into the manifest so a device can tell where its model came from.
 LINEAGE_KEYS = (
@@ -50,7 +50,7 @@ def _download(tracking_uri: str, model: str, version: str, dest: Path, formats: 
     except MlflowException as exc:
         raise RegistryError(f"download of {model} version {version} failed: {exc.message}") from None
     found = [(path, onnx_info.describe(path)[0]) for path in sorted((local / "artifacts").glob("*.onnx"))]
-    found += [(path, onnx_info.ir_format(path)) for path in sorted((local / "artifacts").glob(f"*{IR_FOLDER_SUFFIX}"))]
+    found += [(path, onnx_info.ir_format(path)) for path in sorted((local / "artifacts").glob(f"*{IR_SUFFIX}"))]
     if not found:
         raise RegistryError(f"{model} version {version} holds no .onnx or OpenVINO artifact to page")
     rank = {fmt: i for i, fmt in enumerate(formats)}
