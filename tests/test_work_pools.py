@@ -111,6 +111,9 @@ def _compress_many(refs: list[str], params_file: Path, placed: tuple[str, ...], 
 @pytest.mark.long
 def test_compress_many_on_pool_workers_publishes_each_model_once_even_after_a_crashed_run(champion, prefect_api, params_file, tmp_path):
     p = load_params(params_file)
+    with api(prefect_api) as client:  # another test on this worker's server may have deployed already
+        for existing in client.read_automations_by_name(NAME):
+            client.delete_automation(existing.id)
     deployed = run_cli("deploy", "--params", str(params_file), env_extra={"MLFLOW_TRACKING_URI": champion})
     assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-3000:]
     with api(prefect_api) as client:
