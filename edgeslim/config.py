@@ -94,11 +94,19 @@ class BaselineParams(_Section):
         return arch
 
 
+class ConvergenceParams(_Section):
+    """When the source's own training history (ultralytics' results.csv) counts as a plateau."""
+
+    window: PositiveInt  # the last epochs looked at
+    min_gain: Annotated[float, Field(ge=0)]  # their best val mAP50-95 may beat the earlier best by at most this
+
+
 class CompressParams(_Section):
     """The source model being compressed: a user's own, or the embedded baseline."""
 
     imgsz: Annotated[int, Field(ge=32)] | None  # None: the checkpoint's own training size (train_args.imgsz)
     source: str | None  # the model compressed when none is named (None: the flow's <model_name>@<source_alias>, DVC's baseline)
+    convergence: ConvergenceParams
 
 
 class MlflowParams(_Section):
@@ -325,9 +333,19 @@ def formats_of(name: str, profiles: dict[str, list[ArtifactFormat]]) -> list[str
     return list(profiles[profile_of(name)])
 
 
+class BootstrapParams(_Section):
+    """The mAP ratio's interval: paired resamples of the val images (evaluate/bootstrap.py)."""
+
+    samples: PositiveInt
+    level: Annotated[float, Field(gt=0, lt=1)]
+    seed: int
+
+
 class GateParams(_Section):
     min_map_ratio: Annotated[float, Field(gt=0)]
     reference: Literal["baseline", "control"]  # what every mAP ratio (and the gate) is a share of
+    confidence: Literal["point", "lower"]  # point: the ratio itself must clear min_map_ratio; lower: its interval's low end
+    bootstrap: BootstrapParams
 
 
 FleetChannel = Literal["mqtt", "webhook", "iot_jobs"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from edgeslim.config import FuseParams
+from edgeslim.evaluate.bootstrap import Interval
 from edgeslim.reparam.equivalence import Equivalence
 
 
@@ -18,6 +19,7 @@ class Gate:
     value: float
     threshold: float
     detail: str
+    interval: dict | None = None  # a ratio gate's bootstrap interval (evaluate/bootstrap.Interval.as_dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -30,15 +32,24 @@ def map_gate(
     name: str = "map_ratio",
     what: str = "INT8 mAP50-95",
     reference: str = "baseline",
+    interval: Interval | None = None,
+    confidence: str = "point",
 ) -> Gate:
-    """Candidate mAP50-95 must reach ``min_ratio`` x the reference's; a reference of 0 cannot be kept."""
+    """Candidate mAP50-95 must reach ``min_ratio`` x the reference's; a reference of 0 cannot be kept.
+
+    ``confidence: lower`` asks it of the low end of the ratio's bootstrap ``interval`` instead of the
+    ratio itself (no interval then means no pass: the noise is unknown)."""
     ratio = candidate_map / reference_map if reference_map > 0 else 0.0
+    judged = ratio if confidence == "point" else (interval.low if interval else 0.0)
+    spread = f" ({interval.text()})" if interval else ""
+    rule = f"needs >= {min_ratio}" if confidence == "point" else f"its interval's low end needs >= {min_ratio}"
     return Gate(
         name=name,
-        passed=reference_map > 0 and ratio >= min_ratio,
+        passed=reference_map > 0 and judged >= min_ratio,
         value=ratio,
         threshold=min_ratio,
-        detail=f"{what} {candidate_map:.4f} is {ratio:.3f} x {reference} {reference_map:.4f}, needs >= {min_ratio}",
+        detail=f"{what} {candidate_map:.4f} is {ratio:.3f} x {reference} {reference_map:.4f}{spread}, {rule}",
+        interval=interval.as_dict() if interval else None,
     )
 
 

@@ -25,6 +25,8 @@ class StageResult:
     gate: str | None = None  # name of the gate this stage's figure feeds
     macs: int | None = None  # multiply-accumulates per image (ONNX: those of the model it was exported from)
     params: int | None = None
+    per_image: str | None = None  # the validator's per-image matches (evaluate/bootstrap.py), for the ratio's interval
+    map_ratio_ci: tuple[float, float] | None = None  # the bootstrap interval of map_ratio (gates.bootstrap)
 
 
 @dataclass
@@ -58,7 +60,8 @@ class Report:
             "source_version": self.source_version,
             "stages": [asdict(s) for s in self.stages],
             "gates": {
-                k: {"passed": g.passed, "value": g.value, "threshold": g.threshold, "detail": g.detail} for k, g in self.gates.items()
+                k: {"passed": g.passed, "value": g.value, "threshold": g.threshold, "detail": g.detail, "interval": g.interval}
+                for k, g in self.gates.items()
             },
             "published": self.published,
             "details": self.details,
@@ -76,14 +79,14 @@ class Report:
 
         reference = self.details.get("reference", {}).get("stage", "baseline")
         rows = [
-            f"| stage | mAP50-95 | mAP50 | % of {reference} | size | MMACs | params M | CPU latency ms | gate |",
+            f"| stage | mAP50-95 | mAP50 | % of {reference} (bootstrap CI) | size | MMACs | params M | CPU latency ms | gate |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for s in self.stages:
             gate = self.gates.get(s.gate) if s.gate else None
             verdict = "—" if gate is None else ("pass" if gate.passed else "**FAIL**")
             size = "—" if s.size_bytes is None else f"{s.size_bytes / 1024:.0f} KiB"
-            pct = "—" if s.map_ratio is None else f"{100 * s.map_ratio:.1f}%"
+            pct = "—" if s.map_ratio is None else f"{100 * s.map_ratio:.1f}%" + _ci(s.map_ratio_ci)
             macs = fmt(None if s.macs is None else s.macs / 1e6, ".1f")
             params = fmt(None if s.params is None else s.params / 1e6, ".3f")
             rows.append(
@@ -113,6 +116,11 @@ class Report:
         return "\n".join(lines) + "\n"
 
 
+def _ci(ci: tuple[float, float] | list[float] | None) -> str:
+    """A ratio's bootstrap interval in the stage table: `` (93.1–99.0)``."""
+    return "" if ci is None else f" ({100 * ci[0]:.1f}–{100 * ci[1]:.1f})"
+
+
 def _source_lines(details: dict) -> list[str]:
     """Where the model came from and the image size it was compressed at (and why that size)."""
     s = details.get("source")
@@ -120,7 +128,18 @@ def _source_lines(details: dict) -> list[str]:
         return []
     why = "compress.imgsz" if s["imgsz_from"] == "params" else ("its input size" if s.get("format") == "onnx" else "its training size")
     kind = "an ONNX model" if s.get("format") == "onnx" else "a PyTorch checkpoint"
-    return [f"Source `{s['reference']}` ({kind}), compressed at {s['imgsz']} px ({why}; stride {s['stride']}).", ""]
+    lines = [f"Source `{s['reference']}` ({kind}), compressed at {s['imgsz']} px ({why}; stride {s['stride']}).", ""]
+    c = s.get("convergence")
+    if c is None:
+        return [*lines, "Source convergence: unknown (the file records no training history).", ""]
+    if c["converged"]:
+        return [*lines, f"Source looks converged: {c['detail']}.", ""]
+    return [
+        *lines,
+        f"**Source not converged**: {c['detail']}. Its val mAP was still rising, so ratios against it flatter the compressed "
+        "model (finetuning alone gains); judge against a converged reference or the equal-budget control (evaluate.control).",
+        "",
+    ]
 
 
 def _shipped_lines(details: dict) -> list[str]:

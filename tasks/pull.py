@@ -5,7 +5,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from edgeslim.config import Params
-from edgeslim.dag.source import Facts, bind_source, check_classes, size_line
+from edgeslim.dag.source import Facts, bind_source, check_classes, convergence_line, size_line
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.references import parse_source
 from edgeslim.registry.sources import fetch
@@ -26,4 +26,5 @@ def pull_task(
         f"pulled {pulled.name} version {pulled.version} ({facts['format']}, {pulled.weights.stat().st_size / 1024:.0f} KiB), "
         f"{size_line(facts)}"
     )
+    print(convergence_line(facts))
     return pulled, bound, facts

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 import yaml
-from conftest import NO_PRUNE, error_line, run_cli
+from conftest import NO_PRUNE, TINY, error_line, run_cli
 from mlflow import MlflowClient
 
 from edgeslim.config import load_params
@@ -50,6 +50,8 @@ def test_demo_reuses_baseline_and_publishes_candidate(champion: str, published, 
     assert "reusing" in result.stderr, "an unchanged dataset+params must reuse the registered champion"
     champion_before = report["aliases_after"][MODEL]["champion"]
     assert champion_before == "1", "reusing must not register a second baseline"
+    history = report["details"]["source"]["convergence"]  # read from the results.csv ultralytics' trainer keeps in best.pt
+    assert history["epochs"] == TINY["baseline"]["epochs"] and 0 < history["best"] <= 1, history
 
     names = [s["name"] for s in report["stages"]]
     # then the OpenVINO candidates of the demo's target (tests/conftest.py OPENVINO_TARGET; tests/test_openvino.py)

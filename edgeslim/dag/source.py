@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgeslim.config import Params
+from edgeslim.config import ConvergenceParams, Params
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.step import FP32, SOURCE
 from edgeslim.errors import CheckpointError
+from edgeslim.evaluate.convergence import convergence, fitness_history
 from edgeslim.models.checkpoint import class_names, load_checkpoint, training_imgsz
 from edgeslim.models.onnx_model import is_onnx, onnx_facts
 
@@ -24,29 +25,36 @@ Facts = dict[str, Any]
 
 def bind_source(p: Params, weights: Path) -> tuple[Params, Facts]:
     """``p`` with ``compress.imgsz`` set for the source model ``weights``, and the facts behind it."""
-    facts = source_facts(weights, p.compress.imgsz)
+    facts = source_facts(weights, p.compress.imgsz, p.compress.convergence)
     return p.model_copy(update={"compress": p.compress.model_copy(update={"imgsz": facts["imgsz"]})}), facts
 
 
-def source_facts(weights: Path, requested: int | None) -> Facts:
+def source_facts(weights: Path, requested: int | None, plateau: ConvergenceParams | None = None) -> Facts:
     """The image size to compress the source model ``weights`` (a checkpoint or an ONNX file) at, and why.
 
     ``requested`` (``compress.imgsz``) wins when set; either way it must be a multiple of the model's
-    largest stride (and equal to an ONNX model's fixed input size).
+    largest stride (and equal to an ONNX model's fixed input size). With ``plateau``, a checkpoint's
+    training history also says whether the source looks converged (``convergence``; None when the
+    file records no history, as an ONNX export does not).
     """
-    stride, trained, names = _onnx_source(weights, requested) if is_onnx(weights) else _torch_source(weights)
+    history = None
+    if is_onnx(weights):
+        stride, trained, names = _onnx_source(weights, requested)
+    else:
+        stride, trained, names, history = _torch_source(weights)
     imgsz, origin = (requested, "params") if requested else (trained, "checkpoint")
     if imgsz is None:
         raise CheckpointError(f"{weights} records no image size (training args, fixed input or export metadata): set compress.imgsz")
     if imgsz % stride:
         raise CheckpointError(f"image size {imgsz} is not a multiple of the model's stride {stride}: set compress.imgsz to one")
     facts = {"format": "onnx" if is_onnx(weights) else "pt", "imgsz": imgsz, "imgsz_from": origin, "trained_imgsz": trained}
-    return {**facts, "stride": stride, "names": list(names)}
+    verdict = convergence(history, plateau).as_dict() if history and plateau else None
+    return {**facts, "stride": stride, "names": list(names), "convergence": verdict}
 
 
-def _torch_source(weights: Path) -> tuple[int, int | None, list[str]]:
+def _torch_source(weights: Path) -> tuple[int, int | None, list[str], list[float] | None]:
     ckpt, model = load_checkpoint(weights)
-    return int(max(model.stride)), training_imgsz(ckpt, model), class_names(model)
+    return int(max(model.stride)), training_imgsz(ckpt, model), class_names(model), fitness_history(ckpt)
 
 
 def _onnx_source(weights: Path, requested: int | None) -> tuple[int, int | None, list[str]]:
@@ -89,3 +97,11 @@ def check_classes(facts: Facts, expected: tuple[str, ...], label: str) -> None:
 def size_line(facts: Facts) -> str:
     """How the run sizes its images, for the log: ``compressed at 96 px (from the model)``."""
     return f"compressed at {facts['imgsz']} px (from {'compress.imgsz' if facts['imgsz_from'] == 'params' else 'the model'})"
+
+
+def convergence_line(facts: Facts) -> str:
+    """The log's word on the source's training history: a warning when it was still improving."""
+    c = facts.get("convergence")
+    if c is None:
+        return "source convergence: unknown (no training history in the file)"
+    return f"source {'looks converged' if c['converged'] else 'NOT converged'}: {c['detail']}"

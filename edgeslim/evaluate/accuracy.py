@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeslim.config import EvaluateParams
+from edgeslim.evaluate.bootstrap import KEYS, PerImage
 from edgeslim.runtime.formats import OPENVINO, Format, default_format, is_ir
 from edgeslim.ultra import YOLO
 
@@ -19,10 +20,12 @@ from edgeslim.ultra import YOLO
 class Accuracy:
     map50_95: float
     map50: float
+    per_image: Path  # the validator's matches per val image (evaluate/bootstrap.py's PerImage), for the ratio's interval
 
 
 STATIC_BATCH_SUFFIXES = (".onnx", ".engine")  # exported at batch 1
 GPU_SUFFIXES = (".engine",)  # TensorRT engines run on the first CUDA device
+PER_IMAGE_FILE = "per_image.npz"
 
 
 def evaluate_map(
@@ -51,7 +54,16 @@ def evaluate_map(
 
 def _validate(artifact: Path, data_yaml: Path, imgsz: int, batch: int, ev: EvaluateParams, work_dir: Path, split: str) -> Accuracy:
     suffix = artifact.suffix
-    metrics = YOLO(str(artifact), task="detect").val(
+    model = YOLO(str(artifact), task="detect")
+    kept: list[PerImage] = []
+
+    def keep(validator) -> None:  # noqa: ANN001 (ultralytics' validator); its stats are cleared once all batches ran
+        names = [Path(f).name for f in validator.dataloader.dataset.im_files]
+        kept[:] = [PerImage(names, {k: list(validator.metrics.stats[k]) for k in KEYS})]
+
+    model.add_callback("on_val_batch_end", keep)
+    name = f"val-{Path(artifact).stem}"
+    metrics = model.val(
         data=str(data_yaml),
         split=split,
         imgsz=imgsz,
@@ -63,8 +75,9 @@ def _validate(artifact: Path, data_yaml: Path, imgsz: int, batch: int, ev: Evalu
         plots=False,
         verbose=False,
         project=str(work_dir),
-        name=f"val-{Path(artifact).stem}",
+        name=name,
         exist_ok=True,
         workers=0,
     )
-    return Accuracy(map50_95=float(metrics.box.map), map50=float(metrics.box.map50))
+    per_image = kept[0].save(Path(work_dir) / name / PER_IMAGE_FILE)
+    return Accuracy(map50_95=float(metrics.box.map), map50=float(metrics.box.map50), per_image=per_image)

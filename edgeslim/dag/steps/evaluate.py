@@ -85,6 +85,7 @@ class Scorer:
             gate=gate,
             macs=macs,
             params=params,
+            per_image=str(acc.per_image),
         )
 
 

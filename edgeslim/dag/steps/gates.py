@@ -20,6 +20,7 @@ from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.step import StepInput
 from edgeslim.dag.steps.evaluate import BASELINE, CONTROL, ONNX_FP32, ONNX_INT8, TENSORRT, scorer
+from edgeslim.evaluate.bootstrap import Interval, PerImage, ratio_intervals
 from edgeslim.gates import map_gate
 from edgeslim.plots import pareto_plot, stage_points
 from edgeslim.report import StageResult
@@ -50,6 +51,7 @@ def gates(inp: StepInput, p: Params) -> Outcome:
     scored = [s for o in inp.outcomes.values() for s in o.stages]
     by_name = {s.name: s for s in scored}
     ref_name, ref = reference_map(scored, p)
+    intervals = _intervals(scored, ref_name, p)
     shipped, left_out, checks, failed = [], {}, [], []
     why_not_built = {**inp.outcome("openvino").details.get("openvino", {}).get("left_out", {})}
     if "skipped" in inp.outcome("tensorrt").details.get("tensorrt", {}):
@@ -59,7 +61,10 @@ def gates(inp: StepInput, p: Params) -> Outcome:
         if stage not in by_name:
             left_out[fmt] = why_not_built.get(fmt, f"this run scored no {stage} artifact (not built here, or the source already is one)")
             continue
-        gate = map_gate(by_name[stage].map50_95 or 0.0, ref, p.gates.min_map_ratio, gate_name, f"{stage} mAP50-95", ref_name)
+        gate = map_gate(
+            by_name[stage].map50_95 or 0.0, ref, p.gates.min_map_ratio, gate_name, f"{stage} mAP50-95", ref_name,
+            intervals.get(stage), p.gates.confidence,
+        )  # fmt: skip
         if not gate.passed:
             left_out[fmt] = f"failed its gate: {gate.detail}"
             failed.append(gate)
@@ -74,7 +79,15 @@ def gates(inp: StepInput, p: Params) -> Outcome:
         ]
     order = _order(inp, p, shipped)
     gate_of = {str(s["stage"]): str(s["gate"]) for s in shipped}
-    stages = tuple(replace(s, map_ratio=(s.map50_95 or 0.0) / ref if ref > 0 else None, gate=gate_of.get(s.name, s.gate)) for s in scored)
+    stages = tuple(
+        replace(
+            s,
+            map_ratio=(s.map50_95 or 0.0) / ref if ref > 0 else None,
+            map_ratio_ci=(i.low, i.high) if (i := intervals.get(s.name)) else None,
+            gate=gate_of.get(s.name, s.gate),
+        )
+        for s in scored
+    )
     layout = inp.layout
     layout.stages_json().write_text(json.dumps([asdict(s) for s in stages], indent=2) + "\n")
     pareto_plot(stage_points(stages), f"accuracy vs latency (marker area = file size); mAP as a share of {ref_name}", layout.stages_png())
@@ -91,6 +104,8 @@ def gates(inp: StepInput, p: Params) -> Outcome:
         details={
             "map_ratios": {s.name: s.map_ratio for s in stages},
             "reference": {"stage": ref_name, "map50_95": ref, "gates.reference": p.gates.reference},
+            "map_ratio_intervals": {name: i.as_dict() for name, i in intervals.items()},
+            "gates.confidence": p.gates.confidence,
             "map_ratios_vs": both,
             "target": {
                 "name": p.target.name,
@@ -105,6 +120,19 @@ def gates(inp: StepInput, p: Params) -> Outcome:
         },
         gates=tuple(checks),
     )
+
+
+def _intervals(scored: list[StageResult], ref_name: str, p: Params) -> dict[str, Interval]:
+    """Each scored stage's mAP ratio interval against the reference (paired bootstrap over the val
+    images); empty when the reference's per-image matches were not recorded."""
+    ref = next((s for s in scored if s.name == ref_name and s.per_image), None)
+    if ref is None or ref.per_image is None:
+        return {}
+    others = {s.name: PerImage.load(Path(s.per_image)) for s in scored if s.per_image and s.name != ref_name}
+    found = ratio_intervals(others, PerImage.load(Path(ref.per_image)), p.gates.bootstrap)
+    for name, i in found.items():
+        print(f"{name}: mAP ratio to {ref_name} {i.text()}")
+    return found
 
 
 def time_formats(inp: StepInput, p: Params, shipped: list[dict]) -> Paired:
