@@ -5,7 +5,6 @@ passes a candidate only when the interval's low end clears the threshold."""
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import numpy as np
