@@ -78,8 +78,9 @@ class Report:
             return "—" if v is None else format(v, spec)
 
         reference = self.details.get("reference", {}).get("stage", "baseline")
+        ci_header = " (bootstrap CI)" if any(s.map_ratio_ci for s in self.stages) else ""
         rows = [
-            f"| stage | mAP50-95 | mAP50 | % of {reference} (bootstrap CI) | size | MMACs | params M | CPU latency ms | gate |",
+            f"| stage | mAP50-95 | mAP50 | % of {reference}{ci_header} | size | MMACs | params M | CPU latency ms | gate |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for s in self.stages:

@@ -185,7 +185,7 @@ def test_control_stage_appears_when_asked_and_the_report_states_ratios_against_i
     assert map_gates and not any(g.passed for g in map_gates), [g.as_dict() for g in map_gates]
     assert all("x control" in g.detail for g in map_gates)
     report = build_report("tiny", "1", {"evaluate": outcome, "gates": gated})
-    assert "| % of control |" in report.markdown()
+    assert "| % of control (bootstrap CI) |" in report.markdown()
     # Off by default: the step says why it did not run.
     p = load_params(
         write_params(

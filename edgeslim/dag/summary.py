@@ -20,7 +20,12 @@ def build_report(model: str, version: str, outcomes: Mapping[str, Outcome]) -> R
     ``gates`` step has computed it."""
     ran = [o for o in outcomes.values() if o.skipped is None]
     ratios: dict[str, float | None] = next((o.details["map_ratios"] for o in ran if "map_ratios" in o.details), {})
-    stages = [replace(s, map_ratio=ratios.get(s.name)) for o in ran for s in o.stages]
+    intervals: dict[str, dict] = next((o.details["map_ratio_intervals"] for o in ran if "map_ratio_intervals" in o.details), {})
+    stages = [
+        replace(s, map_ratio=ratios.get(s.name), map_ratio_ci=(i["low"], i["high"]) if (i := intervals.get(s.name)) else None)
+        for o in ran
+        for s in o.stages
+    ]
     details: dict[str, Any] = {k: v for o in ran for k, v in o.details.items() if k != "map_ratios"}
     skipped = {o.step: o.skipped for o in outcomes.values() if o.skipped}
     if skipped:
