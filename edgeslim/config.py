@@ -101,12 +101,16 @@ class ConvergenceParams(_Section):
     min_gain: Annotated[float, Field(ge=0)]  # their best val mAP50-95 may beat the earlier best by at most this
 
 
+Activation = Literal["keep", "relu", "hardswish"]
+
+
 class CompressParams(_Section):
     """The source model being compressed: a user's own, or the embedded baseline."""
 
     imgsz: Annotated[int, Field(ge=32)] | None  # None: the checkpoint's own training size (train_args.imgsz)
     source: str | None  # the model compressed when none is named (None: the flow's <model_name>@<source_alias>, DVC's baseline)
     convergence: ConvergenceParams
+    activation: Activation  # the student's SiLU swapped (after pruning, before the finetune the teacher guides)
 
 
 class MlflowParams(_Section):
@@ -585,6 +589,10 @@ class Params(_Section):
     def _reference_is_computed(self) -> "Params":
         if self.gates.reference == "control" and not self.evaluate.control:
             raise ValueError("gates.reference is control, but evaluate.control is false: the control would not be trained")
+        if self.compress.activation != "keep" and not self.prune.enabled:
+            raise ValueError(
+                f"compress.activation is {self.compress.activation}, but prune.enabled is false: no finetune would recover the swap"
+            )
         return self
 
     def section_hash(self, *sections: str) -> str:
