@@ -37,6 +37,7 @@ from benchmarks.library_run import run_library_steps
 from benchmarks.measure import Timing, input_shape, model_cost, onnx_opset, probe, save_inputs, summarize
 from benchmarks.paths import repo_relative
 from benchmarks.plot import plot_frontier, plot_results
+from benchmarks.references import RECIPES, reference_overrides
 from benchmarks.subjects import Subject, converged_subject, registered_subject, yolov8n_subject
 from benchmarks.tables import markdown
 from edgeslim import workspace
@@ -283,20 +284,22 @@ def run_benchmark(s: Settings) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     load = {"start": os.getloadavg()}
 
-    data = workspace.dataset(p)
     cache = workspace.root(p) / "bench" / CACHE  # trained references and library runs, kept across benchmark runs
     tracking = _tracking_uri(p)
+    on_own_data = {name: reference_overrides(p, name) for name in RECIPES}  # each reference's benchmark-size set
+    ref_p = {name: load_params(s.params_file, (*s.overrides, *extra)) for name, extra in on_own_data.items()}
     main = (
         registered_subject(tracking, s.model, p, work / "registered")
         if s.model
-        else converged_subject(tracking, p, data, cache / "references", work / "converged")
+        else converged_subject(tracking, ref_p["converged"], on_own_data["converged"], cache / "references", work / "converged")
     )
-    subjects = [main, yolov8n_subject(p, data, cache / "references")]
-    calib_yaml = exports.calibration_data_yaml(data, work / "calibration-data.yaml")
-    built = []
+    subjects = [main, yolov8n_subject(ref_p["yolov8n"], on_own_data["yolov8n"], cache / "references")]
+    built, data_of = [], {}
     for subj in subjects:
         sp = subject_params(s, subj)
-        artifacts, run = build_artifacts(subj, sp, data.data_yaml, calib_yaml, work / subj.key, cache / "runs" / subj.key)
+        data_of[subj.key] = workspace.dataset(sp)
+        calib_yaml = exports.calibration_data_yaml(data_of[subj.key], work / subj.key / "calibration-data.yaml")
+        artifacts, run = build_artifacts(subj, sp, data_of[subj.key].data_yaml, calib_yaml, work / subj.key, cache / "runs" / subj.key)
         built.append((subj, artifacts, run))
     overrides = (*s.overrides, *main.overrides)
     default = (subject_params(s, main), built[0][2])
@@ -305,11 +308,10 @@ def run_benchmark(s: Settings) -> dict:
         s.params_file, overrides, main, default, cache / "runs" / main.key / "frontier", frontier_variants(p.benchmark)
     )
 
-    val = split_images(data.data_yaml, "val")
     results, measured, gpu_inputs, contexts = [], [], [], []
     pair_timing = Timing(p.evaluate.threads, p.benchmark.pair_runs, warmup, 1, s.probe_timeout_s)
     for subj, artifacts, run in built:
-        inputs = save_inputs(val, subj.imgsz, s.batch, work / subj.key / "inputs.npy")
+        inputs = save_inputs(split_images(data_of[subj.key].data_yaml, "val"), subj.imgsz, s.batch, work / subj.key / "inputs.npy")
         costs: dict[Path, dict] = {}
         entries = [describe_artifact(a, subj, costs) for a in artifacts]
         measured += [(e, a, inputs) for e, a in zip(entries, artifacts)]

@@ -5,22 +5,38 @@ ratio against it mostly measures extra training. The *converged* reference is th
 architecture and recipe trained until val fitness stops improving (ultralytics' early stopping
 with ``benchmark.converged.patience``, capped at ``max_epochs``). yolov8n is the stock size users
 pick, trained on the same data so that its compressed artifacts have an mAP too. Training is the
-slow part (minutes to an hour on 2 cores), so each result is cached under its params and the
-dataset's hash, and a rerun with the same inputs reuses it; a training cut short resumes.
+slow part (hours on 2 cores for the benchmark-size set), so each result is cached under its params
+and the dataset's hash, and a rerun with the same inputs reuses it; a training cut short resumes.
+
+Both are trained on the benchmark's own rendering of the embedded set (``benchmark.splits``: 500 val
+images, so that a 95% gate is not inside the mAP's noise; yolov8n's boards at its
+``render_size``). ``python -m benchmarks.references NAME`` trains one and keeps the result in the
+repository (``benchmarks/references/NAME/``: the checkpoint, its sha256, the training command and
+ultralytics' results.csv), so that every later benchmark, on any machine, compares against the same
+reference; ``--snapshot`` keeps a training still under way there as a resumable ``last.pt``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import shlex
+import shutil
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgeslim.baseline.train import train_baseline
-from edgeslim.config import BaselineParams, Params, digest
+from edgeslim.config import BaselineParams, Params, digest, load_params
 from edgeslim.data.synthetic import DatasetInfo
+from edgeslim.digest import file_sha256
+from edgeslim.errors import EdgeslimError
 
 RESULT_FILE = "reference.json"
+KEPT = Path(__file__).resolve().parent / "references"  # the references kept in the repository, one folder each
+WEIGHTS, LAST, RESULTS_CSV, PROGRESS_FILE = "best.pt", "last.pt", "results.csv", "progress.json"
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,21 @@ def yolov8n_params(p: Params) -> BaselineParams:
     ref = p.benchmark.yolov8n
     update = {"arch": ref.arch, "scale": ref.scale, "imgsz": ref.imgsz, "epochs": ref.max_epochs, "patience": ref.patience}
     return p.baseline.model_copy(update=update)
+
+
+def reference_overrides(p: Params, name: str) -> tuple[str, ...]:
+    """The dataset a reference is trained on, as overrides its compress runs take too: the benchmark's
+    splits, and for yolov8n boards rendered at its ``render_size`` with objects scaled alike."""
+    s = p.benchmark.splits
+    out = [f"dataset.splits={{train: {s.train}, val: {s.val}, calib_pool: {s.calib_pool}}}"]
+    if name == "yolov8n":
+        size = p.benchmark.yolov8n.render_size
+        low, high = (round(v * size / p.dataset.image_size) for v in p.dataset.object_size)
+        out += [f"dataset.image_size={size}", f"dataset.object_size=[{low},{high}]"]
+    return tuple(out)
+
+
+RECIPES: dict[str, Callable[[Params], BaselineParams]] = {"converged": converged_params, "yolov8n": yolov8n_params}
 
 
 def training_key(base: BaselineParams, p: Params, data: DatasetInfo) -> str:
@@ -88,3 +119,88 @@ def trained_reference(name: str, base: BaselineParams, p: Params, data: DatasetI
     )
     cached.write_text(json.dumps(ref.as_dict(), indent=2) + "\n")
     return ref
+
+
+def seed_from_kept(name: str, key: str, folder: Path) -> str:
+    """Put what the repository keeps of reference ``name`` (same key) where training looks for it:
+    a finished result is reused as is, a snapshot resumes. Says what it did."""
+    kept = KEPT / name
+    found = json.loads((kept / RESULT_FILE).read_text()) if (kept / RESULT_FILE).exists() else None
+    if found and found["key"] == key and not (folder / RESULT_FILE).exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(kept / WEIGHTS, folder / WEIGHTS)
+        fields = {k: found[k] for k in TrainedReference.__dataclass_fields__}
+        (folder / RESULT_FILE).write_text(json.dumps({**fields, "weights": str(folder / WEIGHTS)}, indent=2) + "\n")
+        return f"the kept reference {kept} (sha256 {found['sha256'][:12]})"
+    progress = json.loads((kept / PROGRESS_FILE).read_text()) if (kept / PROGRESS_FILE).exists() else None
+    last = folder / "train" / "weights" / LAST
+    if progress and progress["key"] == key and not last.exists():
+        last.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(kept / LAST, last)
+        return f"the kept snapshot after epoch {progress['epochs']} ({kept / LAST})"
+    return "nothing kept for this key"
+
+
+def keep(name: str, folder: Path, command: str, data: DatasetInfo, ref: TrainedReference | None) -> Path:
+    """Copy reference ``name`` into the repository: the finished checkpoint (``ref``), or else a
+    snapshot of the training under way (its last.pt, resumable anywhere)."""
+    kept = KEPT / name
+    kept.mkdir(parents=True, exist_ok=True)
+    csv = folder / "train" / RESULTS_CSV
+    if csv.exists():
+        shutil.copy2(csv, kept / RESULTS_CSV)
+    facts = {"command": command, "dataset_sha256": data.sha256}
+    if ref is not None:
+        shutil.copy2(ref.weights, kept / WEIGHTS)
+        (kept / LAST).unlink(missing_ok=True)
+        (kept / PROGRESS_FILE).unlink(missing_ok=True)
+        summary = {**ref.as_dict(), "weights": WEIGHTS, "sha256": file_sha256(kept / WEIGHTS), **facts}
+        (kept / RESULT_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+        return kept
+    last = folder / "train" / "weights" / LAST
+    if not last.exists():
+        raise EdgeslimError(f"no training of {name} under way in {folder}: nothing to snapshot")
+    shutil.copy2(last, kept / LAST)
+    epochs = sum(1 for _ in csv.open()) - 1 if csv.exists() else 0
+    progress = {"key": folder.name.removeprefix(f"{name}-"), "epochs": epochs, "sha256": file_sha256(kept / LAST), **facts}
+    (kept / PROGRESS_FILE).write_text(json.dumps(progress, indent=2) + "\n")
+    return kept
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.references",
+        description="Train one benchmark reference to a plateau on the benchmark-size set (cached; an interrupted training "
+        "resumes) and keep it in benchmarks/references/NAME/: checkpoint, sha256, command, results.csv.",
+    )
+    parser.add_argument("name", choices=sorted(RECIPES), help="converged: the embedded arch at baseline.imgsz; yolov8n: stock n at 320 px")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="override a param (repeatable)")
+    parser.add_argument("--snapshot", action="store_true", help="do not train: keep the training under way as a resumable last.pt")
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "-m", "benchmarks.references", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        base_p = load_params(args.params, args.set)
+        p = load_params(args.params, [*reference_overrides(base_p, args.name), *args.set])
+        from edgeslim import workspace
+
+        workspace.configure_environment(p)
+        data = workspace.dataset(p)
+        recipe = RECIPES[args.name](p)
+        root = workspace.root(p) / "bench" / "cache" / "references"
+        folder = root / f"{args.name}-{training_key(recipe, p, data)}"
+        if args.snapshot:
+            print(f"kept the training under way in {keep(args.name, folder, command, data, None)}")
+            return 0
+        print(f"{args.name}: seeded from {seed_from_kept(args.name, folder.name.removeprefix(f'{args.name}-'), folder)}")
+        ref = trained_reference(args.name, recipe, p, data, root)
+        print(f"{args.name}: {ref.epochs_run} epochs, best val mAP50-95 {ref.map50_95:.4f} ({ref.stopped_by})")
+        print(f"kept in {keep(args.name, folder, command, data, ref)}")
+    except EdgeslimError as exc:
+        print(f"benchmarks: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

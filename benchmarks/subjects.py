@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.references import converged_params, trained_reference, yolov8n_params
+from edgeslim import workspace
 from edgeslim.config import BaselineParams, Params
 from edgeslim.data.splits import split_images
-from edgeslim.data.synthetic import DatasetInfo
 from edgeslim.digest import file_sha256
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.references import parse_source
@@ -42,8 +42,10 @@ class Subject:
     recipe: BaselineParams | None = None  # the architecture it was trained from, when known (not for --model)
 
 
-def converged_subject(tracking_uri: str, p: Params, data: DatasetInfo, root: Path, dest: Path) -> Subject:
-    """Train (or reuse) the converged reference, register it once, and pull it back as the flow would."""
+def converged_subject(tracking_uri: str, p: Params, on_own_data: tuple[str, ...], root: Path, dest: Path) -> Subject:
+    """Train (or reuse) the converged reference on its own set (``p`` carries ``on_own_data``, the
+    overrides its compress runs take too), register it once, and pull it back as the flow would."""
+    data = workspace.dataset(p)
     recipe = converged_params(p)
     ref = trained_reference("converged", recipe, p, data, root)
     client = reg.connect(tracking_uri)
@@ -75,6 +77,7 @@ def converged_subject(tracking_uri: str, p: Params, data: DatasetInfo, root: Pat
         imgsz=ref.imgsz,
         trained=True,
         origin={"registry": tracking_uri, "name": pulled.name, "version": pulled.version, "training": ref.as_dict()},
+        overrides=on_own_data,
         recipe=recipe,
     )
 
@@ -93,8 +96,10 @@ def registered_subject(tracking_uri: str, model: str, p: Params, dest: Path) -> 
     )
 
 
-def yolov8n_subject(p: Params, data: DatasetInfo, root: Path) -> Subject:
-    """ultralytics' yolov8n network (family and scale of its yaml) trained on the embedded set."""
+def yolov8n_subject(p: Params, on_own_data: tuple[str, ...], root: Path) -> Subject:
+    """ultralytics' yolov8n network (family and scale of its yaml) trained on the embedded set, rendered
+    at its own size (``p`` carries ``on_own_data``, the overrides its compress runs take too)."""
+    data = workspace.dataset(p)
     recipe = yolov8n_params(p)
     ref = trained_reference("yolov8n", recipe, p, data, root)
     return Subject(
@@ -104,6 +109,6 @@ def yolov8n_subject(p: Params, data: DatasetInfo, root: Path) -> Subject:
         imgsz=ref.imgsz,
         trained=True,
         origin={"ultralytics_family": p.benchmark.yolov8n.arch, "scale": list(p.benchmark.yolov8n.scale), "training": ref.as_dict()},
-        overrides=(f"prune.finetune.epochs={p.benchmark.yolov8n.finetune_epochs}",),
+        overrides=(*on_own_data, f"prune.finetune.epochs={p.benchmark.yolov8n.finetune_epochs}"),
         recipe=recipe,
     )

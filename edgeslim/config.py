@@ -337,6 +337,20 @@ def formats_of(name: str, profiles: dict[str, list[ArtifactFormat]]) -> list[str
     return list(profiles[profile_of(name)])
 
 
+class SearchParams(_Section):
+    """The search for the fastest variant that passes (edgeslim/search): its space, goal and cost."""
+
+    enabled: bool
+    prune_levels: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)]
+    activations: Annotated[list[Activation], Field(min_length=1)]
+    budget: Annotated[float, Field(gt=0)] | None  # latency ratio to the source's own export on the runtime; None: fastest that passes
+    rungs: Annotated[list[PositiveInt], Field(min_length=1)]  # short-finetune epochs per rung of successive halving
+    keep: Annotated[float, Field(gt=0, le=1)]  # share of a rung's survivors, fastest first, that go on
+    slack: Fraction  # a short finetune may score this much under gates.min_map_ratio and go on
+    timing_images: PositiveInt  # val images the untrained INT8 builds are calibrated on (for their speed only)
+    max_minutes: Annotated[float, Field(gt=0)]
+
+
 class BootstrapParams(_Section):
     """The mAP ratio's interval: paired resamples of the val images (evaluate/bootstrap.py)."""
 
@@ -530,10 +544,12 @@ class StockReferenceParams(TrainedReferenceParams):
     arch: str
     scale: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)], PositiveInt]
     imgsz: Annotated[int, Field(ge=32, multiple_of=32)]
+    render_size: Annotated[int, Field(ge=64, le=2048)]  # its dataset's dataset.image_size (objects scaled alike)
     finetune_epochs: Annotated[int, Field(ge=0)]  # its compress run's prune.finetune.epochs
 
 
 class BenchmarkParams(_Section):
+    splits: DatasetSplits  # the references' dataset.splits
     converged: TrainedReferenceParams  # the embedded baseline's architecture, trained to convergence
     converged_model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     yolov8n: StockReferenceParams  # the stock-size subject
@@ -579,6 +595,7 @@ class Params(_Section):
     quantize: QuantizeParams
     evaluate: EvaluateParams
     gates: GateParams
+    search: SearchParams
     target: TargetParams
     fleet: FleetParams
     triggers: TriggersParams
@@ -619,16 +636,29 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
     key, sep, raw = override.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {override!r} is not of the form section.key=value")
-    parts = key.strip().split(".")
+    _set(data, key.strip(), _override_value(raw), f"override {override!r}")
+
+
+def _set(data: dict[str, Any], key: str, value: Any, what: str) -> None:
+    parts = key.split(".")
     node = data
     for part in parts[:-1]:
         child = node.get(part)
         if not isinstance(child, dict):
-            raise ConfigError(f"override {override!r}: {part!r} is not a section of params")
+            raise ConfigError(f"{what}: {part!r} is not a section of params")
         node = child
     if parts[-1] not in node:
-        raise ConfigError(f"override {override!r}: unknown key {key!r}")
-    node[parts[-1]] = _override_value(raw)
+        raise ConfigError(f"{what}: unknown key {key!r}")
+    node[parts[-1]] = value
+
+
+def bound(p: Params, values: dict[str, Any]) -> Params:
+    """``p`` with the dotted keys of ``values`` set and validated again: what an earlier step chose for
+    the steps after it (the search's variant), applied the way every runner applies it."""
+    data = p.model_dump(mode="json")
+    for key, value in values.items():
+        _set(data, key, value, f"bound {key}")
+    return Params.model_validate(data)
 
 
 def _override_value(raw: str) -> Any:

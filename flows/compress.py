@@ -24,7 +24,7 @@ from edgeslim.config import Params, load_params
 from edgeslim.dag.layout import REPORT_JSON, Layout
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.registry import COMPRESS, DATASET
-from edgeslim.dag.run import failed_gates, run_steps
+from edgeslim.dag.run import bound_by, failed_gates, run_steps
 from edgeslim.dag.source import source_outcome
 from edgeslim.dag.step import SOURCE
 from edgeslim.dag.steps.calibrate import calibration_images
@@ -103,7 +103,7 @@ def compress_flow(
 def _finish(run: Run, outcomes: Mapping[str, Outcome]) -> dict:
     """The one way out of a run that computed: record it, publish if every gate passed, page the
     fleet, write report.json; a failed gate (or channel) raises after the report is on record."""
-    p, layout = run.p, run.layout
+    p, layout = bound_by(run.p, outcomes), run.layout  # with what the search chose: the params the run's steps really ran with
     report = build_report(run.source.name, run.source.version, outcomes)
     lineage = lineage_tags(p, run.source, outcomes[DATASET.name].details["dataset"]["sha256"], _calibration_sha(outcomes))
     shipped = outcomes["gates"].details["target"]["shipped"] if report.passed else []

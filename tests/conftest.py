@@ -45,7 +45,12 @@ TINY = {
     # ONNX Runtime formats only, on every CI CPU class: each OpenVINO format costs a validation (and INT8 an NNCF
     # run) per flow; the demo run (`published`) and tests/test_openvino.py cover the OpenVINO formats.
     "target": {"name": "x86-avx2", "profiles": {"x86-avx2": ["onnx-fp32", "onnx-int8"]}},
+    # the fixed recipe: the demo run (`published`, SEARCH) and tests/test_search.py search
+    "search": {"enabled": False},
 }
+# The demo run's search: the fixed recipe's level, SiLU kept or swapped, one 2-epoch rung (tests/test_search.py
+# tests the selection itself on fixed latencies and scores).
+SEARCH = ("-S", "search.enabled=true", "-S", "search.prune_levels=[0.4]", "-S", "search.rungs=[2]")
 # The profile this machine's CPU matches, with params.yaml's OpenVINO candidates (the demo run and test_openvino.py).
 OPENVINO_TARGET = ("-S", "target.name=auto", "-S", "target.profiles.x86-avx2=[openvino-fp32,onnx-fp32,onnx-int8]")
 
@@ -311,6 +316,7 @@ def published(champion: str, params_file: Path) -> tuple[subprocess.CompletedPro
         "-S",
         "fleet.demo.enabled=true",
         *OPENVINO_TARGET,
+        *SEARCH,
         env_extra={"MLFLOW_TRACKING_URI": champion},
         ephemeral=True,
     )

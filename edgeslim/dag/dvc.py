@@ -25,7 +25,7 @@ from edgeslim.config import Params
 from edgeslim.dag.layout import PARETO_PNG, PLOTS_DIR, STAGES_JSON, Layout
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.registry import BASELINE, COMPRESS, PIPELINE
-from edgeslim.dag.run import MissingInput, failed_gates, run_step
+from edgeslim.dag.run import MissingInput, bound_by, failed_gates, run_step
 from edgeslim.dag.source import bind_source
 from edgeslim.dag.step import SOURCE, Step
 from edgeslim.dag.steps.source import SOURCE_PARAM, skip_when_source_named
@@ -66,6 +66,8 @@ def run_stage(name: str, p: Params) -> Outcome:
     if step in COMPRESS:  # the source's own facts bound, and its outcome seen (an ONNX source skips the torch steps)
         outcomes[SOURCE] = _load(lay, SOURCE)
         p, _ = bind_source(p, outcomes[SOURCE].artifact(SOURCE))
+        earlier = COMPRESS[: COMPRESS.index(step)]  # what they chose for the steps after them (the search's variant)
+        p = bound_by(p, {s.name: _load(lay, s.name) for s in earlier if lay.outcome(s.name).is_file()})
     named = skip_when_source_named(p) if step is BASELINE else None  # DVC's rule: the source stage takes the user's model
     outcome = Outcome(name, skipped=named) if named else run_step(step, p, lay, outcomes)
     lay.dir(name)  # a stage's outs folder exists even when its step did nothing

@@ -27,6 +27,7 @@ class Outcome:
     stages: tuple[StageResult, ...] = ()  # rows of the stage table this step scored
     skipped: str | None = None  # why the step did not run (disabled by params, nothing to do here)
     seconds: float = 0.0  # wall time, task overhead included
+    binds: dict[str, Any] = field(default_factory=dict)  # params this step chose for the steps after it (the search's variant)
 
     @property
     def failed_gates(self) -> list[Gate]:
@@ -55,6 +56,7 @@ class Outcome:
             stages=tuple(StageResult(**s) for s in data["stages"]),
             skipped=data["skipped"],
             seconds=data["seconds"],
+            binds=data.get("binds", {}),
         )
 
     def to_json(self, root: Path) -> str:

@@ -22,6 +22,7 @@ from edgeslim.dag.steps.gates import gates
 from edgeslim.dag.steps.openvino import openvino
 from edgeslim.dag.steps.prune import prune, skip_unless_enabled
 from edgeslim.dag.steps.quantize import quantize
+from edgeslim.dag.steps.search import search, skip_unless_searching
 from edgeslim.dag.steps.source import source
 from edgeslim.dag.steps.tensorrt import tensorrt
 
@@ -50,7 +51,12 @@ COMPRESS: tuple[Step, ...] = (
     Step("fuse", fuse, reads=("fuse", "compress.imgsz"), needs=("dataset", SOURCE),
          code=("edgeslim/reparam", "edgeslim/models", "edgeslim/data/images.py", "edgeslim/data/splits.py", "edgeslim/gates.py"),
          summary="strip the PGI branch, fold Conv+BN/RepConv; gate: equivalence", torch=True),
-    Step("prune", prune, reads=(*_PRUNING, *_ROUND_FINETUNE, *_TRAINER, *_EQUIVALENCE_IMAGES, "compress.activation"), needs=("dataset", "fuse"),
+    Step("search", search, reads=("search", "prune", "compress.activation", "target", "quantize", "export.opset", "gates.min_map_ratio", "baseline",
+                                  *_VALIDATOR, *_EQUIVALENCE_IMAGES),
+         needs=("dataset", "fuse"), code=("edgeslim/search", "edgeslim/prune", "edgeslim/quantize", "edgeslim/export", *_SCORING, "edgeslim/plots.py"),
+         skip=skip_unless_searching, torch=True,
+         summary="the fastest prune level x activation that keeps its accuracy, timed untrained in the target's formats; binds it"),
+    Step("prune", prune, reads=(*_PRUNING, *_ROUND_FINETUNE, *_TRAINER, *_EQUIVALENCE_IMAGES, "compress.activation"), needs=("dataset", "fuse", "search"),
          code=("edgeslim/prune", "edgeslim/models", "edgeslim/export", "edgeslim/runtime", "edgeslim/plots.py"),
          skip=skip_unless_enabled,
          summary="split-free rewrite, structured pruning to the MACs target, activation swap", torch=True),

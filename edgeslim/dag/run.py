@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from edgeslim.config import Params
+from edgeslim.config import Params, bound
 from edgeslim.dag.fan import Fan, sequential
 from edgeslim.dag.layout import Layout
 from edgeslim.dag.outcome import Outcome
@@ -55,7 +55,15 @@ def run_steps(
         outcomes[step.name] = outcome = run_step(step, p, layout, outcomes, call, fan)
         if outcome.failed_gates:
             break
+        p = bound(p, outcome.binds) if outcome.binds else p
     return outcomes
+
+
+def bound_by(p: Params, outcomes: Mapping[str, Outcome]) -> Params:
+    """``p`` with what the steps in ``outcomes`` chose for the steps after them (in their order)."""
+    for outcome in outcomes.values():
+        p = bound(p, outcome.binds) if outcome.binds and outcome.skipped is None else p
+    return p
 
 
 def failed_gates(outcomes: Mapping[str, Outcome]) -> list[str]:

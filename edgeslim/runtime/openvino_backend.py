@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -169,6 +170,12 @@ def onnx_metadata(onnx_path: Path) -> dict[str, Any]:
 def convert_onnx(onnx_path: Path, out_dir: Path, stem: str) -> Path:
     """The IR of an ONNX model (static shapes as the ONNX has them), with its ultralytics metadata."""
     return save_ir(ov.convert_model(str(onnx_path)), out_dir, stem, onnx_metadata(onnx_path))
+
+
+def ignored_patterns(float_nodes: Sequence[str]) -> list[str]:
+    """ONNX node names → patterns over the IR's op names (the ONNX frontend names an op after its node, a
+    node that becomes several ops gets ``<node>/<suffix>`` names): NNCF's ignored scope for them."""
+    return [f"^{re.escape(n)}(/.*)?$" for n in float_nodes]
 
 
 def quantize_ptq(

@@ -15,7 +15,6 @@ A format this machine cannot build or run is left out with the reason, never fai
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -42,12 +41,6 @@ from edgeslim.runtime.session import unavailable
 
 def wanted(p: Params) -> list[str]:
     return [f for f in formats_of(p.target.name, p.target.profiles) if FORMATS[f].runtime == OPENVINO]
-
-
-def _ignored_patterns(float_nodes: list[str]) -> list[str]:
-    """ONNX node names → patterns over the IR's op names (the ONNX frontend names an op after its node, a
-    node that becomes several ops gets ``<node>/<suffix>`` names)."""
-    return [f"^{re.escape(n)}(/.*)?$" for n in float_nodes]
 
 
 def openvino(inp: StepInput, p: Params) -> Outcome:
@@ -125,7 +118,7 @@ def _int8(inp: StepInput, p: Params, fp32_ir: Path, folder: Path, imgsz: int, de
     batches: list[np.ndarray] = [preprocess(path, imgsz) for path in images]
     fallback = inp.outcome("quantize").details.get("quantization", {}).get("float_nodes", [])
     float_nodes = kept_float(onnx.load(str(inp.latest(FP32))), p.quantize.keep_float) + list(fallback)
-    ignored = _ignored_patterns(float_nodes)
+    ignored = ovb.ignored_patterns(float_nodes)
     out, meta = ovb.ir_dir("model-int8", folder), ovb.onnx_metadata(inp.latest(FP32))
     subset = min(op.subset_size, len(batches))
     if op.method == "accuracy_control":

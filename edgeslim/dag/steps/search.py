@@ -1,0 +1,218 @@
+"""Step ``search``: the fastest variant (prune level x activation) that keeps its accuracy, in the
+target's formats, found by itself; bound into ``prune.target_macs_reduction`` and
+``compress.activation`` for the fixed recipe that follows (full finetune, export, INT8, gates).
+
+Compute goes where it decides (edgeslim/search/select.py): every candidate is built untrained and
+timed in paired rounds against the source's own export on its runtime; those over
+``search.budget`` or dominated go; short finetunes in rungs of successive halving rank the rest
+against the source's mAP; only the chosen variant then gets the full finetune, the INT8 formats and
+the gates. ``search.max_minutes`` caps it, and the report lists what it cut. A budget no candidate
+meets, or no variant keeping its accuracy, fails the ``search`` gate: nothing is published.
+
+Left out for now: the input size (its reference must be scored at the source's own size) and the
+TensorRT format (timed only where a GPU is).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ultralytics.nn.tasks import DetectionModel
+
+from edgeslim.config import Params
+from edgeslim.dag.outcome import Outcome
+from edgeslim.dag.source import image_size
+from edgeslim.dag.step import StepInput
+from edgeslim.dag.steps.dataset import dataset_info
+from edgeslim.dag.steps.evaluate import scorer
+from edgeslim.dag.steps.fuse import val_images
+from edgeslim.data.splits import split_images
+from edgeslim.errors import PruneError
+from edgeslim.gates import Gate
+from edgeslim.models.checkpoint import load_checkpoint
+from edgeslim.plots import Point, pareto_plot
+from edgeslim.prune.finetune import Teacher, finetune
+from edgeslim.runtime.formats import FORMATS, TENSORRT
+from edgeslim.runtime.session import open_session, runner, unavailable
+from edgeslim.runtime.timing import paired_medians
+from edgeslim.search.build import REFERENCE_FORMAT, Built, build_variant, source_exports
+from edgeslim.search.select import Halving, Timed, halve, screen
+from edgeslim.search.space import Candidate, Variant, variants
+
+SECONDS_PER_MINUTE = 60
+
+
+def skip_unless_searching(p: Params) -> str | None:
+    if not p.search.enabled:
+        return "search.enabled is false: the fixed recipe (prune.target_macs_reduction, compress.activation) runs"
+    if not p.prune.enabled:
+        return "prune.enabled is false: the search varies pruning and the finetune after it"
+    return None
+
+
+def search(inp: StepInput, p: Params) -> Outcome:
+    started = time.monotonic()
+    deadline = started + p.search.max_minutes * SECONDS_PER_MINUTE
+
+    def out_of_time() -> bool:
+        return time.monotonic() > deadline
+
+    folder = inp.dir()
+    data = dataset_info(inp.outcome("dataset"))
+    template, model = load_checkpoint(inp.outcome("fuse").artifact("unfused"))
+    formats = [f for f in p.target.formats if FORMATS[f].runtime != TENSORRT and unavailable(f) is None]
+    untimed: dict[str, str] = {
+        f: unavailable(f) or "TensorRT is timed where a GPU is, not on this CPU" for f in p.target.formats if f not in formats
+    }
+    val = split_images(data.data_yaml, "val")
+    built, unbuilt = _build_all(inp, p, model, template, val[: p.search.timing_images], formats, out_of_time)
+    if not built:
+        return _failed(inp, p, "no variant could be built", {"unbuilt": unbuilt}, started)
+    timed = _time(inp, p, built, formats, folder)
+    kept, gone = screen(timed, p.search.budget)
+    if not kept:
+        fastest = min(timed, key=lambda t: t.ratio)
+        why = f"no candidate is within the latency budget {p.search.budget:g}x; the fastest, {fastest.candidate.name}, runs at {fastest.ratio:.3f}x"
+        return _failed(inp, p, why, _details(p, timed, gone, None, unbuilt, untimed, 0.0, started), started, fastest.ratio)
+    score = scorer(inp, p)
+    reference = score.map50_95(inp.outcome("fuse").artifact("model"))
+    print(f"search: the source scores mAP50-95 {reference:.4f}; {len(kept)} of {len(timed)} candidates survive screening")
+    halving = halve(
+        kept, p.search.rungs, p.search.keep, p.gates.min_map_ratio - p.search.slack, _scorer(inp, p, built, reference), out_of_time
+    )
+    details = _details(p, timed, gone, halving, unbuilt, untimed, reference, started)
+    if halving.chosen is None:
+        return _failed(
+            inp,
+            p,
+            f"no variant kept {p.gates.min_map_ratio - p.search.slack:.3f} of the source's mAP after its short finetunes",
+            details,
+            started,
+        )
+    chosen = halving.chosen.variant
+    print(f"search: chose {chosen.name} ({halving.chosen.fastest.candidate.format} at {halving.chosen.fastest.ratio:.3f}x)")
+    png = _plot(halving, reference, built, folder / "search.png")
+    return Outcome(
+        inp.step,
+        artifacts={"search_png": png} if png else {},
+        metrics={"search.candidates": float(len(timed)), "search.trained": float(sum(bool(v.scores) for v in halving.verdicts))},
+        details={"search": details},
+        binds=chosen.binds(),
+    )
+
+
+def _build_all(
+    inp: StepInput,
+    p: Params,
+    model: DetectionModel,
+    template: dict[str, Any],
+    calib: list[Path],
+    formats: list[str],
+    out_of_time: Callable[[], bool],
+) -> tuple[list[Built], dict[str, str]]:
+    built, unbuilt = [], {}
+    data_yaml = dataset_info(inp.outcome("dataset")).data_yaml
+    for v in variants(p.search.prune_levels, p.search.activations):
+        if out_of_time():
+            unbuilt[v.name] = "cut by search.max_minutes before it was built"
+            continue
+        try:
+            built.append(
+                build_variant(v, model, template, val_images(inp, p), calib, data_yaml, image_size(p), p, formats, inp.dir() / v.name)
+            )
+        except PruneError as exc:  # a level the per-layer caps cannot reach
+            unbuilt[v.name] = str(exc)
+        print(f"search: built {v.name}" if v.name not in unbuilt else f"search: {v.name} left out: {unbuilt[v.name]}")
+    return built, unbuilt
+
+
+def _time(inp: StepInput, p: Params, built: list[Built], formats: list[str], folder: Path) -> list[Timed]:
+    """Every candidate and the source's own export on each runtime, called in turn in paired rounds."""
+    runtimes = {FORMATS[f].runtime for f in formats}
+    refs = source_exports(inp.outcome("fuse").artifact("model"), image_size(p), p, runtimes, folder / "source")
+    sample = scorer(inp, p).sample
+    pairs = [(Candidate(b.variant, f), path) for b in built for f, path in b.formats.items()]
+    ref_names = sorted(refs)
+    calls = [runner(open_session(refs[r], REFERENCE_FORMAT[r], p.evaluate.threads), sample) for r in ref_names]
+    calls += [runner(open_session(path, FORMATS[c.format], p.evaluate.threads), sample) for c, path in pairs]
+    medians = paired_medians(calls, p.evaluate.latency_runs, p.target.rounds, p.evaluate.latency_warmup).medians_ms
+    ref_ms = dict(zip(ref_names, medians, strict=False))
+    timed = [Timed(c, ms, ms / ref_ms[FORMATS[c.format].runtime]) for (c, _), ms in zip(pairs, medians[len(ref_names) :], strict=True)]
+    for t in sorted(timed, key=lambda t: t.latency_ms):
+        print(f"search: {t.candidate.name} {t.latency_ms:.2f} ms, {t.ratio:.3f}x the source's own export on its runtime")
+    return timed
+
+
+def _scorer(inp: StepInput, p: Params, built: list[Built], reference: float) -> Callable[[Variant, int], float]:
+    """mAP ratio of a variant after ``epochs`` more of its short finetune (each rung goes on from the last)."""
+    score = scorer(inp, p)
+    teacher = Teacher(inp.outcome("fuse").artifact("model"), p.prune.distill) if p.prune.distill.enabled else None
+    data_yaml = dataset_info(inp.outcome("dataset")).data_yaml
+    weights = {b.variant: b.unfused for b in built}
+    rung: dict[Variant, int] = {}
+
+    def ratio(v: Variant, epochs: int) -> float:
+        rung[v] = rung.get(v, 0) + 1
+        template, model = load_checkpoint(weights[v])
+        out = inp.dir() / v.name / f"rung{rung[v]}"
+        result = finetune(model, template, data_yaml, image_size(p), p.baseline, p.evaluate, p.prune.finetune, epochs, 0.0, out, teacher)
+        weights[v] = result.weights
+        got = score.map50_95(result.weights) / reference if reference > 0 else 0.0
+        print(f"search: {v.name} after rung {rung[v]} ({epochs} epochs): {got:.3f} of the source's mAP")
+        return got
+
+    return ratio
+
+
+def _details(p: Params, timed: list[Timed], gone: dict[str, str], halving: Halving | None, unbuilt: dict[str, str],
+             untimed: dict[str, str], reference: float, started: float) -> dict:  # fmt: skip
+    verdicts = {v.variant.name: v for v in (halving.verdicts if halving else [])}
+    rows = []
+    for t in sorted(timed, key=lambda t: t.latency_ms):
+        v = verdicts.get(t.candidate.variant.name)
+        status = gone.get(t.candidate.name) or (v.fate if v and v.fastest is t else "kept (its variant's fastest format is another)")
+        rows.append({"candidate": t.candidate.name, "format": t.candidate.format, "latency_ms": t.latency_ms, "ratio": t.ratio,
+                     "map_ratio": v.scores[-1] if v and v.scores else None, "status": status})  # fmt: skip
+    chosen = halving.chosen if halving else None
+    return {
+        "goal": f"latency budget {p.search.budget:g}x the source's own export" if p.search.budget else "the fastest that passes",
+        "reference_map50_95": reference,
+        "floor": p.gates.min_map_ratio - p.search.slack,
+        "chosen": chosen.as_dict() if chosen else None,
+        "binds": chosen.variant.binds() if chosen else {},
+        "candidates": rows,
+        "variants": [v.as_dict() for v in verdicts.values()],
+        "unbuilt": unbuilt,
+        "untimed_formats": untimed,
+        "cut_by_max_minutes": halving.cut_by_clock if halving else [],
+        "not_searched": "input size (its reference must be scored at the source's own size); TensorRT off a GPU",
+        "wall_s": time.monotonic() - started,
+    }
+
+
+def _failed(inp: StepInput, p: Params, why: str, details: dict, started: float, value: float = 0.0) -> Outcome:
+    threshold = p.search.budget if p.search.budget is not None else p.gates.min_map_ratio
+    gate = Gate("search", False, value, threshold, f"search found nothing to ship: {why}")
+    print(gate.detail)
+    return Outcome(inp.step, details={"search": {**details, "wall_s": time.monotonic() - started}}, gates=(gate,))
+
+
+def _plot(halving: Halving, reference: float, built: list[Built], out: Path) -> Path | None:
+    """Short-finetune mAP against untrained latency of every variant trained (its fastest format)."""
+    sizes = {b.variant: b.formats for b in built}
+    points = [
+        Point(f"{v.variant.name}/{v.fastest.candidate.format}", v.scores[-1] * reference, v.fastest.latency_ms, _size(sizes[v.variant][v.fastest.candidate.format]))
+        for v in halving.verdicts
+        if v.scores
+    ]  # fmt: skip
+    if not points:
+        return None
+    title = f"search: mAP after the short finetunes vs latency; chosen {halving.chosen.variant.name if halving.chosen else 'none'}"
+    return pareto_plot(points, title, out, ylabel="mAP50-95 after the short finetune (held-out val)")
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.iterdir() if f.is_file()) if path.is_dir() else path.stat().st_size
