@@ -107,7 +107,8 @@ def cmd_compress(args: argparse.Namespace, p: Params) -> int:
         source_facts(source.file, p.compress.imgsz)  # a local model is checked whole (task, layout, image size against its stride)
     from flows.compress import compress_flow  # Prefect and the flow, once the source is known to be there
 
-    out = _run_flow(compress_flow, model=model, tracking_uri=uri, params_file=str(args.params), overrides=args.set, force=args.force)
+    overrides = [*args.set, *(["search.enabled=false"] if args.no_search else [])]
+    out = _run_flow(compress_flow, model=model, tracking_uri=uri, params_file=str(args.params), overrides=overrides, force=args.force)
     print(out["report"])
     return 0
 
@@ -415,6 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--force",
         action="store_true",
         help="compress and publish again even if this source version was already published with the same params and data",
+    )
+    comp.add_argument(
+        "--no-search",
+        action="store_true",
+        help="run the fixed recipe (prune.target_macs_reduction, compress.activation) instead of searching for the fastest "
+        "prune level x activation that keeps its accuracy (same as -S search.enabled=false)",
     )
     regi = add(
         "register", cmd_register,

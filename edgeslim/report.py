@@ -103,6 +103,7 @@ class Report:
             "",
         ]
         lines += [f"- {'PASS' if g.passed else 'FAIL'} `{g.name}`: {g.detail}" for g in self.gates.values()]
+        lines += _search_lines(self.details)
         lines += _shipped_lines(self.details)
         lines += _skipped_lines(self.details)
         lines += _fusion_lines(self.details)
@@ -141,6 +142,36 @@ def _source_lines(details: dict) -> list[str]:
         "model (finetuning alone gains); judge against a converged reference or the equal-budget control (evaluate.control).",
         "",
     ]
+
+
+def _search_lines(details: dict) -> list[str]:
+    """What the search explored, what it dropped and why, and what it chose (the Pareto table)."""
+    s = details.get("search")
+    if not s:
+        return []
+    chosen = s.get("chosen")
+    head = (
+        f"chose `{chosen['variant']}` ({chosen['fastest_format']} at {chosen['latency_ratio']:.3f}x the source's own export)"
+        if chosen
+        else "chose nothing"
+    )
+    lines = [
+        "",
+        f"**Search** ({s['goal']}; floor {s['floor']:.3f} of the source's mAP {s['reference_map50_95']:.4f} after the short "
+        f"finetunes; {s['wall_s']:.0f} s): {head}",
+        "",
+        "| candidate | latency ms (untrained) | x source's export | mAP ratio (short finetune) | status |",
+        "|---|---|---|---|---|",
+    ]
+    for c in s["candidates"]:
+        ratio = "" if c["map_ratio"] is None else f"{c['map_ratio']:.3f}"
+        lines.append(f"| `{c['candidate']}` | {c['latency_ms']:.2f} | {c['ratio']:.3f} | {ratio} | {c['status']} |")
+    lines += [f"- not built `{name}`: {why}" for name, why in s.get("unbuilt", {}).items()]
+    lines += [f"- not timed `{fmt}`: {why}" for fmt, why in s.get("untimed_formats", {}).items()]
+    if s.get("cut_by_max_minutes"):
+        lines.append(f"- cut by search.max_minutes: {', '.join(s['cut_by_max_minutes'])}")
+    lines.append(f"- not searched: {s['not_searched']}")
+    return lines
 
 
 def _shipped_lines(details: dict) -> list[str]:

@@ -149,7 +149,7 @@ def test_dvc_compresses_the_model_compress_source_names_and_trains_no_baseline(t
     onnx = export_onnx(tiny_checkpoint, 128, p.export.opset, tmp_path / "tiny.onnx")
     p = load_params(write_params(tmp_path / "params.yaml", tmp_path / "ws", {**tiny, "compress": {"source": str(onnx)}}))
     assert dvc.run_stage("source", p).details["source"]["format"] == "onnx"
-    for name in ("fuse", "prune", "finetune", "export"):
+    for name in ("fuse", "search", "prune", "finetune", "export"):
         assert "the source is an ONNX model" in (dvc.run_stage(name, p).skipped or ""), name
 
 
@@ -171,7 +171,7 @@ def test_control_stage_appears_when_asked_and_the_report_states_ratios_against_i
         "gates": {"reference": "control"},
     }
     p = load_params(write_params(tmp_path / "params.yaml", tmp_path / "ws", extra))
-    for name in ("dataset", "baseline", "source", "fuse", "prune", "finetune", "control", "export", "calibrate", "evaluate"):
+    for name in ("dataset", "baseline", "source", "fuse", "search", "prune", "finetune", "control", "export", "calibrate", "evaluate"):
         outcome = dvc.run_stage(name, p)
     control = dvc.run_stage("control", p)
     assert control.skipped is None and control.details["control"]["epochs_run"] == 1

@@ -11,7 +11,7 @@ from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, placement_key
 from edgeslim.dag.step import Step
 from edgeslim.registry.mlflow_registry import flat_params
-from edgeslim.registry.tracking import StepRecord
+from edgeslim.registry.tracking import MAX_TAG_CHARS, StepRecord
 from edgeslim.report import Report
 
 
@@ -57,7 +57,26 @@ def step_records(p: Params, steps: Iterable[Step], outcomes: Mapping[str, Outcom
             [path for path in outcome.artifacts.values() if path.is_file()],
             outcome.seconds,
             {f"edgeslim.placement.{k}": str(v) for k, v in outcome.details.get(placement_key(step.name), {}).items()},
+            _candidates(outcome),
         )
         for step in steps
         if (outcome := outcomes.get(step.name)) is not None and outcome.skipped is None
+    ]
+
+
+def _candidates(outcome: Outcome) -> list[StepRecord]:
+    """The search's candidates, a nested run each under the step's run (MLflow's compare view plots them)."""
+    rows = outcome.details.get("search", {}).get("candidates", [])
+    return [
+        StepRecord(
+            row["candidate"],
+            {"format": row["format"], "variant": row["candidate"].split("/")[0]},
+            {
+                "latency_ms": row["latency_ms"],
+                "latency_ratio": row["ratio"],
+                **({"map_ratio": row["map_ratio"]} if row["map_ratio"] is not None else {}),
+            },
+            tags={"edgeslim.search.status": row["status"][:MAX_TAG_CHARS]},
+        )
+        for row in rows
     ]

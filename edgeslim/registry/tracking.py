@@ -14,6 +14,7 @@ from mlflow.entities import Metric, Param, RunTag
 
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_CHARS = 6000
+MAX_TAG_CHARS = 5000  # MLflow's tag value limit is 8000 characters; what a status line needs, with room
 # MLflow 3's UI opens an experiment on its GenAI overview unless told it holds model training: the
 # 3.17 UI reads the workflow type from the page URL (then from the browser's last choice), older
 # and hosted UIs from the experiment's kind tag. edgeslim sets both.
@@ -32,6 +33,7 @@ class StepRecord:
     artifacts: list[Path] = field(default_factory=list)
     duration_s: float | None = None
     tags: dict[str, str] = field(default_factory=dict)  # e.g. where it ran, when it ran on another work pool
+    children: list[StepRecord] = field(default_factory=list)  # nested under it (the search's candidates)
 
 
 def ui_url(tracking_uri: str, route: str) -> str:
@@ -74,5 +76,7 @@ def log_step(client: MlflowClient, exp_id: str, parent_id: str, step: StepRecord
     for path in step.artifacts:
         if Path(path).exists():
             client.log_artifact(run.info.run_id, str(path))
+    for child in step.children:
+        log_step(client, exp_id, run.info.run_id, child)
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id

@@ -1,0 +1,143 @@
+"""The search for the fastest model that passes (issue 27, item 5): the selection on latencies and
+scores the tests fix, the step binding its choice into the fixed recipe, an unmeetable budget, and
+the demo run's search (report, MLflow nested runs per candidate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import REPO, error_line, run_cli, write_params
+from mlflow import MlflowClient
+from test_e2e import registry_snapshot
+
+from edgeslim.config import load_params
+from edgeslim.dag import dvc
+from edgeslim.runtime.timing import Paired
+from edgeslim.search.select import Timed, halve, screen
+from edgeslim.search.space import Candidate, Variant, candidates, variants
+
+FLOOR = 0.9
+V20K, V20R, V40K, V40R = variants([0.2, 0.4], ["keep", "relu"])
+
+
+def _timed(latency: dict[str, float], ref: float = 10.0) -> list[Timed]:
+    """Candidates by name (``prune40-relu/onnx-fp32``) at fixed latencies."""
+    by_name = {c.name: c for c in candidates([V20K, V20R, V40K, V40R], ["onnx-fp32", "onnx-int8", "openvino-fp32"])}
+    return [Timed(by_name[name], ms, ms / ref) for name, ms in latency.items()]
+
+
+def test_screening_drops_what_is_over_budget_or_slower_than_a_no_less_accurate_candidate():
+    timed = _timed(
+        {"prune20-keep/onnx-fp32": 6.0, "prune40-keep/onnx-fp32": 7.0, "prune40-relu/onnx-int8": 3.0, "prune20-keep/openvino-fp32": 5.0}
+    )
+    kept, gone = screen(timed, budget=0.65)
+    assert [t.candidate.name for t in kept] == ["prune40-relu/onnx-int8", "prune20-keep/openvino-fp32"]
+    assert gone["prune20-keep/onnx-fp32"].startswith("dominated by prune20-keep/openvino-fp32")  # same accuracy class, slower
+    assert gone["prune40-keep/onnx-fp32"] == "over the budget: 0.700x > 0.65x"
+    # pruned more and INT8: faster, but not dominated, since it may keep less accuracy
+    assert "prune40-relu/onnx-int8" not in gone
+
+
+def test_the_fastest_variant_that_keeps_its_accuracy_is_chosen():
+    timed = _timed(
+        {"prune40-relu/onnx-fp32": 2.0, "prune40-keep/onnx-fp32": 3.0, "prune20-relu/onnx-fp32": 4.0, "prune20-keep/onnx-fp32": 5.0}
+    )
+    scores = {V40R: [0.80], V40K: [0.93, 0.96], V20R: [0.95, 0.97], V20K: [0.97, 0.99]}
+    calls: list[str] = []
+
+    def score(v: Variant, epochs: int) -> float:
+        calls.append(f"{v.name}:{epochs}")
+        return scores[v][len([c for c in calls if c.startswith(v.name)]) - 1]
+
+    result = halve(timed, [1, 3], keep=0.5, floor=FLOOR, score=score, out_of_time=lambda: False)
+    assert result.chosen is not None and result.chosen.variant == V40K, [v.fate for v in result.verdicts]
+    # rung 1 trains all four (fastest first) and drops prune40-relu under the floor; of the three left the
+    # fastest 2 go on (keep 0.5, rounded up); rung 2 trains only those
+    assert calls == ["prune40-relu:1", "prune40-keep:1", "prune20-relu:1", "prune20-keep:1", "prune40-keep:3", "prune20-relu:3"]
+    fates = {v.variant: v.fate for v in result.verdicts}
+    assert fates[V40R].startswith("dropped at rung 1: 0.800") and fates[V20K] == "not among the fastest 2 after rung 1"
+    assert fates[V20R].startswith("runner-up") and result.cut_by_clock == []
+
+
+def test_max_minutes_cuts_the_training_and_the_choice_is_among_what_was_scored():
+    timed = _timed({"prune40-relu/onnx-fp32": 2.0, "prune40-keep/onnx-fp32": 3.0, "prune20-keep/onnx-fp32": 5.0})
+    trained: list[Variant] = []
+
+    def score(v: Variant, epochs: int) -> float:
+        trained.append(v)
+        return 0.95
+
+    clock = iter([False, False, True, True, True])  # time runs out after two trainings
+    result = halve(timed, [1, 3], keep=1.0, floor=FLOOR, score=score, out_of_time=lambda: next(clock))
+    assert trained == [V40R, V40K] and result.cut_by_clock == ["prune20-keep", "prune40-relu", "prune40-keep"]
+    assert result.chosen is not None and result.chosen.variant == V40R and "cut by the clock after rung 1" in result.chosen.fate
+
+
+def test_the_step_binds_its_choice_into_the_fixed_recipe(tmp_path: Path, tiny_checkpoint: Path, monkeypatch):
+    """Real builds and short finetunes on the tiny model; latencies fixed so that prune40-relu's ONNX is fastest."""
+    fixed = {0: 10.0, 1: 10.0}  # the source's own exports (ONNX Runtime, OpenVINO), then the candidates in build order
+
+    def medians(fns, calls, blocks, warmup):
+        ms = [fixed.get(i, 9.0 - i / 10) for i in range(len(fns))]  # later builds (prune40-relu last) are faster
+        return Paired(ms, [ms])
+
+    monkeypatch.setattr("edgeslim.dag.steps.search.paired_medians", medians)
+    extra = {
+        "dataset": {"splits": {"train": 8, "val": 4, "calib_pool": 4}},
+        "compress": {"source": str(tiny_checkpoint), "imgsz": 64},
+        "baseline": {"batch": 4},
+        "prune": {"round_to": 4, "finetune": {"epochs": 1}},
+        "target": {"name": "x86-avx2", "profiles": {"x86-avx2": ["onnx-fp32", "openvino-fp32"]}},
+        # an untrained model scores 0: a floor below 0 lets the ranking, not the accuracy, decide here
+        "search": {"enabled": True, "prune_levels": [0.2, 0.4], "activations": ["keep", "relu"], "rungs": [1], "slack": 1.0},
+    }
+    p = load_params(write_params(tmp_path / "params.yaml", tmp_path / "ws", extra))
+    for name in ("dataset", "baseline", "source", "fuse"):
+        dvc.run_stage(name, p)
+    found = dvc.run_stage("search", p)
+    assert found.binds == {"prune.target_macs_reduction": 0.4, "compress.activation": "relu"}, found.details["search"]["chosen"]
+    rows = found.details["search"]["candidates"]
+    assert len(rows) == 8 and rows[0]["candidate"] == "prune40-relu/openvino-fp32" and rows[0]["status"].startswith("chosen")
+    assert found.artifacts["search_png"].is_file()
+    pruned = dvc.run_stage("prune", p)  # a later stage runs what the search chose, not params.yaml's recipe
+    assert pruned.details["pruning"]["activation"]["activation"] == "relu" and pruned.details["pruning"]["rounds"][0]["target"] == 0.4
+
+
+@pytest.mark.slow
+def test_an_unmeetable_budget_is_one_error_line_and_publishes_nothing(champion: str, params_file: Path):
+    client = MlflowClient(champion, champion)
+    before = registry_snapshot(client)
+    knobs = ["-S", "search.enabled=true", "-S", "search.budget=0.01", "-S", "search.prune_levels=[0.4]", "-S", "search.activations=[keep]"]
+    result = run_cli("compress", "--params", str(params_file), *knobs, env_extra={"MLFLOW_TRACKING_URI": champion})
+    assert result.returncode == 3, result.stderr[-3000:]
+    line = error_line(result)
+    assert line.startswith(
+        "edgeslim: error: gate search failed: search found nothing to ship: no candidate is within the latency budget 0.01x"
+    )
+    assert len(line) < 300 and registry_snapshot(client) == before
+
+
+def test_the_demo_run_searched_and_ran_what_it_chose(champion: str, published):
+    _, report = published
+    search = report["details"]["search"]
+    chosen = search["chosen"]
+    assert chosen and chosen["fate"].startswith("chosen") and chosen["variant"] in {"prune40-keep", "prune40-relu"}
+    assert report["details"]["pruning"]["activation"]["activation"] == chosen["activation"], "the prune step ran the chosen variant"
+    client = MlflowClient(champion, champion)
+    parent = client.get_run(report["details"]["mlflow_run_url"].rsplit("/", 1)[-1].split("?")[0])
+    step = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.`edgeslim.step` = 'search'"
+    )
+    assert len(step) == 1
+    nested = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{step[0].info.run_id}'")
+    assert {r.info.run_name for r in nested} == {c["candidate"] for c in search["candidates"]}
+    assert all("latency_ms" in r.data.metrics and r.data.tags["edgeslim.search.status"] for r in nested)
+
+
+def test_search_params_are_validated():
+    from edgeslim.config import ConfigError
+
+    with pytest.raises(ConfigError, match="search.prune_levels"):
+        load_params(REPO / "params.yaml", ["search.prune_levels=[1.5]"])
+    assert Candidate(V40R, "onnx-int8").name == "prune40-relu/onnx-int8"
