@@ -34,7 +34,8 @@ from edgeslim.export.onnx_export import export_onnx
 from edgeslim.models.arch import write_arch_yaml
 from edgeslim.models.checkpoint import class_names, load_checkpoint, save_checkpoint
 
-MACS_MODE = ("prune.policy=depth", "prune.target_latency_ratio=null")
+# A fixed recipe at a MACs target: the rows compare recipes, so the search (which would choose its own) is off.
+MACS_MODE = ("prune.policy=depth", "prune.target_latency_ratio=null", "search.enabled=false")
 
 
 def variants(b: BenchmarkParams) -> tuple[tuple[str, tuple[str, ...]], ...]:

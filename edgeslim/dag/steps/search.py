@@ -50,6 +50,8 @@ def skip_unless_searching(p: Params) -> str | None:
         return "search.enabled is false: the fixed recipe (prune.target_macs_reduction, compress.activation) runs"
     if not p.prune.enabled:
         return "prune.enabled is false: the search varies pruning and the finetune after it"
+    if p.prune.target_latency_ratio is not None:
+        return "prune.target_latency_ratio is set: budget mode prunes to a measured latency itself"
     return None
 
 
