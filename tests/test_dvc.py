@@ -19,7 +19,7 @@ from edgeslim.dag.registry import PIPELINE
 STAGES = [s.name for s in PIPELINE]
 # A key only one step reads, and the last: an experiment on it reruns that stage alone (one CLI start,
 # where a calibration knob reran six).
-KNOB, KNOB_VALUE, KNOB_STAGE = "target.rounds", "3", "gates"
+KNOB, KNOB_VALUE, KNOB_STAGE = "target.measure", "true", "gates"  # whether the gated formats are timed: the gates step's alone
 SECTION, KEY = KNOB.split(".")
 BUCKET = "edgeslim-dvc"  # the bucket of .dvc/config's remote URL
 
@@ -75,7 +75,7 @@ def test_repro_from_a_fresh_clone_then_noop_then_experiment(reproduced: tuple[Pa
     params = clone / "params.yaml"
     original = params.read_text()
     edited = yaml.safe_load(original)
-    edited[SECTION][KEY] = int(KNOB_VALUE)
+    edited[SECTION][KEY] = yaml.safe_load(KNOB_VALUE)
     params.write_text(yaml.safe_dump(edited, sort_keys=False))
     status = run(["dvc", "status", "--json"], clone, env).stdout
     assert list(json.loads(status)) == [KNOB_STAGE] and f'"{SECTION}": "modified"' in status, status
