@@ -22,7 +22,7 @@ from typing import Any
 
 from ultralytics.nn.tasks import DetectionModel
 
-from edgeslim.config import Params
+from edgeslim.config import Params, formats_of
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.source import image_size
 from edgeslim.dag.step import StepInput
@@ -65,10 +65,9 @@ def search(inp: StepInput, p: Params) -> Outcome:
     folder = inp.dir()
     data = dataset_info(inp.outcome("dataset"))
     template, model = load_checkpoint(inp.outcome("fuse").artifact("unfused"))
-    formats = [f for f in p.target.formats if FORMATS[f].runtime != TENSORRT and unavailable(f) is None]
-    untimed: dict[str, str] = {
-        f: unavailable(f) or "TensorRT is timed where a GPU is, not on this CPU" for f in p.target.formats if f not in formats
-    }
+    listed = formats_of(p.target.name, p.target.profiles)
+    formats = [f for f in listed if FORMATS[f].runtime != TENSORRT and unavailable(f) is None]
+    untimed: dict[str, str] = {f: unavailable(f) or "TensorRT is timed where a GPU is, not on this CPU" for f in listed if f not in formats}
     val = split_images(data.data_yaml, "val")
     built, unbuilt = _build_all(inp, p, model, template, val[: p.search.timing_images], formats, out_of_time)
     if not built:
