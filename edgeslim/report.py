@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgeslim.gates import Gate
+from edgeslim.gates import Gate, gate_line
 
 
 @dataclass
@@ -102,7 +102,7 @@ class Report:
             "**Gates**",
             "",
         ]
-        lines += [f"- {'PASS' if g.passed else 'FAIL'} `{g.name}`: {g.detail}" for g in self.gates.values()]
+        lines += [f"- {'PASS' if g.passed else 'FAIL'} `{g.name}`: {gate_line(g)}" for g in self.gates.values()]
         lines += _search_lines(self.details)
         lines += _shipped_lines(self.details)
         lines += _skipped_lines(self.details)

@@ -18,6 +18,7 @@ from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.registry import COMPRESS
 from edgeslim.dag.run import run_step
 from edgeslim.evaluate.bootstrap import KEYS, PerImage, ratio_intervals
+from edgeslim.gates import gate_line
 from edgeslim.report import Report, StageResult
 
 N_IMAGES = 24
@@ -78,12 +79,13 @@ def test_confidence_lower_fails_a_ratio_whose_interval_reaches_below_the_thresho
     gate = point.gates[0]
     interval = point.details["map_ratio_intervals"]["onnx-int8"]
     assert interval["low"] < 0.95 < gate.value < interval["high"], (gate.value, interval)
-    assert gate.passed and gate.interval == interval and "CI" in gate.detail and "100 paired resamples" in gate.detail
+    assert gate.passed and gate.interval == interval and "100 paired resamples" in gate_line(gate)
     lower = _gates(tmp_path / "lower", ["gates.min_map_ratio=0.95", "gates.bootstrap.samples=100", "gates.confidence=lower"])
-    assert not lower.gates[0].passed and "low end needs >= 0.95" in lower.gates[0].detail
+    assert not lower.gates[0].passed and f"low end {interval['low']:.3f} needs >= 0.95" in lower.gates[0].detail
     stages = [StageResult(**s) for s in json.loads(Path(lower.artifacts["stages_json"]).read_text())]  # the stage table's rows
     assert next(s for s in stages if s.name == "onnx-int8").map_ratio_ci == [interval["low"], interval["high"]]
-    table = Report("m", "1", stages=stages).markdown()
+    table = Report("m", "1", stages=stages, gates={g.name: g for g in lower.gates}).markdown()
+    assert f"95% CI {interval['low']:.3f}–{interval['high']:.3f}, 100 paired resamples of 24 val images" in table  # the gate line
     assert f"({100 * interval['low']:.1f}–{100 * interval['high']:.1f})" in table
 
 

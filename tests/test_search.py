@@ -60,6 +60,12 @@ def test_the_fastest_variant_that_keeps_its_accuracy_is_chosen():
     assert fates[V20R].startswith("runner-up") and result.cut_by_clock == []
 
 
+def test_where_no_variant_clears_the_floor_the_best_scoring_goes_on_to_the_gates():
+    timed = _timed({"prune40-relu/onnx-fp32": 2.0, "prune40-keep/onnx-fp32": 3.0})
+    result = halve(timed, [2], keep=1.0, floor=FLOOR, score=lambda v, _: {V40R: 0.32, V40K: 0.66}[v], out_of_time=lambda: False)
+    assert result.chosen is not None and result.chosen.variant == V40K and result.chosen.fate.startswith("chosen: none cleared 0.900")
+
+
 def test_max_minutes_cuts_the_training_and_the_choice_is_among_what_was_scored():
     timed = _timed({"prune40-relu/onnx-fp32": 2.0, "prune40-keep/onnx-fp32": 3.0, "prune20-keep/onnx-fp32": 5.0})
     trained: list[Variant] = []

@@ -119,10 +119,17 @@ def halve(
         alive = passed
     # a variant the clock cut keeps the score of the last rung it ran: it may still be the fastest that passed
     finalists = [v for v in verdicts if (v in alive or v.variant.name in cut) and v.scores and v.scores[-1] >= floor]
-    chosen = finalists[0] if finalists else None
-    for v in finalists:
-        note = f" (cut by the clock after rung {len(v.scores)})" if v.variant.name in cut else ""
-        v.fate = (
-            "chosen: the fastest that kept its accuracy" if v is chosen else f"runner-up, slower than {finalists[0].variant.name}"
-        ) + note
-    return Halving(verdicts, chosen, cut)
+    if finalists:
+        chosen = finalists[0]
+        for v in finalists:
+            note = f" (cut by the clock after rung {len(v.scores)})" if v.variant.name in cut else ""
+            v.fate = (
+                "chosen: the fastest that kept its accuracy" if v is chosen else f"runner-up, slower than {chosen.variant.name}"
+            ) + note
+        return Halving(verdicts, chosen, cut)
+    # None cleared the floor: short finetunes under-rate what the full one recovers, so the best-scoring variant
+    # goes on to the full finetune, and the gates, not the search, decide whether it ships.
+    best = max((v for v in verdicts if v.scores), key=lambda v: v.scores[-1], default=None)
+    if best is not None:
+        best.fate = f"chosen: none cleared {floor:.3f}; the best-scoring goes on to the full finetune and the gates"
+    return Halving(verdicts, best, cut)
