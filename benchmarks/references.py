@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="override a param (repeatable)")
     parser.add_argument("--snapshot", action="store_true", help="do not train: keep the training under way as a resumable last.pt")
     args = parser.parse_args(argv)
-    command = shlex.join(["python", "-m", "benchmarks.references", *(sys.argv[1:] if argv is None else argv)])
+    given = sys.argv[1:] if argv is None else argv
+    command = shlex.join(["python", "-m", "benchmarks.references", *(a for a in given if a != "--snapshot")])  # what trains (or resumes) it
     try:
         base_p = load_params(args.params, args.set)
         p = load_params(args.params, [*reference_overrides(base_p, args.name), *args.set])
