@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks.paths import REPO, repo_relative
 from edgeslim.baseline.train import train_baseline
 from edgeslim.config import BaselineParams, Params, digest, load_params
 from edgeslim.data.synthetic import DatasetInfo
@@ -141,6 +142,31 @@ def seed_from_kept(name: str, key: str, folder: Path) -> str:
     return "nothing kept for this key"
 
 
+def portable_checkpoint(src: Path, dest: Path) -> Path:
+    """``src`` saved as ``dest`` with every path of this checkout in it (ultralytics' train args, the model's
+    args and yaml file, git root) made relative to the repository: a kept file names no machine's folders.
+    A resume re-points what it needs (its data and save folder) as train_baseline passes them."""
+    import torch
+
+    ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    for key in ("train_args", "git"):
+        if isinstance(ckpt.get(key), dict):
+            ckpt[key] = _relative(ckpt[key])
+    for name in ("model", "ema"):
+        module = ckpt.get(name)
+        if module is not None and hasattr(module, "args"):
+            module.args = type(module.args)(**_relative(vars(module.args))) if not isinstance(module.args, dict) else _relative(module.args)
+        if module is not None and isinstance(getattr(module, "yaml", None), dict):
+            module.yaml = _relative(module.yaml)
+    torch.save(ckpt, dest)
+    return dest
+
+
+def _relative(tree: dict) -> dict:
+    root = str(REPO)
+    return {k: "." if v == root else repo_relative(v) for k, v in tree.items()}
+
+
 def keep(name: str, folder: Path, command: str, data: DatasetInfo, ref: TrainedReference | None) -> Path:
     """Copy reference ``name`` into the repository: the finished checkpoint (``ref``), or else a
     snapshot of the training under way (its last.pt, resumable anywhere)."""
@@ -151,7 +177,7 @@ def keep(name: str, folder: Path, command: str, data: DatasetInfo, ref: TrainedR
         shutil.copy2(csv, kept / RESULTS_CSV)
     facts = {"command": command, "dataset_sha256": data.sha256}
     if ref is not None:
-        shutil.copy2(ref.weights, kept / WEIGHTS)
+        portable_checkpoint(ref.weights, kept / WEIGHTS)
         (kept / LAST).unlink(missing_ok=True)
         (kept / PROGRESS_FILE).unlink(missing_ok=True)
         summary = {**ref.as_dict(), "weights": WEIGHTS, "sha256": file_sha256(kept / WEIGHTS), **facts}
@@ -160,7 +186,7 @@ def keep(name: str, folder: Path, command: str, data: DatasetInfo, ref: TrainedR
     last = folder / "train" / "weights" / LAST
     if not last.exists():
         raise EdgeslimError(f"no training of {name} under way in {folder}: nothing to snapshot")
-    shutil.copy2(last, kept / LAST)
+    portable_checkpoint(last, kept / LAST)
     epochs = sum(1 for _ in csv.open()) - 1 if csv.exists() else 0
     progress = {"key": folder.name.removeprefix(f"{name}-"), "epochs": epochs, "sha256": file_sha256(kept / LAST), **facts}
     (kept / PROGRESS_FILE).write_text(json.dumps(progress, indent=2) + "\n")
