@@ -62,3 +62,8 @@ def default_format(path: Path) -> Format:
     """The format a file runs as when nobody says: FP32 on its runtime (TensorRT engines carry their own precision)."""
     runtime = runtime_of(path)
     return {ONNXRUNTIME: FORMATS["onnx-fp32"], OPENVINO: FORMATS["openvino-fp32"], TENSORRT: FORMATS["tensorrt"]}[runtime]
+
+
+def artifact_bytes(path: Path) -> int:
+    """An artifact's size: a file's bytes, or those of the files in an IR folder."""
+    return sum(f.stat().st_size for f in path.iterdir() if f.is_file()) if path.is_dir() else path.stat().st_size

@@ -27,7 +27,7 @@ from edgeslim.evaluate.latency import latency_ms
 from edgeslim.models.checkpoint import load_checkpoint
 from edgeslim.prune.structured import count_macs
 from edgeslim.report import StageResult
-from edgeslim.runtime.formats import FORMATS, Format
+from edgeslim.runtime.formats import FORMATS, Format, artifact_bytes
 
 # Stage names of the table, and the gate each stage's figure feeds.
 BASELINE, FUSED, PRUNED, FINETUNED, CONTROL, ONNX_FP32, ONNX_INT8, TENSORRT = (
@@ -72,7 +72,7 @@ class Scorer:
         name, artifact, gate = row
         counted = artifact if artifact.suffix == ".pt" else torch_source
         macs, params = count_macs(load_checkpoint(counted)[1], self.imgsz) if counted else (None, None)
-        size = sum(f.stat().st_size for f in artifact.iterdir() if f.is_file()) if artifact.is_dir() else artifact.stat().st_size
+        size = artifact_bytes(artifact)
         latency = latency_ms(artifact, self.sample, self.ev, FORMATS.get(name))
         print(f"{name}: mAP50-95 {acc.map50_95:.4f} mAP50 {acc.map50:.4f} latency {latency:.2f} ms")
         return StageResult(

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ultralytics.nn.tasks import DetectionModel
 
 from edgeslim.config import Params, formats_of
@@ -28,7 +29,7 @@ from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.source import image_size
 from edgeslim.dag.step import StepInput
 from edgeslim.dag.steps.dataset import dataset_info
-from edgeslim.dag.steps.evaluate import scorer
+from edgeslim.dag.steps.evaluate import Scorer, scorer
 from edgeslim.dag.steps.fuse import val_images
 from edgeslim.data.splits import split_images
 from edgeslim.errors import PruneError
@@ -36,7 +37,7 @@ from edgeslim.gates import Gate
 from edgeslim.models.checkpoint import load_checkpoint
 from edgeslim.plots import Point, pareto_plot
 from edgeslim.prune.finetune import Teacher, finetune
-from edgeslim.runtime.formats import FORMATS, TENSORRT
+from edgeslim.runtime.formats import FORMATS, TENSORRT, artifact_bytes
 from edgeslim.runtime.session import open_session, runner, unavailable
 from edgeslim.runtime.timing import paired_medians
 from edgeslim.search.build import REFERENCE_FORMAT, Built, build_variant, source_exports
@@ -73,17 +74,17 @@ def search(inp: StepInput, p: Params) -> Outcome:
     built, unbuilt = _build_all(inp, p, model, template, val[: p.search.timing_images], formats, out_of_time)
     if not built:
         return _failed(inp, p, "no variant could be built", {"unbuilt": unbuilt}, started)
-    timed = _time(inp, p, built, formats, folder)
+    score = scorer(inp, p)  # one validator setup and latency sample for the whole search
+    timed = _time(inp, p, built, formats, folder, score.sample)
     kept, gone = screen(timed, p.search.budget)
     if not kept:
         fastest = min(timed, key=lambda t: t.ratio)
         why = f"no candidate is within the latency budget {p.search.budget:g}x; the fastest, {fastest.candidate.name}, runs at {fastest.ratio:.3f}x"
         return _failed(inp, p, why, _details(p, timed, gone, None, unbuilt, untimed, 0.0, started), started, fastest.ratio)
-    score = scorer(inp, p)
     reference = score.map50_95(inp.outcome("fuse").artifact("model"))
     print(f"search: the source scores mAP50-95 {reference:.4f}; {len(kept)} of {len(timed)} candidates survive screening")
     halving = halve(
-        kept, p.search.rungs, p.search.keep, p.gates.min_map_ratio - p.search.slack, _scorer(inp, p, built, reference), out_of_time
+        kept, p.search.rungs, p.search.keep, p.gates.min_map_ratio - p.search.slack, _scorer(inp, p, built, reference, score), out_of_time
     )
     details = _details(p, timed, gone, halving, unbuilt, untimed, reference, started)
     if halving.chosen is None:
@@ -125,11 +126,10 @@ def _build_all(
     return built, unbuilt
 
 
-def _time(inp: StepInput, p: Params, built: list[Built], formats: list[str], folder: Path) -> list[Timed]:
+def _time(inp: StepInput, p: Params, built: list[Built], formats: list[str], folder: Path, sample: np.ndarray) -> list[Timed]:
     """Every candidate and the source's own export on each runtime, called in turn in paired rounds."""
     runtimes = {FORMATS[f].runtime for f in formats}
     refs = source_exports(inp.outcome("fuse").artifact("model"), image_size(p), p, runtimes, folder / "source")
-    sample = scorer(inp, p).sample
     pairs = [(Candidate(b.variant, f), path) for b in built for f, path in b.formats.items()]
     ref_names = sorted(refs)
     calls = [runner(open_session(refs[r], REFERENCE_FORMAT[r], p.evaluate.threads), sample) for r in ref_names]
@@ -142,9 +142,8 @@ def _time(inp: StepInput, p: Params, built: list[Built], formats: list[str], fol
     return timed
 
 
-def _scorer(inp: StepInput, p: Params, built: list[Built], reference: float) -> Callable[[Variant, int], float]:
+def _scorer(inp: StepInput, p: Params, built: list[Built], reference: float, score: Scorer) -> Callable[[Variant, int], float]:
     """mAP ratio of a variant after ``epochs`` more of its short finetune (each rung goes on from the last)."""
-    score = scorer(inp, p)
     teacher = Teacher(inp.outcome("fuse").artifact("model"), p.prune.distill) if p.prune.distill.enabled else None
     data_yaml = dataset_info(inp.outcome("dataset")).data_yaml
     weights = {b.variant: b.unfused for b in built}
@@ -200,7 +199,7 @@ def _plot(halving: Halving, reference: float, built: list[Built], out: Path) -> 
     """Short-finetune mAP against untrained latency of every variant trained (its fastest format)."""
     sizes = {b.variant: b.formats for b in built}
     points = [
-        Point(f"{v.variant.name}/{v.fastest.candidate.format}", v.scores[-1] * reference, v.fastest.latency_ms, _size(sizes[v.variant][v.fastest.candidate.format]))
+        Point(f"{v.variant.name}/{v.fastest.candidate.format}", v.scores[-1] * reference, v.fastest.latency_ms, artifact_bytes(sizes[v.variant][v.fastest.candidate.format]))
         for v in halving.verdicts
         if v.scores
     ]  # fmt: skip
@@ -208,7 +207,3 @@ def _plot(halving: Halving, reference: float, built: list[Built], out: Path) -> 
         return None
     title = f"search: mAP after the short finetunes vs latency; chosen {halving.chosen.variant.name if halving.chosen else 'none'}"
     return pareto_plot(points, title, out, ylabel="mAP50-95 after the short finetune (held-out val)")
-
-
-def _size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.iterdir() if f.is_file()) if path.is_dir() else path.stat().st_size
