@@ -111,6 +111,7 @@ class CompressParams(_Section):
     source: str | None  # the model compressed when none is named (None: the flow's <model_name>@<source_alias>, DVC's baseline)
     convergence: ConvergenceParams
     activation: Activation  # the student's SiLU swapped (after pruning, before the finetune the teacher guides)
+    input_size: Annotated[int, Field(ge=32)] | None  # the compressed model's input (None: imgsz); the source is scored at imgsz
 
 
 class MlflowParams(_Section):
@@ -343,6 +344,9 @@ class SearchParams(_Section):
     enabled: bool
     prune_levels: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)]
     activations: Annotated[list[Activation], Field(min_length=1)]
+    input_scales: Annotated[
+        list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=1)
+    ]  # of the source's size, rounded down to its stride
     budget: Annotated[float, Field(gt=0)] | None  # latency ratio to the source's own export on the runtime; None: fastest that passes
     rungs: Annotated[list[PositiveInt], Field(min_length=1)]  # short-finetune epochs per rung of successive halving
     keep: Annotated[float, Field(gt=0, le=1)]  # share of a rung's survivors, fastest first, that go on
@@ -548,6 +552,16 @@ class StockReferenceParams(TrainedReferenceParams):
     finetune_epochs: Annotated[int, Field(ge=0)]  # its compress run's prune.finetune.epochs
 
 
+class DistillBenchmarkParams(_Section):
+    """``python -m benchmarks.distill``: one pruned copy of the converged reference, finetuned alike four ways."""
+
+    cut: Annotated[float, Field(gt=0, lt=1)]  # prune.target_macs_reduction of the one pruned copy
+    activation: Activation  # compress.activation of that copy
+    epochs: PositiveInt  # every arm's finetune (prune.finetune's recipe otherwise)
+    head_weight: Annotated[float, Field(gt=0)]  # prune.distill.head_weight where the head term is on
+    feature_weight: Annotated[float, Field(gt=0)]  # prune.distill.feature_weight (ultralytics' ``dis``) where the feature term is on
+
+
 class BenchmarkParams(_Section):
     splits: DatasetSplits  # the references' dataset.splits
     converged: TrainedReferenceParams  # the embedded baseline's architecture, trained to convergence
@@ -560,6 +574,7 @@ class BenchmarkParams(_Section):
     pairs: PositiveInt  # blocks per latency ratio (A and B called in turn)
     pair_runs: PositiveInt  # timed calls per side per block
     pair_processes: PositiveInt  # probe processes the blocks are spread over
+    distill: DistillBenchmarkParams  # python -m benchmarks.distill: head-only against ultralytics' feature distillation
 
 
 class PlacementParams(_Section):

@@ -131,6 +131,13 @@ def _source_lines(details: dict) -> list[str]:
     why = "compress.imgsz" if s["imgsz_from"] == "params" else ("its input size" if s.get("format") == "onnx" else "its training size")
     kind = "an ONNX model" if s.get("format") == "onnx" else "a PyTorch checkpoint"
     lines = [f"Source `{s['reference']}` ({kind}), compressed at {s['imgsz']} px ({why}; stride {s['stride']}).", ""]
+    size = details.get("input")
+    if size and size["input_size"] != size["source_size"]:
+        lines[-1:] = [
+            f"The compressed model runs at **{size['input_size']} px** (compress.input_size, or the search's choice): it was "
+            f"finetuned, exported, calibrated and scored at that size, the source at its own {size['source_size']} px.",
+            "",
+        ]
     c = s.get("convergence")
     if c is None:
         return [*lines, "Source convergence: unknown (the file records no training history).", ""]

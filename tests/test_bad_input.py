@@ -63,6 +63,16 @@ def test_class_count_mismatch(champion, params_file):
     assert "predicts 5 classes" in error_line(result) and "the dataset has 4" in error_line(result)
 
 
+@pytest.mark.parametrize("size", ["100", "256"])  # not a multiple of the stride 32 / larger than the source's 128 px
+def test_an_input_size_the_source_cannot_take_is_one_line(champion, params_file, size):
+    before = registry_snapshot(MlflowClient(champion, champion))
+    knobs = ["-S", f"compress.input_size={size}", "-S", "search.enabled=false"]
+    result = run_cli("compress", "--params", str(params_file), *knobs, env_extra={"MLFLOW_TRACKING_URI": champion})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"compress.input_size {size} must be a multiple of the model's stride 32 and at most the source's 128 px" in error_line(result)
+    assert registry_snapshot(MlflowClient(champion, champion)) == before
+
+
 def test_bad_params_fail_before_any_work(params_file):
     result = run_cli("compress", "--params", str(params_file), "-S", "gates.min_map_ratoi=0.9")
     assert result.returncode == 2

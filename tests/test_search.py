@@ -13,35 +13,58 @@ from test_e2e import registry_snapshot
 
 from edgeslim.config import load_params
 from edgeslim.dag import dvc
+from edgeslim.models.onnx_model import onnx_facts
 from edgeslim.runtime.timing import Paired
 from edgeslim.search.select import Timed, halve, screen
-from edgeslim.search.space import Candidate, Variant, candidates, variants
+from edgeslim.search.space import Candidate, Variant, at_least_as_accurate, candidates, input_sizes, variants
 
 FLOOR = 0.9
-V20K, V20R, V40K, V40R = variants([0.2, 0.4], ["keep", "relu"])
+V20K, V20R, V40K, V40R = variants([0.2, 0.4], ["keep", "relu"], [160])
 
 
 def _timed(latency: dict[str, float], ref: float = 10.0) -> list[Timed]:
-    """Candidates by name (``prune40-relu/onnx-fp32``) at fixed latencies."""
+    """Candidates by name (``prune40-relu-160px/onnx-fp32``) at fixed latencies."""
     by_name = {c.name: c for c in candidates([V20K, V20R, V40K, V40R], ["onnx-fp32", "onnx-int8", "openvino-fp32"])}
     return [Timed(by_name[name], ms, ms / ref) for name, ms in latency.items()]
 
 
 def test_screening_drops_what_is_over_budget_or_slower_than_a_no_less_accurate_candidate():
     timed = _timed(
-        {"prune20-keep/onnx-fp32": 6.0, "prune40-keep/onnx-fp32": 7.0, "prune40-relu/onnx-int8": 3.0, "prune20-keep/openvino-fp32": 5.0}
+        {
+            "prune20-keep-160px/onnx-fp32": 6.0,
+            "prune40-keep-160px/onnx-fp32": 7.0,
+            "prune40-relu-160px/onnx-int8": 3.0,
+            "prune20-keep-160px/openvino-fp32": 5.0,
+        }
     )
     kept, gone = screen(timed, budget=0.65)
-    assert [t.candidate.name for t in kept] == ["prune40-relu/onnx-int8", "prune20-keep/openvino-fp32"]
-    assert gone["prune20-keep/onnx-fp32"].startswith("dominated by prune20-keep/openvino-fp32")  # same accuracy class, slower
-    assert gone["prune40-keep/onnx-fp32"] == "over the budget: 0.700x > 0.65x"
+    assert [t.candidate.name for t in kept] == ["prune40-relu-160px/onnx-int8", "prune20-keep-160px/openvino-fp32"]
+    assert gone["prune20-keep-160px/onnx-fp32"].startswith("dominated by prune20-keep-160px/openvino-fp32")  # same accuracy class, slower
+    assert gone["prune40-keep-160px/onnx-fp32"] == "over the budget: 0.700x > 0.65x"
     # pruned more and INT8: faster, but not dominated, since it may keep less accuracy
-    assert "prune40-relu/onnx-int8" not in gone
+    assert "prune40-relu-160px/onnx-int8" not in gone
+
+
+def test_input_sizes_round_down_to_the_stride_and_a_smaller_input_dominates_nothing_larger():
+    assert input_sizes(160, 32, [1.0, 0.8, 0.6]) == [160, 128, 96]
+    assert input_sizes(320, 32, [1.0, 0.8, 0.7, 0.75]) == [320, 256, 224]
+    assert input_sizes(64, 32, [0.3]) == [32]  # never under one stride
+    small, large = Candidate(Variant(0.2, "keep", 128), "onnx-fp32"), Candidate(Variant(0.2, "keep", 160), "onnx-fp32")
+    assert at_least_as_accurate(large, small) and not at_least_as_accurate(small, large)
+    kept, gone = screen([Timed(small, 4.0, 0.4), Timed(large, 6.0, 0.6)], budget=None)
+    assert gone == {} and len(kept) == 2  # faster, but it may keep less accuracy: both are trained
+    kept, gone = screen([Timed(small, 7.0, 0.7), Timed(large, 6.0, 0.6)], budget=None)
+    assert list(gone) == [small.name]  # slower than one with a larger input, no less accurate by construction
 
 
 def test_the_fastest_variant_that_keeps_its_accuracy_is_chosen():
     timed = _timed(
-        {"prune40-relu/onnx-fp32": 2.0, "prune40-keep/onnx-fp32": 3.0, "prune20-relu/onnx-fp32": 4.0, "prune20-keep/onnx-fp32": 5.0}
+        {
+            "prune40-relu-160px/onnx-fp32": 2.0,
+            "prune40-keep-160px/onnx-fp32": 3.0,
+            "prune20-relu-160px/onnx-fp32": 4.0,
+            "prune20-keep-160px/onnx-fp32": 5.0,
+        }
     )
     scores = {V40R: [0.80], V40K: [0.93, 0.96], V20R: [0.95, 0.97], V20K: [0.97, 0.99]}
     calls: list[str] = []
@@ -52,22 +75,29 @@ def test_the_fastest_variant_that_keeps_its_accuracy_is_chosen():
 
     result = halve(timed, [1, 3], keep=0.5, floor=FLOOR, score=score, out_of_time=lambda: False)
     assert result.chosen is not None and result.chosen.variant == V40K, [v.fate for v in result.verdicts]
-    # rung 1 trains all four (fastest first) and drops prune40-relu under the floor; of the three left the
+    # rung 1 trains all four (fastest first) and drops prune40-relu-160px under the floor; of the three left the
     # fastest 2 go on (keep 0.5, rounded up); rung 2 trains only those
-    assert calls == ["prune40-relu:1", "prune40-keep:1", "prune20-relu:1", "prune20-keep:1", "prune40-keep:3", "prune20-relu:3"]
+    assert calls == [
+        "prune40-relu-160px:1",
+        "prune40-keep-160px:1",
+        "prune20-relu-160px:1",
+        "prune20-keep-160px:1",
+        "prune40-keep-160px:3",
+        "prune20-relu-160px:3",
+    ]
     fates = {v.variant: v.fate for v in result.verdicts}
     assert fates[V40R].startswith("dropped at rung 1: 0.800") and fates[V20K] == "not among the fastest 2 after rung 1"
     assert fates[V20R].startswith("runner-up") and result.cut_by_clock == []
 
 
 def test_where_no_variant_clears_the_floor_the_best_scoring_goes_on_to_the_gates():
-    timed = _timed({"prune40-relu/onnx-fp32": 2.0, "prune40-keep/onnx-fp32": 3.0})
+    timed = _timed({"prune40-relu-160px/onnx-fp32": 2.0, "prune40-keep-160px/onnx-fp32": 3.0})
     result = halve(timed, [2], keep=1.0, floor=FLOOR, score=lambda v, _: {V40R: 0.32, V40K: 0.66}[v], out_of_time=lambda: False)
     assert result.chosen is not None and result.chosen.variant == V40K and result.chosen.fate.startswith("chosen: none cleared 0.900")
 
 
 def test_max_minutes_cuts_the_training_and_the_choice_is_among_what_was_scored():
-    timed = _timed({"prune40-relu/onnx-fp32": 2.0, "prune40-keep/onnx-fp32": 3.0, "prune20-keep/onnx-fp32": 5.0})
+    timed = _timed({"prune40-relu-160px/onnx-fp32": 2.0, "prune40-keep-160px/onnx-fp32": 3.0, "prune20-keep-160px/onnx-fp32": 5.0})
     trained: list[Variant] = []
 
     def score(v: Variant, epochs: int) -> float:
@@ -76,12 +106,14 @@ def test_max_minutes_cuts_the_training_and_the_choice_is_among_what_was_scored()
 
     clock = iter([False, False, True, True, True])  # time runs out after two trainings
     result = halve(timed, [1, 3], keep=1.0, floor=FLOOR, score=score, out_of_time=lambda: next(clock))
-    assert trained == [V40R, V40K] and result.cut_by_clock == ["prune20-keep", "prune40-relu", "prune40-keep"]
+    assert trained == [V40R, V40K] and result.cut_by_clock == ["prune20-keep-160px", "prune40-relu-160px", "prune40-keep-160px"]
     assert result.chosen is not None and result.chosen.variant == V40R and "cut by the clock after rung 1" in result.chosen.fate
 
 
 def test_the_step_binds_its_choice_into_the_fixed_recipe(tmp_path: Path, tiny_checkpoint: Path, monkeypatch):
-    """Real builds and short finetunes on the tiny model; latencies fixed so that prune40-relu's ONNX is fastest."""
+    """Real builds and short finetunes on the tiny model at 64 px and half that; latencies fixed so that
+    the last built (prune40-relu at 32 px) is fastest. The recipe after it runs at the chosen size
+    (the FP32 ONNX takes 32 px) while the source is still scored at its own."""
     fixed = {0: 10.0, 1: 10.0}  # the source's own exports (ONNX Runtime, OpenVINO), then the candidates in build order
 
     def medians(fns, calls, blocks, warmup):
@@ -96,18 +128,36 @@ def test_the_step_binds_its_choice_into_the_fixed_recipe(tmp_path: Path, tiny_ch
         "prune": {"round_to": 4, "finetune": {"epochs": 1}},
         "target": {"name": "x86-avx2", "profiles": {"x86-avx2": ["onnx-fp32", "openvino-fp32"]}},
         # an untrained model scores 0: a floor below 0 lets the ranking, not the accuracy, decide here
-        "search": {"enabled": True, "prune_levels": [0.2, 0.4], "activations": ["keep", "relu"], "rungs": [1], "slack": 1.0},
+        "search": {
+            "enabled": True,
+            "prune_levels": [0.4],
+            "activations": ["keep", "relu"],
+            "input_scales": [1.0, 0.5],
+            "rungs": [1],
+            "slack": 1.0,
+        },
     }
     p = load_params(write_params(tmp_path / "params.yaml", tmp_path / "ws", extra))
     for name in ("dataset", "baseline", "source", "fuse"):
         dvc.run_stage(name, p)
     found = dvc.run_stage("search", p)
-    assert found.binds == {"prune.target_macs_reduction": 0.4, "compress.activation": "relu"}, found.details["search"]["chosen"]
+    chosen = {"prune.target_macs_reduction": 0.4, "compress.activation": "relu", "compress.input_size": 32}
+    assert found.binds == chosen, found.details["search"]["chosen"]
     rows = found.details["search"]["candidates"]
-    assert len(rows) == 8 and rows[0]["candidate"] == "prune40-relu/openvino-fp32" and rows[0]["status"].startswith("chosen")
+    assert len(rows) == 8 and rows[0]["candidate"] == "prune40-relu-32px/openvino-fp32" and rows[0]["status"].startswith("chosen")
+    assert {r["candidate"].split("/")[0] for r in rows} == {
+        "prune40-keep-64px",
+        "prune40-relu-64px",
+        "prune40-keep-32px",
+        "prune40-relu-32px",
+    }
     assert found.artifacts["search_png"].is_file()
     pruned = dvc.run_stage("prune", p)  # a later stage runs what the search chose, not params.yaml's recipe
     assert pruned.details["pruning"]["activation"]["activation"] == "relu" and pruned.details["pruning"]["rounds"][0]["target"] == 0.4
+    dvc.run_stage("finetune", p)
+    exported = dvc.run_stage("export", p)
+    assert exported.details["input"] == {"input_size": 32, "source_size": 64}
+    assert onnx_facts(exported.artifact("fp32")).input_size == 32 and exported.gates[0].passed
 
 
 @pytest.mark.slow
@@ -128,7 +178,7 @@ def test_the_demo_run_searched_and_ran_what_it_chose(champion: str, published):
     _, report = published
     search = report["details"]["search"]
     chosen = search["chosen"]
-    assert chosen and chosen["fate"].startswith("chosen") and chosen["variant"] in {"prune40-keep", "prune40-relu"}
+    assert chosen and chosen["fate"].startswith("chosen") and chosen["variant"] in {"prune40-keep-128px", "prune40-relu-128px"}
     assert report["details"]["pruning"]["activation"]["activation"] == chosen["activation"], "the prune step ran the chosen variant"
     client = MlflowClient(champion, champion)
     parent = client.get_run(report["details"]["mlflow_run_url"].rsplit("/", 1)[-1].split("?")[0])
@@ -146,4 +196,4 @@ def test_search_params_are_validated():
 
     with pytest.raises(ConfigError, match="search.prune_levels"):
         load_params(REPO / "params.yaml", ["search.prune_levels=[1.5]"])
-    assert Candidate(V40R, "onnx-int8").name == "prune40-relu/onnx-int8"
+    assert Candidate(V40R, "onnx-int8").name == "prune40-relu-160px/onnx-int8"

@@ -36,7 +36,8 @@ _PRUNING = (*(f"prune.{k}" for k in ("enabled", "importance", "target_macs_reduc
                                       "latency_rounds")),
             "export.opset", "evaluate.threads")
 _EQUIVALENCE_IMAGES = ("fuse.equivalence_images", "compress.imgsz")
-_VALIDATOR = ("evaluate", "compress.imgsz")
+_RUN_SIZE = ("compress.imgsz", "compress.input_size")  # the source's size and the compressed model's (dag/source.py run_size)
+_VALIDATOR = ("evaluate", *_RUN_SIZE)
 # What scoring an artifact calls (the evaluate steps' Scorer).
 _SCORING = ("edgeslim/evaluate", "edgeslim/runtime", "edgeslim/prune/structured.py", "edgeslim/models", "edgeslim/data", "edgeslim/report.py")
 
@@ -57,12 +58,12 @@ COMPRESS: tuple[Step, ...] = (
          needs=("dataset", "fuse"),
          code=("edgeslim/search", "edgeslim/prune", "edgeslim/quantize", "edgeslim/export", *_SCORING, "edgeslim/plots.py", "edgeslim/gates.py"),
          skip=skip_unless_searching, torch=True,
-         summary="the fastest prune level x activation that keeps its accuracy, timed untrained in the target's formats; binds it"),
-    Step("prune", prune, reads=(*_PRUNING, *_ROUND_FINETUNE, *_TRAINER, *_EQUIVALENCE_IMAGES, "compress.activation"), needs=("dataset", "fuse", "search"),
+         summary="the fastest prune level x activation x input size that keeps its accuracy, timed untrained in the target's formats; binds it"),
+    Step("prune", prune, reads=(*_PRUNING, *_ROUND_FINETUNE, *_TRAINER, *_EQUIVALENCE_IMAGES, "compress.activation", "compress.input_size"), needs=("dataset", "fuse", "search"),
          code=("edgeslim/prune", "edgeslim/models", "edgeslim/export", "edgeslim/runtime", "edgeslim/plots.py"),
          skip=skip_unless_enabled,
          summary="split-free rewrite, structured pruning to the MACs target, activation swap", torch=True),
-    Step("finetune", finetune, reads=("prune.enabled", "prune.finetune", "prune.distill", "fuse", *_TRAINER), needs=("dataset", "fuse", "prune"),
+    Step("finetune", finetune, reads=("prune.enabled", "prune.finetune", "prune.distill", "fuse", *_TRAINER, "compress.input_size"), needs=("dataset", "fuse", "prune"),
          code=("edgeslim/prune/finetune.py", "edgeslim/prune/distill.py", "edgeslim/baseline/train.py", "edgeslim/reparam", "edgeslim/models"),
          skip=skip_unless_enabled, summary="finetune the pruned graph (distilled from the unpruned model), fuse it again; gate: equivalence_pruned",
          torch=True),
@@ -70,10 +71,10 @@ COMPRESS: tuple[Step, ...] = (
          code=("edgeslim/prune/finetune.py", "edgeslim/baseline/train.py", "edgeslim/reparam/fuse.py", "edgeslim/models"),
          skip=skip_unless_asked, summary="the equal-budget control: the unpruned source finetuned with the same recipe and epochs",
          torch=True),
-    Step("export", export, reads=("export", "fuse", "evaluate.threads", "compress.imgsz"), needs=("dataset", "fuse", "finetune"),
+    Step("export", export, reads=("export", "fuse", "evaluate.threads", *_RUN_SIZE), needs=("dataset", "fuse", "finetune"),
          code=("edgeslim/export", "edgeslim/reparam/equivalence.py", "edgeslim/runtime", "edgeslim/models", "edgeslim/gates.py"),
          summary="ONNX FP32; gate: onnx_equivalence", torch=True),
-    Step("calibrate", calibrate, reads=("calibration", "evaluate.threads", "compress.imgsz"), needs=("dataset", SOURCE, "export"),
+    Step("calibrate", calibrate, reads=("calibration", "evaluate.threads", *_RUN_SIZE), needs=("dataset", SOURCE, "export"),
          code=("edgeslim/calibration", "edgeslim/runtime", "edgeslim/data/splits.py"), summary="curated calibration set: manifest and coverage plot"),
     Step("evaluate", evaluate, reads=_VALIDATOR, needs=("dataset", SOURCE, "fuse", "prune", "finetune", "control", "export"), code=_SCORING,
          summary="mAP, size, latency, MACs of the source, the torch stages, the control and the FP32 ONNX"),

@@ -5,6 +5,11 @@
 Every runner binds it the same way, once the source checkpoint is known, so each step reads one
 definite ``compress.imgsz``. An ONNX source gives its size by its fixed input shape or ultralytics'
 export metadata.
+
+``compress.input_size`` (null: ``imgsz``) is the size the *compressed* model runs at: it is finetuned,
+exported, calibrated, scored and shipped at it (:func:`run_size`), while the source and its control
+are still scored at ``imgsz`` (:func:`image_size`), so a gate charges a smaller input's accuracy cost
+to the model that has it. The search binds it like any other lever.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ Facts = dict[str, Any]
 def bind_source(p: Params, weights: Path) -> tuple[Params, Facts]:
     """``p`` with ``compress.imgsz`` set for the source model ``weights``, and the facts behind it."""
     facts = source_facts(weights, p.compress.imgsz, p.compress.convergence)
+    check_input_size(p.compress.input_size, facts)
     return p.model_copy(update={"compress": p.compress.model_copy(update={"imgsz": facts["imgsz"]})}), facts
 
 
@@ -73,11 +79,28 @@ def _onnx_source(weights: Path, requested: int | None) -> tuple[int, int | None,
     return facts.stride, facts.input_size or facts.imgsz, list(facts.names)
 
 
+def check_input_size(size: int | None, facts: Facts) -> None:
+    """A compressed input size must be a multiple of the source's stride and no larger than its size."""
+    if size is None:
+        return
+    if size % facts["stride"] or size > facts["imgsz"]:
+        raise CheckpointError(
+            f"compress.input_size {size} must be a multiple of the model's stride {facts['stride']} and at most "
+            f"the source's {facts['imgsz']} px"
+        )
+
+
 def image_size(p: Params) -> int:
     """The ``compress.imgsz`` a step runs at: bound by :func:`bind_source` before any compress step."""
     if p.compress.imgsz is None:
         raise RuntimeError("compress.imgsz is unbound: the runner binds the source (bind_source) before the compress steps")
     return p.compress.imgsz
+
+
+def run_size(p: Params) -> int:
+    """The size the compressed model runs at: ``compress.input_size`` where set (or bound by the
+    search), else the source's own (:func:`image_size`)."""
+    return p.compress.input_size or image_size(p)
 
 
 def source_outcome(weights: Path, facts: Facts, seconds: float = 0.0, step: str = "pull") -> Outcome:

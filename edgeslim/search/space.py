@@ -1,5 +1,5 @@
-"""What the search explores: model variants (prune level × activation), each run in every format of
-the target, and the order in which they can be expected to keep accuracy.
+"""What the search explores: model variants (prune level × activation × input size), each run in every
+format of the target, and the order in which they can be expected to keep accuracy.
 
 Why variants and formats apart: weights belong to a variant, so training (the costly part) is per
 variant, while latency is per (variant, format) and costs only an export and a timing.
@@ -21,14 +21,15 @@ PRECISION_RANK = {"fp32": 0, "bf16": 1, "int8": 2}
 class Variant:
     prune: float  # share of MACs removed (prune.target_macs_reduction)
     activation: Activation  # compress.activation
+    size: int  # input size in px (compress.input_size)
 
     @property
     def name(self) -> str:
-        return f"prune{round(100 * self.prune)}-{self.activation}"
+        return f"prune{round(100 * self.prune)}-{self.activation}-{self.size}px"
 
     def binds(self) -> dict[str, object]:
         """The params that make the fixed recipe build this variant."""
-        return {"prune.target_macs_reduction": self.prune, "compress.activation": self.activation}
+        return {"prune.target_macs_reduction": self.prune, "compress.activation": self.activation, "compress.input_size": self.size}
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,14 @@ class Candidate:
         return f"{self.variant.name}/{self.format}"
 
 
-def variants(levels: list[float], activations: list[Activation]) -> list[Variant]:
-    return [Variant(level, act) for level in sorted(levels) for act in activations]
+def input_sizes(source: int, stride: int, scales: list[float]) -> list[int]:
+    """Each scale of the source's size rounded down to the stride (never under one stride), largest
+    first, without repeats: 0.8 of 160 px is 128, 0.7 of 320 is 224."""
+    return sorted({max(stride, int(source * s) // stride * stride) for s in scales}, reverse=True)
+
+
+def variants(levels: list[float], activations: list[Activation], sizes: list[int]) -> list[Variant]:
+    return [Variant(level, act, size) for size in sizes for level in sorted(levels) for act in activations]
 
 
 def candidates(vs: list[Variant], formats: list[str]) -> list[Candidate]:
@@ -51,7 +58,8 @@ def candidates(vs: list[Variant], formats: list[str]) -> list[Candidate]:
 
 def at_least_as_accurate(a: Candidate, b: Candidate) -> bool:
     """Whether ``a`` can be expected to keep at least ``b``'s accuracy, axis by axis, before training:
-    pruned no more, the same activation or SiLU kept where ``b`` swapped it, a precision no lower."""
+    pruned no more, the same activation or SiLU kept where ``b`` swapped it, an input no smaller, a
+    precision no lower."""
     act = a.variant.activation == b.variant.activation or a.variant.activation == "keep"
     precision = PRECISION_RANK[FORMATS[a.format].precision] <= PRECISION_RANK[FORMATS[b.format].precision]
-    return a.variant.prune <= b.variant.prune and act and precision
+    return a.variant.prune <= b.variant.prune and act and a.variant.size >= b.variant.size and precision

@@ -15,7 +15,7 @@ from pathlib import Path
 from edgeslim.config import EvaluateParams, Params
 from edgeslim.dag.fan import Fan, sequential
 from edgeslim.dag.outcome import Outcome
-from edgeslim.dag.source import image_size
+from edgeslim.dag.source import image_size, run_size
 from edgeslim.dag.step import FP32, SOURCE, StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.dag.steps.export import exported_from
@@ -96,8 +96,10 @@ def _accuracy(data_yaml: Path, imgsz: int, ev: EvaluateParams, work_dir: Path, i
     return evaluate_map(artifact, data_yaml, imgsz, ev, work_dir / name, fmt=FORMATS.get(name))
 
 
-def scorer(inp: StepInput, p: Params) -> Scorer:
-    return Scorer(dataset_info(inp.outcome("dataset")), image_size(p), p.evaluate, inp.layout.validation(inp.step))
+def scorer(inp: StepInput, p: Params, size: int | None = None) -> Scorer:
+    """The run's scorer at ``size``: by default the compressed model's (:func:`run_size`); the source
+    and its control are scored at their own (:func:`image_size`)."""
+    return Scorer(dataset_info(inp.outcome("dataset")), size or run_size(p), p.evaluate, inp.layout.validation(inp.step))
 
 
 def stage_metrics(stages: tuple[StageResult, ...]) -> dict[str, float]:
@@ -108,21 +110,26 @@ def stage_metrics(stages: tuple[StageResult, ...]) -> dict[str, float]:
 
 def evaluate(inp: StepInput, p: Params) -> Outcome:
     """The source, then each stage that ran (an ONNX source has no torch stages and no export), and
-    the equal-budget control when it was trained."""
+    the equal-budget control when it was trained. The source, its fused form and the control are
+    scored at the source's size, the compressed stages at theirs (``compress.input_size``)."""
     ran = {name: inp.outcome(name).skipped is None for name in ("fuse", "finetune", "control", "export")}
-    rows: list[Row] = [(BASELINE, inp.outcome(SOURCE).artifact(SOURCE), None)]
+    source_rows: list[Row] = [(BASELINE, inp.outcome(SOURCE).artifact(SOURCE), None)]
+    rows: list[Row] = []
     if ran["fuse"]:
-        rows.append((FUSED, inp.outcome("fuse").artifact("model"), "equivalence"))
+        source_rows.append((FUSED, inp.outcome("fuse").artifact("model"), "equivalence"))
     if ran["finetune"]:
         rows += [
             (PRUNED, inp.outcome("prune").artifact("pruned"), None),
             (FINETUNED, inp.outcome("finetune").artifact("model"), "equivalence_pruned"),
         ]
     if ran["control"]:
-        rows.append((CONTROL, inp.outcome("control").artifact("model"), None))
+        source_rows.append((CONTROL, inp.outcome("control").artifact("model"), None))
     if ran["export"]:
         rows.append((ONNX_FP32, inp.outcome("export").artifact(FP32), None))
-    stages = scorer(inp, p).stages(rows, exported_from(inp), inp.fan)
+    stages = scorer(inp, p, image_size(p)).stages(source_rows, exported_from(inp), inp.fan)
+    stages += scorer(inp, p).stages(rows, exported_from(inp), inp.fan)
+    order = [BASELINE, FUSED, PRUNED, FINETUNED, CONTROL, ONNX_FP32]
+    stages = tuple(sorted(stages, key=lambda s: order.index(s.name)))
     return Outcome(inp.step, metrics=stage_metrics(stages), stages=stages)
 
 

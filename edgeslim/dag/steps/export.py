@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, numeric
-from edgeslim.dag.source import image_size
+from edgeslim.dag.source import image_size, run_size
 from edgeslim.dag.step import FP32, StepInput
 from edgeslim.dag.steps.fuse import val_images
 from edgeslim.export.onnx_export import export_onnx
@@ -20,16 +20,17 @@ TORCH = "torch"  # the checkpoint the FP32 ONNX was exported from (MACs are coun
 
 def export(inp: StepInput, p: Params) -> Outcome:
     torch_model = inp.latest("model")
-    fp32 = export_onnx(torch_model, image_size(p), p.export.opset, inp.layout.fp32())
+    fp32 = export_onnx(torch_model, run_size(p), p.export.opset, inp.layout.fp32())
     _, model = load_checkpoint(torch_model)
-    eq = compare_runtime(model, fp32, val_images(inp, p), p.evaluate.threads)
+    eq = compare_runtime(model, fp32, val_images(inp, p, run_size(p)), p.evaluate.threads)
     print(f"ONNX Runtime FP32 vs torch on {eq.n_images} images: rel L2 {eq.rel_l2:.3e}, max rel {eq.rel_max_abs:.3e}")
     section = eq.as_dict()
+    size = {"input_size": run_size(p), "source_size": image_size(p)}  # what the report and a reader of report.json see
     return Outcome(
         inp.step,
         artifacts={FP32: fp32, TORCH: torch_model},
         metrics=numeric(section),
-        details={"onnx_equivalence": section},
+        details={"onnx_equivalence": section, "input": size},
         gates=(onnx_equivalence_gate(eq, p.fuse),),
     )
 

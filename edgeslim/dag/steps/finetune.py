@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, numeric
-from edgeslim.dag.source import image_size
+from edgeslim.dag.source import run_size
 from edgeslim.dag.step import StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.dag.steps.fuse import check_fused, val_images
@@ -25,7 +25,7 @@ def finetune(inp: StepInput, p: Params) -> Outcome:
     if ft.epochs > 0:
         data = dataset_info(inp.outcome("dataset"))
         teacher = Teacher(inp.outcome("fuse").artifact("model"), p.prune.distill) if p.prune.distill.enabled else None
-        result = train_pruned(model, ckpt, data.data_yaml, image_size(p), p.baseline, p.evaluate, ft, ft.epochs, 0.0, inp.dir(), teacher)
+        result = train_pruned(model, ckpt, data.data_yaml, run_size(p), p.baseline, p.evaluate, ft, ft.epochs, 0.0, inp.dir(), teacher)
         taught = " (distilled from the unpruned model)" if teacher else ""
         print(f"finetuned {result.epochs_run} epochs{taught}: val mAP50-95 {result.map50_95:.4f}")
         trained, section = result.weights, result.as_dict()
@@ -34,7 +34,7 @@ def finetune(inp: StepInput, p: Params) -> Outcome:
         print("prune.finetune.epochs is 0: the pruned model is fused and exported untrained")
     fused, _ = fuse_model(model)
     weights = save_checkpoint(fused, ckpt, inp.layout.finetuned_fused())
-    gate, eq = check_fused(trained, weights, val_images(inp, p), p.fuse, "equivalence_pruned")
+    gate, eq = check_fused(trained, weights, val_images(inp, p, run_size(p)), p.fuse, "equivalence_pruned")
     return Outcome(
         inp.step,
         artifacts={"finetuned": trained, "model": weights},

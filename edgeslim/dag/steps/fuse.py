@@ -40,7 +40,7 @@ def fuse(inp: StepInput, p: Params) -> Outcome:
     print(f"fused {len(report.fused)} modules; BatchNorm layers {report.bn_before} -> {report.bn_after}")
     if report.not_fused:
         print(f"not fused (still holding BatchNorm or parallel branches): {report.not_fused}")
-    gate, eq = check_fused(source, weights, val_images(inp, p), p.fuse, "equivalence", rename)
+    gate, eq = check_fused(source, weights, val_images(inp, p, image_size(p)), p.fuse, "equivalence", rename)
     fusion = {**report.as_dict(), **section}
     return Outcome(
         inp.step,
@@ -51,10 +51,11 @@ def fuse(inp: StepInput, p: Params) -> Outcome:
     )
 
 
-def val_images(inp: StepInput, p: Params) -> Any:
-    """The first ``fuse.equivalence_images`` val images, preprocessed: what equivalence is measured on."""
+def val_images(inp: StepInput, p: Params, size: int) -> Any:
+    """The first ``fuse.equivalence_images`` val images, preprocessed at ``size`` (the source's, or the
+    compressed model's where it runs smaller): what equivalence is measured on."""
     val = split_images(dataset_info(inp.outcome("dataset")).data_yaml, "val")
-    return preprocess_batch(val[: p.fuse.equivalence_images], image_size(p))
+    return preprocess_batch(val[: p.fuse.equivalence_images], size)
 
 
 def check_fused(

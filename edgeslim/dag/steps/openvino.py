@@ -23,7 +23,7 @@ import onnx
 
 from edgeslim.config import Params, formats_of, profile_of
 from edgeslim.dag.outcome import Outcome, numeric
-from edgeslim.dag.source import image_size
+from edgeslim.dag.source import run_size
 from edgeslim.dag.step import FP32, StepInput
 from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.evaluate import scorer, stage_metrics
@@ -55,7 +55,7 @@ def openvino(inp: StepInput, p: Params) -> Outcome:
         return Outcome(inp.step, details={"openvino": {"left_out": left_out}})
     from edgeslim.runtime import openvino_backend as ovb
 
-    folder, imgsz = inp.dir(), image_size(p)
+    folder, imgsz = inp.dir(), run_size(p)
     try:
         fp32_ir = ovb.convert_onnx(inp.latest(FP32), ovb.ir_dir("model-fp32", folder), "model-fp32")
     except Exception as exc:  # noqa: BLE001 (OpenVINO refusing the model leaves its formats out, never fails the run)
@@ -67,7 +67,7 @@ def openvino(inp: StepInput, p: Params) -> Outcome:
     gates = []
     torch_model = exported_from(inp)
     if torch_model is not None:
-        images = val_images(inp, p)
+        images = val_images(inp, p, imgsz)
         _, model = load_checkpoint(torch_model)
         eq = compare_runtime(model, fp32_ir, images, p.evaluate.threads, "openvino-fp32")
         print(f"OpenVINO FP32 vs torch on {eq.n_images} images: rel L2 {eq.rel_l2:.3e}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, numeric
-from edgeslim.dag.source import image_size
+from edgeslim.dag.source import run_size
 from edgeslim.dag.step import StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.dag.steps.fuse import val_images
@@ -28,7 +28,16 @@ def prune(inp: StepInput, p: Params) -> Outcome:
     ckpt, model = load_checkpoint(inp.outcome("fuse").artifact("unfused"))
     data = dataset_info(inp.outcome("dataset"))
     pruned, report = prune_stage(
-        model, ckpt, val_images(inp, p), data.data_yaml, image_size(p), p.prune, p.baseline, p.evaluate, p.export.opset, inp.dir()
+        model,
+        ckpt,
+        val_images(inp, p, run_size(p)),
+        data.data_yaml,
+        run_size(p),
+        p.prune,
+        p.baseline,
+        p.evaluate,
+        p.export.opset,
+        inp.dir(),
     )
     pruned, swap = swap_activation(pruned, p.compress.activation)
     if swap.swapped:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, numeric
-from edgeslim.dag.source import image_size
+from edgeslim.dag.source import run_size
 from edgeslim.dag.step import FP32, StepInput
 from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.evaluate import BASELINE, ONNX_FP32, scorer, stage_map
@@ -20,7 +20,7 @@ def quantize(inp: StepInput, p: Params) -> Outcome:
     scored = inp.outcome("evaluate")
     target = p.gates.min_map_ratio * reference_map(list(scored.stages), p)[1]
     out = inp.layout.int8()
-    quantizer = OrtQuantizer(fp32, images, image_size(p), p.quantize, inp.layout.quantize_work())
+    quantizer = OrtQuantizer(fp32, images, run_size(p), p.quantize, inp.layout.quantize_work())
     report = quantize_with_fallback(
         quantizer,
         out,

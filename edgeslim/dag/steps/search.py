@@ -1,17 +1,18 @@
-"""Step ``search``: the fastest variant (prune level x activation) that keeps its accuracy, in the
-target's formats, found by itself; bound into ``prune.target_macs_reduction`` and
-``compress.activation`` for the fixed recipe that follows (full finetune, export, INT8, gates).
+"""Step ``search``: the fastest variant (prune level x activation x input size) that keeps its
+accuracy, in the target's formats, found by itself; bound into ``prune.target_macs_reduction``,
+``compress.activation`` and ``compress.input_size`` for the fixed recipe that follows (full
+finetune, export, INT8, gates).
 
 Compute goes where it decides (edgeslim/search/select.py): every candidate is built untrained and
-timed in paired rounds against the source's own export on its runtime; those over
+timed in paired rounds against the source's own export (at the source's size) on its runtime; those over
 ``search.budget`` or dominated go; short finetunes in rungs of successive halving rank the rest
-against the source's mAP; only the chosen variant then gets the full finetune, the INT8 formats and
+against the source's mAP at its own size (a smaller input pays its accuracy cost here, as at the
+gates); only the chosen variant then gets the full finetune, the INT8 formats and
 the gates. Where no variant clears the floor (short finetunes under-rate what the full one recovers),
 the best-scoring one goes on and the gates decide. ``search.max_minutes`` caps it, and the report lists
 what it cut. A budget no candidate meets fails the ``search`` gate: nothing is published.
 
-Left out for now: the input size (its reference must be scored at the source's own size) and the
-TensorRT format (timed only where a GPU is).
+Left out for now: the TensorRT format (timed only where a GPU is).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from edgeslim.runtime.session import open_session, runner, unavailable
 from edgeslim.runtime.timing import paired_medians
 from edgeslim.search.build import REFERENCE_FORMAT, Built, build_variant, source_exports
 from edgeslim.search.select import Halving, Timed, halve, screen
-from edgeslim.search.space import Candidate, Variant, variants
+from edgeslim.search.space import Candidate, Variant, input_sizes, variants
 
 SECONDS_PER_MINUTE = 60
 
@@ -71,11 +72,13 @@ def search(inp: StepInput, p: Params) -> Outcome:
     formats = [f for f in listed if FORMATS[f].runtime != TENSORRT and unavailable(f) is None]
     untimed: dict[str, str] = {f: unavailable(f) or "TensorRT is timed where a GPU is, not on this CPU" for f in listed if f not in formats}
     val = split_images(data.data_yaml, "val")
-    built, unbuilt = _build_all(inp, p, model, template, val[: p.search.timing_images], formats, out_of_time)
+    sizes = input_sizes(image_size(p), int(max(model.stride)), p.search.input_scales)
+    built, unbuilt = _build_all(inp, p, model, template, val[: p.search.timing_images], formats, sizes, out_of_time)
     if not built:
         return _failed(inp, p, "no variant could be built", {"unbuilt": unbuilt}, started)
-    score = scorer(inp, p)  # one validator setup and latency sample for the whole search
-    timed = _time(inp, p, built, formats, folder, score.sample)
+    score = scorer(inp, p, image_size(p))  # the source's validator setup and latency sample
+    scores = {size: score if size == score.imgsz else scorer(inp, p, size) for size in sizes}  # one per input size searched
+    timed = _time(inp, p, built, formats, folder, score.sample, {size: s.sample for size, s in scores.items()})
     kept, gone = screen(timed, p.search.budget)
     if not kept:
         fastest = min(timed, key=lambda t: t.ratio)
@@ -84,7 +87,7 @@ def search(inp: StepInput, p: Params) -> Outcome:
     reference = score.map50_95(inp.outcome("fuse").artifact("model"))
     print(f"search: the source scores mAP50-95 {reference:.4f}; {len(kept)} of {len(timed)} candidates survive screening")
     halving = halve(
-        kept, p.search.rungs, p.search.keep, p.gates.min_map_ratio - p.search.slack, _scorer(inp, p, built, reference, score), out_of_time
+        kept, p.search.rungs, p.search.keep, p.gates.min_map_ratio - p.search.slack, _scorer(inp, p, built, reference, scores), out_of_time
     )
     details = _details(p, timed, gone, halving, unbuilt, untimed, reference, started)
     if halving.chosen is None:
@@ -108,17 +111,18 @@ def _build_all(
     template: dict[str, Any],
     calib: list[Path],
     formats: list[str],
+    sizes: list[int],
     out_of_time: Callable[[], bool],
 ) -> tuple[list[Built], dict[str, str]]:
     built, unbuilt = [], {}
     data_yaml = dataset_info(inp.outcome("dataset")).data_yaml
-    for v in variants(p.search.prune_levels, p.search.activations):
+    for v in variants(p.search.prune_levels, p.search.activations, sizes):
         if out_of_time():
             unbuilt[v.name] = "cut by search.max_minutes before it was built"
             continue
         try:
             built.append(
-                build_variant(v, model, template, val_images(inp, p), calib, data_yaml, image_size(p), p, formats, inp.dir() / v.name)
+                build_variant(v, model, template, val_images(inp, p, v.size), calib, data_yaml, v.size, p, formats, inp.dir() / v.name)
             )
         except PruneError as exc:  # a level the per-layer caps cannot reach
             unbuilt[v.name] = str(exc)
@@ -126,14 +130,17 @@ def _build_all(
     return built, unbuilt
 
 
-def _time(inp: StepInput, p: Params, built: list[Built], formats: list[str], folder: Path, sample: np.ndarray) -> list[Timed]:
-    """Every candidate and the source's own export on each runtime, called in turn in paired rounds."""
+def _time(
+    inp: StepInput, p: Params, built: list[Built], formats: list[str], folder: Path, sample: np.ndarray, samples: dict[int, np.ndarray]
+) -> list[Timed]:
+    """Every candidate (on the same val image at its own input size) and the source's own export on
+    each runtime (at the source's size), called in turn in paired rounds."""
     runtimes = {FORMATS[f].runtime for f in formats}
     refs = source_exports(inp.outcome("fuse").artifact("model"), image_size(p), p, runtimes, folder / "source")
     pairs = [(Candidate(b.variant, f), path) for b in built for f, path in b.formats.items()]
     ref_names = sorted(refs)
     calls = [runner(open_session(refs[r], REFERENCE_FORMAT[r], p.evaluate.threads), sample) for r in ref_names]
-    calls += [runner(open_session(path, FORMATS[c.format], p.evaluate.threads), sample) for c, path in pairs]
+    calls += [runner(open_session(path, FORMATS[c.format], p.evaluate.threads), samples[c.variant.size]) for c, path in pairs]
     medians = paired_medians(calls, p.evaluate.latency_runs, p.target.rounds, p.evaluate.latency_warmup).medians_ms
     ref_ms = dict(zip(ref_names, medians, strict=False))
     timed = [Timed(c, ms, ms / ref_ms[FORMATS[c.format].runtime]) for (c, _), ms in zip(pairs, medians[len(ref_names) :], strict=True)]
@@ -142,8 +149,9 @@ def _time(inp: StepInput, p: Params, built: list[Built], formats: list[str], fol
     return timed
 
 
-def _scorer(inp: StepInput, p: Params, built: list[Built], reference: float, score: Scorer) -> Callable[[Variant, int], float]:
-    """mAP ratio of a variant after ``epochs`` more of its short finetune (each rung goes on from the last)."""
+def _scorer(inp: StepInput, p: Params, built: list[Built], reference: float, scores: dict[int, Scorer]) -> Callable[[Variant, int], float]:
+    """mAP ratio of a variant, at its input size, to the source's at its own, after ``epochs`` more of
+    its short finetune (each rung goes on from the last)."""
     teacher = Teacher(inp.outcome("fuse").artifact("model"), p.prune.distill) if p.prune.distill.enabled else None
     data_yaml = dataset_info(inp.outcome("dataset")).data_yaml
     weights = {b.variant: b.unfused for b in built}
@@ -153,9 +161,9 @@ def _scorer(inp: StepInput, p: Params, built: list[Built], reference: float, sco
         rung[v] = rung.get(v, 0) + 1
         template, model = load_checkpoint(weights[v])
         out = inp.dir() / v.name / f"rung{rung[v]}"
-        result = finetune(model, template, data_yaml, image_size(p), p.baseline, p.evaluate, p.prune.finetune, epochs, 0.0, out, teacher)
+        result = finetune(model, template, data_yaml, v.size, p.baseline, p.evaluate, p.prune.finetune, epochs, 0.0, out, teacher)
         weights[v] = result.weights
-        got = score.map50_95(result.weights) / reference if reference > 0 else 0.0
+        got = scores[v.size].map50_95(result.weights) / reference if reference > 0 else 0.0
         print(f"search: {v.name} after rung {rung[v]} ({epochs} epochs): {got:.3f} of the source's mAP")
         return got
 
@@ -183,7 +191,7 @@ def _details(p: Params, timed: list[Timed], gone: dict[str, str], halving: Halvi
         "unbuilt": unbuilt,
         "untimed_formats": untimed,
         "cut_by_max_minutes": halving.cut_by_clock if halving else [],
-        "not_searched": "input size (its reference must be scored at the source's own size); TensorRT off a GPU",
+        "not_searched": "TensorRT off a GPU",
         "wall_s": time.monotonic() - started,
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome
-from edgeslim.dag.source import image_size
+from edgeslim.dag.source import run_size
 from edgeslim.dag.step import FP32, StepInput
 from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.evaluate import TENSORRT, scorer, stage_metrics
@@ -22,7 +22,7 @@ def tensorrt(inp: StepInput, p: Params) -> Outcome:
     layout, qp = inp.layout, p.quantize
     images = calibration_images(inp.outcome("calibrate").artifact("manifest"))
     float_nodes = inp.outcome("quantize").details["quantization"]["float_nodes"]
-    quantizer = OrtQuantizer(inp.latest(FP32), images, image_size(p), qp, layout.quantize_work())  # the INT8 step's ranges
+    quantizer = OrtQuantizer(inp.latest(FP32), images, run_size(p), qp, layout.quantize_work())  # the INT8 step's ranges
     qdq = quantizer.quantize(layout.tensorrt_qdq(), float_nodes, qp=tensorrt_params(qp), extra_options=TENSORRT_QDQ_OPTIONS)
     engine = build_engine(qdq.path, layout.engine(), qp.tensorrt)
     print(f"TensorRT engine {engine.path}: {engine.detail}")
