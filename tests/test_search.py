@@ -11,8 +11,11 @@ from conftest import REPO, error_line, run_cli, write_params
 from mlflow import MlflowClient
 from test_e2e import registry_snapshot
 
+from edgeslim.agent.smoke import smoke_test
 from edgeslim.config import load_params
 from edgeslim.dag import dvc
+from edgeslim.fleet.golden import golden_set
+from edgeslim.fleet.onnx_info import describe
 from edgeslim.models.onnx_model import onnx_facts
 from edgeslim.runtime.timing import Paired
 from edgeslim.search.select import Timed, halve, screen
@@ -157,7 +160,15 @@ def test_the_step_binds_its_choice_into_the_fixed_recipe(tmp_path: Path, tiny_ch
     dvc.run_stage("finetune", p)
     exported = dvc.run_stage("export", p)
     assert exported.details["input"] == {"input_size": 32, "source_size": 64}
-    assert onnx_facts(exported.artifact("fp32")).input_size == 32 and exported.gates[0].passed
+    fp32 = exported.artifact("fp32")
+    assert onnx_facts(fp32).input_size == 32 and exported.gates[0].passed
+    # the device's side: the manifest's shapes, the golden set and the smoke test all at the chosen size
+    _, io = describe(fp32)
+    assert list(io["inputs"].values()) == [[1, 3, 32, 32]]
+    golden = golden_set(fp32, "onnx-fp32", 2, io)
+    assert next(iter(golden.inputs.values())).shape == (2, 1, 3, 32, 32)
+    smoke = smoke_test(fp32, "onnx-fp32", io, None, golden, 1e-4)
+    assert smoke.ok and smoke.golden_error is not None and smoke.golden_error < 1e-4, smoke
 
 
 @pytest.mark.slow
