@@ -4,6 +4,8 @@ the demo run's search (report, MLflow nested runs per candidate)."""
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,15 +16,21 @@ from test_e2e import registry_snapshot
 from edgeslim.agent.smoke import smoke_test
 from edgeslim.config import load_params
 from edgeslim.dag import dvc
+from edgeslim.dag.run import run_step
 from edgeslim.fleet.golden import golden_set
 from edgeslim.fleet.onnx_info import describe
 from edgeslim.models.onnx_model import onnx_facts
 from edgeslim.runtime.timing import Paired
-from edgeslim.search.select import Timed, halve, screen
+from edgeslim.search.select import RungScore, Timed, halve, screen
 from edgeslim.search.space import Candidate, Variant, at_least_as_accurate, candidates, input_sizes, variants
 
 FLOOR = 0.9
 V20K, V20R, V40K, V40R = variants([0.2, 0.4], ["keep", "relu"], [160])
+
+
+def in_turn(score: Callable[[Variant, int], float], out_of_time: Callable[[], bool] = lambda: False) -> RungScore:
+    """A rung's variants scored one after another, as the step's sequential fan does; None once the clock ran out."""
+    return lambda vs, epochs: [None if out_of_time() else score(v, epochs) for v in vs]
 
 
 def _timed(latency: dict[str, float], ref: float = 10.0) -> list[Timed]:
@@ -76,7 +84,7 @@ def test_the_fastest_variant_that_keeps_its_accuracy_is_chosen():
         calls.append(f"{v.name}:{epochs}")
         return scores[v][len([c for c in calls if c.startswith(v.name)]) - 1]
 
-    result = halve(timed, [1, 3], keep=0.5, floor=FLOOR, score=score, out_of_time=lambda: False)
+    result = halve(timed, [1, 3], keep=0.5, floor=FLOOR, score=in_turn(score))
     assert result.chosen is not None and result.chosen.variant == V40K, [v.fate for v in result.verdicts]
     # rung 1 trains all four (fastest first) and drops prune40-relu-160px under the floor; of the three left the
     # fastest 2 go on (keep 0.5, rounded up); rung 2 trains only those
@@ -95,7 +103,7 @@ def test_the_fastest_variant_that_keeps_its_accuracy_is_chosen():
 
 def test_where_no_variant_clears_the_floor_the_best_scoring_goes_on_to_the_gates():
     timed = _timed({"prune40-relu-160px/onnx-fp32": 2.0, "prune40-keep-160px/onnx-fp32": 3.0})
-    result = halve(timed, [2], keep=1.0, floor=FLOOR, score=lambda v, _: {V40R: 0.32, V40K: 0.66}[v], out_of_time=lambda: False)
+    result = halve(timed, [2], keep=1.0, floor=FLOOR, score=in_turn(lambda v, _: {V40R: 0.32, V40K: 0.66}[v]))
     assert result.chosen is not None and result.chosen.variant == V40K and result.chosen.fate.startswith("chosen: none cleared 0.900")
 
 
@@ -108,7 +116,7 @@ def test_max_minutes_cuts_the_training_and_the_choice_is_among_what_was_scored()
         return 0.95
 
     clock = iter([False, False, True, True, True])  # time runs out after two trainings
-    result = halve(timed, [1, 3], keep=1.0, floor=FLOOR, score=score, out_of_time=lambda: next(clock))
+    result = halve(timed, [1, 3], keep=1.0, floor=FLOOR, score=in_turn(score, lambda: next(clock)))
     assert trained == [V40R, V40K] and result.cut_by_clock == ["prune20-keep-160px", "prune40-relu-160px", "prune40-keep-160px"]
     assert result.chosen is not None and result.chosen.variant == V40R and "cut by the clock after rung 1" in result.chosen.fate
 
@@ -124,6 +132,13 @@ def test_the_step_binds_its_choice_into_the_fixed_recipe(tmp_path: Path, tiny_ch
         return Paired(ms, [ms])
 
     monkeypatch.setattr("edgeslim.dag.steps.search.paired_medians", medians)
+    fanned: list[str] = []
+
+    def pickling_fan(fn, items):  # as a Dask fan: the function and each item cross a pickle to another process
+        fanned.extend(type(i).__name__ for i in items)
+        return [pickle.loads(pickle.dumps(fn))(pickle.loads(pickle.dumps(i))) for i in items]
+
+    monkeypatch.setattr("edgeslim.dag.dvc.run_step", lambda step, p, lay, outcomes: run_step(step, p, lay, outcomes, fan=pickling_fan))
     extra = {
         "dataset": {"splits": {"train": 8, "val": 4, "calib_pool": 4}},
         "compress": {"source": str(tiny_checkpoint), "imgsz": 64},
@@ -144,6 +159,7 @@ def test_the_step_binds_its_choice_into_the_fixed_recipe(tmp_path: Path, tiny_ch
     for name in ("dataset", "baseline", "source", "fuse"):
         dvc.run_stage(name, p)
     found = dvc.run_stage("search", p)
+    assert len(fanned) >= 4, "the rung's short finetunes go through the step's fan"
     chosen = {"prune.target_macs_reduction": 0.4, "compress.activation": "relu", "compress.input_size": 32}
     assert found.binds == chosen, found.details["search"]["chosen"]
     rows = found.details["search"]["candidates"]

@@ -1,6 +1,6 @@
 """Which candidate ships: screened on untrained latency, ranked by short finetunes, the fastest that
-keeps its accuracy chosen. Pure: latencies, scores and the clock come in as values and callables, so
-the logic is tested on fixed figures and the step supplies measured ones.
+keeps its accuracy chosen. Pure: latencies and scores come in as values and a callable, so the logic
+is tested on fixed figures and the step supplies measured ones.
 
 Why this order of spending: weights do not change speed, so every candidate's latency is known
 before any training, and those over the budget, or beaten on speed by one that is no less accurate
@@ -84,15 +84,18 @@ class Halving:
     cut_by_clock: list[str]  # variants the time cap left untrained or unfinished
 
 
-def halve(
-    kept: list[Timed], rungs: list[int], keep: float, floor: float, score: Callable[[Variant, int], float], out_of_time: Callable[[], bool]
-) -> Halving:
+# Trains a rung's variants (fastest first) for ``epochs`` more each: their mAP ratios to the reference, in
+# order, None for one the clock cut before it trained. One call per rung, so the step may fan them out.
+RungScore = Callable[[list[Variant], int], list[float | None]]
+
+
+def halve(kept: list[Timed], rungs: list[int], keep: float, floor: float, score: RungScore) -> Halving:
     """Successive halving over the variants of the screened ``kept`` candidates, fastest first.
 
-    Each rung trains every variant still in for its epochs (``score`` returns its mAP ratio to the
-    reference after them) and drops those under ``floor``; between rungs only the fastest ``keep``
-    share of the rest goes on. The choice is the fastest variant that cleared the floor on the last
-    rung it ran. ``out_of_time`` is asked before each training: once true, the variants left are cut."""
+    Each rung trains every variant still in for its epochs (``score``) and drops those under
+    ``floor``; between rungs only the fastest ``keep`` share of the rest goes on. The choice is the
+    fastest variant that cleared the floor on the last rung it ran; one the clock cut keeps the score
+    of its last rung."""
     fastest: dict[Variant, Timed] = {}
     for t in sorted(kept, key=lambda t: t.latency_ms):
         fastest.setdefault(t.candidate.variant, t)
@@ -100,12 +103,13 @@ def halve(
     alive, cut = list(verdicts), []
     for i, epochs in enumerate(rungs):
         passed = []
-        for v in alive:
-            if out_of_time():
+        got = score([v.variant for v in alive], epochs) if alive else []
+        for v, s in zip(alive, got, strict=True):
+            if s is None:
                 v.fate = f"cut by search.max_minutes before rung {i + 1}"
                 cut.append(v.variant.name)
                 continue
-            v.scores.append(score(v.variant, epochs))
+            v.scores.append(s)
             v.epochs.append(epochs)
             if v.scores[-1] >= floor:
                 passed.append(v)

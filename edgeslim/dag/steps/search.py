@@ -9,7 +9,9 @@ timed in paired rounds against the source's own export (at the source's size) on
 against the source's mAP at its own size (a smaller input pays its accuracy cost here, as at the
 gates); only the chosen variant then gets the full finetune, the INT8 formats and
 the gates. Where no variant clears the floor (short finetunes under-rate what the full one recovers),
-the best-scoring one goes on and the gates decide. ``search.max_minutes`` caps it, and the report lists
+the best-scoring one goes on and the gates decide. A rung's short finetunes go through the step's fan,
+so under a flow with a Dask cluster (``prefect.dask``; a rung of at least ``min_items`` variants, or
+a scheduler at ``address``) they train side by side. ``search.max_minutes`` caps it, and the report lists
 what it cut. A budget no candidate meets fails the ``search`` gate: nothing is published.
 
 Left out for now: the TensorRT format (timed only where a GPU is).
@@ -19,13 +21,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ultralytics.nn.tasks import DetectionModel
 
-from edgeslim.config import Params, formats_of
+from edgeslim.config import BaselineParams, EvaluateParams, FinetuneParams, Params, formats_of
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.source import image_size
 from edgeslim.dag.step import StepInput
@@ -42,7 +46,7 @@ from edgeslim.runtime.formats import FORMATS, TENSORRT, artifact_bytes
 from edgeslim.runtime.session import open_session, runner, unavailable
 from edgeslim.runtime.timing import paired_medians
 from edgeslim.search.build import REFERENCE_FORMAT, Built, build_variant, source_exports
-from edgeslim.search.select import Halving, Timed, halve, screen
+from edgeslim.search.select import Halving, RungScore, Timed, halve, screen
 from edgeslim.search.space import Candidate, Variant, input_sizes, variants
 
 SECONDS_PER_MINUTE = 60
@@ -60,10 +64,10 @@ def skip_unless_searching(p: Params) -> str | None:
 
 def search(inp: StepInput, p: Params) -> Outcome:
     started = time.monotonic()
-    deadline = started + p.search.max_minutes * SECONDS_PER_MINUTE
+    deadline = time.time() + p.search.max_minutes * SECONDS_PER_MINUTE  # wall clock: a fanned-out rung reads it elsewhere
 
     def out_of_time() -> bool:
-        return time.monotonic() > deadline
+        return time.time() > deadline
 
     folder = inp.dir()
     data = dataset_info(inp.outcome("dataset"))
@@ -87,7 +91,7 @@ def search(inp: StepInput, p: Params) -> Outcome:
     reference = score.map50_95(inp.outcome("fuse").artifact("model"))
     print(f"search: the source scores mAP50-95 {reference:.4f}; {len(kept)} of {len(timed)} candidates survive screening")
     halving = halve(
-        kept, p.search.rungs, p.search.keep, p.gates.min_map_ratio - p.search.slack, _scorer(inp, p, built, reference, scores), out_of_time
+        kept, p.search.rungs, p.search.keep, p.gates.min_map_ratio - p.search.slack, _rungs(inp, p, built, reference, scores, deadline)
     )
     details = _details(p, timed, gone, halving, unbuilt, untimed, reference, started)
     if halving.chosen is None:
@@ -149,25 +153,53 @@ def _time(
     return timed
 
 
-def _scorer(inp: StepInput, p: Params, built: list[Built], reference: float, scores: dict[int, Scorer]) -> Callable[[Variant, int], float]:
-    """mAP ratio of a variant, at its input size, to the source's at its own, after ``epochs`` more of
-    its short finetune (each rung goes on from the last)."""
+@dataclass(frozen=True)
+class ShortFinetune:
+    """What every short finetune of the search shares; plain values, so a fan may run one in another process."""
+
+    data_yaml: Path
+    baseline: BaselineParams
+    evaluate: EvaluateParams
+    finetune: FinetuneParams
+    teacher: Teacher | None
+    scores: dict[int, Scorer]  # by input size
+    reference: float  # the source's mAP50-95 at its own size
+    deadline: float  # wall clock (time.time()); a finetune not started by then is cut
+
+
+Rung = tuple[Variant, Path, int, Path]  # a variant, the weights it goes on from, the epochs, its output folder
+
+
+def _short_finetune(job: ShortFinetune, rung: Rung) -> tuple[Path, float] | None:
+    """A variant's next rung at its input size: its new weights and mAP ratio to the source (None: cut by the clock)."""
+    variant, weights, epochs, out = rung
+    if time.time() > job.deadline:
+        return None
+    template, model = load_checkpoint(weights)
+    result = finetune(model, template, job.data_yaml, variant.size, job.baseline, job.evaluate, job.finetune, epochs, 0.0, out, job.teacher)
+    got = job.scores[variant.size].map50_95(result.weights) / job.reference if job.reference > 0 else 0.0
+    print(f"search: {variant.name} after {out.name} ({epochs} epochs): {got:.3f} of the source's mAP")
+    return result.weights, got
+
+
+def _rungs(inp: StepInput, p: Params, built: list[Built], reference: float, scores: dict[int, Scorer], deadline: float) -> RungScore:
+    """Each rung's short finetunes through the step's fan (a Dask cluster under a flow whose fan spreads
+    work; in turn here otherwise), each variant going on from its last rung's weights."""
     teacher = Teacher(inp.outcome("fuse").artifact("model"), p.prune.distill) if p.prune.distill.enabled else None
-    data_yaml = dataset_info(inp.outcome("dataset")).data_yaml
+    job = ShortFinetune(
+        dataset_info(inp.outcome("dataset")).data_yaml, p.baseline, p.evaluate, p.prune.finetune, teacher, scores, reference, deadline
+    )
     weights = {b.variant: b.unfused for b in built}
-    rung: dict[Variant, int] = {}
+    rungs: dict[Variant, int] = {}
 
-    def ratio(v: Variant, epochs: int) -> float:
-        rung[v] = rung.get(v, 0) + 1
-        template, model = load_checkpoint(weights[v])
-        out = inp.dir() / v.name / f"rung{rung[v]}"
-        result = finetune(model, template, data_yaml, v.size, p.baseline, p.evaluate, p.prune.finetune, epochs, 0.0, out, teacher)
-        weights[v] = result.weights
-        got = scores[v.size].map50_95(result.weights) / reference if reference > 0 else 0.0
-        print(f"search: {v.name} after rung {rung[v]} ({epochs} epochs): {got:.3f} of the source's mAP")
-        return got
+    def rung(vs: list[Variant], epochs: int) -> list[float | None]:
+        for v in vs:
+            rungs[v] = rungs.get(v, 0) + 1
+        results = inp.fan(partial(_short_finetune, job), [(v, weights[v], epochs, inp.dir() / v.name / f"rung{rungs[v]}") for v in vs])
+        weights.update({v: r[0] for v, r in zip(vs, results, strict=True) if r is not None})
+        return [None if r is None else r[1] for r in results]
 
-    return ratio
+    return rung
 
 
 def _details(p: Params, timed: list[Timed], gone: dict[str, str], halving: Halving | None, unbuilt: dict[str, str],
