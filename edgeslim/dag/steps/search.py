@@ -10,8 +10,8 @@ against the source's mAP at its own size (a smaller input pays its accuracy cost
 gates); only the chosen variant then gets the full finetune, the INT8 formats and
 the gates. Where no variant clears the floor (short finetunes under-rate what the full one recovers),
 the best-scoring one goes on and the gates decide. A rung's short finetunes go through the step's fan,
-so under a flow with a Dask cluster (``prefect.dask``; a rung of at least ``min_items`` variants, or
-a scheduler at ``address``) they train side by side. ``search.max_minutes`` caps it, and the report lists
+so under a flow with a Dask cluster (``prefect.dask``, a local cluster or a scheduler at ``address``;
+a rung of at least ``min_items`` variants) they train side by side. ``search.max_minutes`` caps it, and the report lists
 what it cut. A budget no candidate meets fails the ``search`` gate: nothing is published.
 
 Left out for now: the TensorRT format (timed only where a GPU is).
