@@ -420,8 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument(
         "--no-search",
         action="store_true",
-        help="run the fixed recipe (prune.target_macs_reduction, compress.activation) instead of searching for the fastest "
-        "prune level x activation that keeps its accuracy (same as -S search.enabled=false)",
+        help="run the fixed recipe (prune.target_macs_reduction, compress.activation, compress.input_size) instead of "
+        "searching for the fastest prune level x activation x input size that keeps its accuracy (same as -S search.enabled=false)",
     )
     regi = add(
         "register", cmd_register,

@@ -44,6 +44,7 @@ from tasks.pull import pull_task
 from tasks.step import as_task, retrying
 
 REPORT_ARTIFACT_KEY = "edgeslim-compress-report"
+SEARCH_ARTIFACT_KEY = "edgeslim-search"  # the search's candidates, one row each (the Pareto table)
 RESULT_ARTIFACT_KEY = "edgeslim-compress-result"  # one table row a parent run (compress-many) reads through the API
 LATEST_REPORT = Path("latest") / REPORT_JSON  # the newest compress report, at a fixed path in the workspace
 # What makes two runs produce the same edge model: everything but where things are served.
@@ -127,6 +128,7 @@ def _finish(run: Run, outcomes: Mapping[str, Outcome]) -> dict:
     if publication.pareto_url:
         markdown += f"\n![accuracy vs latency]({publication.pareto_url})\n\nMLflow run: {publication.run_url}\n"
     create_markdown_artifact(key=REPORT_ARTIFACT_KEY, markdown=markdown, description=f"report.json: {layout.report_json()}")
+    _search_artifact(report.details.get("search"))
     _result_artifact(report.to_dict())
     print(report.markdown())
     if not report.passed:
@@ -162,6 +164,13 @@ def _already_published(client: MlflowClient, existing: dict, layout: Layout, p: 
         target.write_text(json.dumps(earlier, indent=2) + "\n")
     _result_artifact(earlier)
     return {"report": str(layout.report_json()), **earlier}
+
+
+def _search_artifact(search: dict | None) -> None:
+    """Every candidate the search timed, with its short-finetune score and fate, as a table in the Prefect UI."""
+    if search and search.get("candidates"):
+        chosen = search["chosen"]["variant"] if search.get("chosen") else "nothing"
+        create_table_artifact(table=search["candidates"], key=SEARCH_ARTIFACT_KEY, description=f"search: chose {chosen} ({search['goal']})")
 
 
 def _result_artifact(report: dict) -> None:

@@ -4,6 +4,7 @@ the demo run's search (report, MLflow nested runs per candidate)."""
 
 from __future__ import annotations
 
+import json
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, error_line, run_cli, write_params
 from mlflow import MlflowClient
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from test_e2e import registry_snapshot
 
 from edgeslim.agent.smoke import smoke_test
@@ -23,6 +28,7 @@ from edgeslim.models.onnx_model import onnx_facts
 from edgeslim.runtime.timing import Paired
 from edgeslim.search.select import RungScore, Timed, halve, screen
 from edgeslim.search.space import Candidate, Variant, at_least_as_accurate, candidates, input_sizes, variants
+from flows.compress import SEARCH_ARTIFACT_KEY
 
 FLOOR = 0.9
 V20K, V20R, V40K, V40R = variants([0.2, 0.4], ["keep", "relu"], [160])
@@ -188,7 +194,7 @@ def test_the_step_binds_its_choice_into_the_fixed_recipe(tmp_path: Path, tiny_ch
 
 
 @pytest.mark.slow
-def test_an_unmeetable_budget_is_one_error_line_and_publishes_nothing(champion: str, params_file: Path):
+def test_an_unmeetable_budget_is_one_error_line_and_publishes_nothing(champion: str, params_file: Path, prefect_api: str):
     client = MlflowClient(champion, champion)
     before = registry_snapshot(client)
     knobs = ["-S", "search.enabled=true", "-S", "search.budget=0.01", "-S", "search.prune_levels=[0.4]", "-S", "search.activations=[keep]"]
@@ -199,6 +205,13 @@ def test_an_unmeetable_budget_is_one_error_line_and_publishes_nothing(champion: 
         "edgeslim: error: gate search failed: search found nothing to ship: no candidate is within the latency budget 0.01x"
     )
     assert len(line) < 300 and registry_snapshot(client) == before
+    # the Prefect UI's table of candidates, each with why it went
+    with temporary_settings({PREFECT_API_URL: prefect_api}), get_client(sync_client=True) as prefect:  # settings are read once
+        latest = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[SEARCH_ARTIFACT_KEY])), sort=ArtifactSort.CREATED_DESC, limit=1
+        )
+    rows = json.loads(latest[0].data) if isinstance(latest[0].data, str) else latest[0].data
+    assert rows and all(r["status"].startswith("over the budget: ") and r["latency_ms"] > 0 for r in rows), rows
 
 
 def test_the_demo_run_searched_and_ran_what_it_chose(champion: str, published):
