@@ -83,6 +83,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     source = Path(stages["baseline"]["artifact"])
     data = report["details"]["dataset"]
     data_yaml, imgsz = Path(data["data_yaml"]), int(report["details"]["source"]["imgsz"])
+    run_size = int(report["details"].get("input", {}).get("input_size", imgsz))  # what the shipped files take (a search may shrink it)
     info = DatasetInfo(root=Path(data["root"]), data_yaml=data_yaml, sha256=data["sha256"], names=tuple(data["names"]))
     work = args.work.resolve()
     shutil.rmtree(work, ignore_errors=True)
@@ -95,18 +96,21 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
             "path": _export(source, work / "onnx", format="onnx", imgsz=imgsz),
             "format": "onnx-fp32",
             "default": False,
+            "imgsz": imgsz,
         },
         {
             "name": "ultralytics openvino",
             "path": _export(source, work / "ov", format="openvino", imgsz=imgsz),
             "format": None,
             "default": True,
+            "imgsz": imgsz,
         },
         {
             "name": "ultralytics openvino int8=True",
             "path": _export(source, work / "ov-int8", format="openvino", imgsz=imgsz, int8=True, data=str(calib), fraction=1.0),
             "format": None,
             "default": True,
+            "imgsz": imgsz,
         },
     ]
     shipped = report["details"]["target"]["shipped"]
@@ -116,6 +120,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
             "path": Path(s["artifact"]),
             "format": s["format"],
             "default": False,
+            "imgsz": run_size,
         }
         for i, s in enumerate(shipped)
     ]
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     for r in rows:
         fmt = FORMATS[r["format"]] if r["format"] else None
         r["map50_95"] = evaluate_map(
-            r["path"], data_yaml, imgsz, ev, work / "val" / r["name"].replace(" ", "-"), fmt=fmt, runtime_default=r["default"]
+            r["path"], data_yaml, r["imgsz"], ev, work / "val" / r["name"].replace(" ", "-"), fmt=fmt, runtime_default=r["default"]
         ).map50_95
         if r["default"]:
             r["session"] = openvino_backend.open_session(r["path"], None, ev.threads)
@@ -132,9 +137,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
             r["session"] = open_session(r["path"], fmt, ev.threads)
             r["precision"] = (f"{fmt.precision} (float parts fp32)" if fmt.precision == "int8" else fmt.precision) if fmt else "fp32"
         print(f"{r['name']}: mAP50-95 {r['map50_95']:.4f}, runs at {r['precision']}", flush=True)
-    sample = preprocess(split_images(data_yaml, "val")[0], imgsz)
+    image = split_images(data_yaml, "val")[0]  # the same image, at the size each artifact takes
     load_before = os.getloadavg()
-    timed = paired_medians([runner(r["session"], sample) for r in rows], args.calls, args.blocks, 3)
+    timed = paired_medians([runner(r["session"], preprocess(image, r["imgsz"])) for r in rows], args.calls, args.blocks, 3)
     ratios = timed.ratios_to(0)
     spread = [[blk[i] / blk[0] for blk in timed.block_medians] for i in range(len(rows))]
     source_map = stages["baseline"]["map50_95"]
@@ -146,6 +151,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
                 "file": portable_path(r["path"]),
                 "format": r["format"] or "openvino (ultralytics' export)",
                 "precision": r["precision"],
+                "imgsz": r["imgsz"],
                 "map50_95": r["map50_95"],
                 "map_ratio_vs_source": r["map50_95"] / source_map if source_map else None,
                 "latency_ms": ms,
@@ -217,7 +223,7 @@ def markdown(result: dict) -> str:
     for r in result["rows"]:
         lo, hi = r["block_ratio_range"]
         lines.append(
-            f"| {r['artifact']} | `{r['format']}` | {r['precision']} | {r['map50_95']:.4f} | {r['map_ratio_vs_source']:.3f} | "
+            f"| {r['artifact']} | `{r['format']}` | {r['precision']}, {r.get('imgsz', result['source']['imgsz'])} px | {r['map50_95']:.4f} | {r['map_ratio_vs_source']:.3f} | "
             f"{r['latency_ms']:.2f} | {r['latency_ratio_vs_ultralytics_onnx']:.3f} | {lo:.2f}–{hi:.2f} |"
         )
     lines += ["", f"Command: `{result['command']}`", ""]
