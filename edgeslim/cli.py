@@ -94,7 +94,7 @@ def cmd_baseline(args: argparse.Namespace, p: Params) -> int:
 
 
 def cmd_compress(args: argparse.Namespace, p: Params) -> int:
-    from edgeslim.dag.source import source_facts
+    from edgeslim.dag.source import checked_source_facts
     from edgeslim.registry import mlflow_registry as reg
     from edgeslim.registry.references import parse_source
     from edgeslim.registry.sources import check_source
@@ -104,7 +104,7 @@ def cmd_compress(args: argparse.Namespace, p: Params) -> int:
     uri = _tracking_uri(p)
     check_source(reg.connect(uri), source)
     if source.file is not None:
-        source_facts(source.file, p.compress.imgsz)  # a local model is checked whole (task, layout, image size against its stride)
+        checked_source_facts(source.file, p)  # a local model is checked whole (task, layout, image sizes against its stride)
     from flows.compress import compress_flow  # Prefect and the flow, once the source is known to be there
 
     overrides = [*args.set, *(["search.enabled=false"] if args.no_search else [])]

@@ -48,11 +48,12 @@ SEARCH_ARTIFACT_KEY = "edgeslim-search"  # the search's candidates, one row each
 RESULT_ARTIFACT_KEY = "edgeslim-compress-result"  # one table row a parent run (compress-many) reads through the API
 LATEST_REPORT = Path("latest") / REPORT_JSON  # the newest compress report, at a fixed path in the workspace
 # What makes two runs produce the same edge model: everything but where things are served.
-PUBLISH_KEY_SECTIONS = ("fuse", "prune", "export", "calibration", "quantize", "evaluate", "gates", "target")
+PUBLISH_KEY_SECTIONS = ("fuse", "search", "prune", "export", "calibration", "quantize", "evaluate", "gates", "target")
 
 
 def publish_key(p: Params, source_name: str, source_version: str, dataset_sha: str) -> str:
-    facts = f"{source_name}:{source_version}:{dataset_sha}:{p.compress.imgsz}:{p.section_hash(*PUBLISH_KEY_SECTIONS)}"
+    c = p.compress  # its levers too: a run at another activation or input size makes another model
+    facts = f"{source_name}:{source_version}:{dataset_sha}:{c.imgsz}:{c.activation}:{c.input_size}:{p.section_hash(*PUBLISH_KEY_SECTIONS)}"
     return hashlib.sha256(facts.encode()).hexdigest()[:24]
 
 

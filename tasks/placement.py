@@ -18,6 +18,7 @@ from prefect.runtime import flow_run
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, placement_key
 from edgeslim.dag.run import Call
+from edgeslim.dag.scoped import whole
 from edgeslim.dag.step import Step, StepInput
 from edgeslim.errors import EdgeslimError
 from edgeslim.registry import blobs
@@ -37,14 +38,15 @@ def step_deployment(pool: str) -> str:
 
 def placed(p: Params, tracking_uri: str) -> Call:
     """The :data:`~edgeslim.dag.run.Call` of a compress run with these params: ``as_task``, except for
-    the steps placed on a pool. It holds the run's full params, which a sub-flow run needs whole."""
+    the steps placed on a pool. A sub-flow run gets the params whole, as bound for its step (what the
+    search chose included), not as the run began."""
     pools = p.steps.pools()
 
     def call(dag_step: Step, inp: StepInput, scoped: Params) -> Outcome:
         pool = pools.get(dag_step.name)
         if pool is None:
             return as_task(dag_step, inp, scoped)
-        return _remote_task(dag_step.name, pool)(dag_step, inp, p, pool, tracking_uri)
+        return _remote_task(dag_step.name, pool)(dag_step, inp, whole(scoped), pool, tracking_uri)
 
     return call
 

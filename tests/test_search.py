@@ -19,16 +19,17 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from test_e2e import registry_snapshot
 
 from edgeslim.agent.smoke import smoke_test
-from edgeslim.config import load_params
+from edgeslim.config import bound, load_params
 from edgeslim.dag import dvc
 from edgeslim.dag.run import run_step
+from edgeslim.dag.scoped import scope, whole
 from edgeslim.fleet.golden import golden_set
 from edgeslim.fleet.onnx_info import describe
 from edgeslim.models.onnx_model import onnx_facts
 from edgeslim.runtime.timing import Paired
 from edgeslim.search.select import RungScore, Timed, halve, screen
 from edgeslim.search.space import Candidate, Variant, at_least_as_accurate, candidates, input_sizes, variants
-from flows.compress import SEARCH_ARTIFACT_KEY
+from flows.compress import SEARCH_ARTIFACT_KEY, publish_key
 
 FLOOR = 0.9
 V20K, V20R, V40K, V40R = variants([0.2, 0.4], ["keep", "relu"], [160])
@@ -229,6 +230,23 @@ def test_the_demo_run_searched_and_ran_what_it_chose(champion: str, published):
     nested = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{step[0].info.run_id}'")
     assert {r.info.run_name for r in nested} == {c["candidate"] for c in search["candidates"]}
     assert all("latency_ms" in r.data.metrics and r.data.tags["edgeslim.search.status"] for r in nested)
+
+
+def test_a_run_with_another_lever_is_not_taken_for_one_already_published():
+    def key(*overrides: str) -> str:
+        return publish_key(load_params(REPO / "params.yaml", list(overrides)), "pcb-detector", "3", "data-sha")
+
+    levers = ("compress.input_size=96", "compress.activation=relu", "search.prune_levels=[0.3]", "search.input_scales=[1.0,0.8]")
+    assert key() == key() and len({key(), *(key(o) for o in levers)}) == 1 + len(levers)
+
+
+def test_a_step_placed_elsewhere_gets_the_params_as_bound_for_it():
+    """A sub-flow run on another pool is sent the whole params behind the step's scoped view: the
+    search's binds included, not the run's params as it began."""
+    p = load_params(REPO / "params.yaml")
+    chosen = bound(p, {"compress.input_size": 96, "compress.activation": "relu"})
+    sent = whole(scope(chosen, ("compress.input_size",), "finetune"))
+    assert (sent.compress.input_size, sent.compress.activation, sent.search.enabled) == (96, "relu", True)
 
 
 def test_search_params_are_validated():

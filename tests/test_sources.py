@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from test_e2e import registry_snapshot
 
 from edgeslim.config import load_params
-from edgeslim.dag.source import bind_source
+from edgeslim.dag.source import bind_source, check_input_size, image_size, run_size
 from edgeslim.errors import CheckpointError, RegistryError
 from edgeslim.models.checkpoint import class_names, load_checkpoint
 from edgeslim.registry import mlflow_registry as reg
@@ -268,6 +268,12 @@ def test_image_size_comes_from_the_checkpoint_unless_set_and_must_fit_the_stride
     assert bound.compress.imgsz == 64 and facts["imgsz_from"] == "params"
     with pytest.raises(CheckpointError, match="image size 100 is not a multiple of the model's stride 32"):
         bind_source(load_params(REPO / "params.yaml", ["compress.imgsz=100"]), tiny_checkpoint)
+    bound, _ = bind_source(load_params(REPO / "params.yaml", ["compress.input_size=96"]), tiny_checkpoint)
+    assert (bound.compress.imgsz, run_size(bound), image_size(bound)) == (128, 96, 128)  # the source still scored at its own
+    onnx_source = {"format": "onnx", "imgsz": 128, "stride": 32}
+    check_input_size(128, onnx_source)
+    with pytest.raises(CheckpointError, match="an ONNX source runs at its own 128 px"):
+        check_input_size(96, onnx_source)
 
 
 def test_published_edge_model_is_usable_without_edgeslim(champion: str, published, params_file: Path, tmp_path: Path):
@@ -284,7 +290,7 @@ sys.modules["edgeslim"] = None  # a consumer without edgeslim
 import mlflow, mlflow.pyfunc, pandas as pd
 from ultralytics import YOLO
 model = YOLO({int8["artifact"]!r}, task="detect")
-metrics = model.val(data={data["data_yaml"]!r}, imgsz={report["details"]["source"]["imgsz"]}, batch=1, rect=False, conf={p.evaluate.conf},
+metrics = model.val(data={data["data_yaml"]!r}, imgsz={report["details"]["input"]["input_size"]}, batch=1, rect=False, conf={p.evaluate.conf},
                     iou={p.evaluate.iou}, workers=0, plots=False, verbose=False, project={str(tmp_path)!r})
 names = model.predict({str(image)!r}, verbose=False)[0].names
 pyfunc = mlflow.pyfunc.load_model("models:/{version["model"]}/{version["version"]}")

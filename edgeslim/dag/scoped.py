@@ -39,6 +39,12 @@ class _Scoped:
         return f"<params of step {self._step}: {sorted(self._keys)}>"
 
 
+def whole(p: Params) -> Params:
+    """The whole params behind a step's scoped view, as bound for that step (the search's choice
+    included): for a runner that ships them to another process, never for a step body to read."""
+    return cast(Params, p._model) if isinstance(p, _Scoped) else p
+
+
 def scope(p: Params, keys: tuple[str, ...], step: str) -> Params:
     """``p`` as the step ``step`` may see it: only ``keys`` (and everything below them)."""
     for key in keys:

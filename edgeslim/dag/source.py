@@ -30,8 +30,7 @@ Facts = dict[str, Any]
 
 def bind_source(p: Params, weights: Path) -> tuple[Params, Facts]:
     """``p`` with ``compress.imgsz`` set for the source model ``weights``, and the facts behind it."""
-    facts = source_facts(weights, p.compress.imgsz, p.compress.convergence)
-    check_input_size(p.compress.input_size, facts)
+    facts = checked_source_facts(weights, p)
     return p.model_copy(update={"compress": p.compress.model_copy(update={"imgsz": facts["imgsz"]})}), facts
 
 
@@ -79,10 +78,23 @@ def _onnx_source(weights: Path, requested: int | None) -> tuple[int, int | None,
     return facts.stride, facts.input_size or facts.imgsz, list(facts.names)
 
 
+def checked_source_facts(weights: Path, p: Params) -> Facts:
+    """:func:`source_facts` for a compress run's params, ``compress.input_size`` checked against them."""
+    facts = source_facts(weights, p.compress.imgsz, p.compress.convergence)
+    check_input_size(p.compress.input_size, facts)
+    return facts
+
+
 def check_input_size(size: int | None, facts: Facts) -> None:
-    """A compressed input size must be a multiple of the source's stride and no larger than its size."""
-    if size is None:
+    """A compressed input size must be a multiple of the source's stride and no larger than its size;
+    an ONNX source keeps its own (no torch graph is finetuned or exported again)."""
+    if size is None or size == facts["imgsz"]:
         return
+    if facts["format"] == "onnx":
+        raise CheckpointError(
+            f"compress.input_size {size}: an ONNX source runs at its own {facts['imgsz']} px (nothing is finetuned or exported); "
+            "bring its .pt to compress at another size"
+        )
     if size % facts["stride"] or size > facts["imgsz"]:
         raise CheckpointError(
             f"compress.input_size {size} must be a multiple of the model's stride {facts['stride']} and at most "
@@ -91,7 +103,8 @@ def check_input_size(size: int | None, facts: Facts) -> None:
 
 
 def image_size(p: Params) -> int:
-    """The ``compress.imgsz`` a step runs at: bound by :func:`bind_source` before any compress step."""
+    """The source's size (``compress.imgsz``), what the source and its control are scored at: bound by
+    :func:`bind_source` before any compress step."""
     if p.compress.imgsz is None:
         raise RuntimeError("compress.imgsz is unbound: the runner binds the source (bind_source) before the compress steps")
     return p.compress.imgsz

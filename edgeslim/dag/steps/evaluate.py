@@ -52,8 +52,9 @@ class Scorer:
         self.data, self.imgsz, self.ev, self.work_dir = data, imgsz, ev, work_dir
         self.sample = preprocess(split_images(data.data_yaml, "val")[0], imgsz)
 
-    def map50_95(self, artifact: Path, fmt: Format | None = None) -> float:
-        return evaluate_map(artifact, self.data.data_yaml, self.imgsz, self.ev, self.work_dir, fmt=fmt).map50_95
+    def map50_95(self, artifact: Path, fmt: Format | None = None, work_dir: Path | None = None) -> float:
+        """``work_dir``: a folder of the caller's own where validations may run side by side (a fan)."""
+        return evaluate_map(artifact, self.data.data_yaml, self.imgsz, self.ev, work_dir or self.work_dir, fmt=fmt).map50_95
 
     def stages(self, rows: Sequence[Row], torch_source: Path | None = None, fan: Fan = sequential) -> tuple[StageResult, ...]:
         """mAP, size, latency and MACs of each row's artifact; ``torch_source`` is the checkpoint a

@@ -54,7 +54,7 @@ SECONDS_PER_MINUTE = 60
 
 def skip_unless_searching(p: Params) -> str | None:
     if not p.search.enabled:
-        return "search.enabled is false: the fixed recipe (prune.target_macs_reduction, compress.activation) runs"
+        return "search.enabled is false: the fixed recipe (prune.target_macs_reduction, compress.activation, compress.input_size) runs"
     if not p.prune.enabled:
         return "prune.enabled is false: the search varies pruning and the finetune after it"
     if p.prune.target_latency_ratio is not None:
@@ -76,10 +76,11 @@ def search(inp: StepInput, p: Params) -> Outcome:
     formats = [f for f in listed if FORMATS[f].runtime != TENSORRT and unavailable(f) is None]
     untimed: dict[str, str] = {f: unavailable(f) or "TensorRT is timed where a GPU is, not on this CPU" for f in listed if f not in formats}
     val = split_images(data.data_yaml, "val")
-    sizes = input_sizes(image_size(p), int(max(model.stride)), p.search.input_scales)
+    # a set compress.input_size fixes that axis; else search.input_scales of the source's size
+    sizes = [p.compress.input_size] if p.compress.input_size else input_sizes(image_size(p), int(max(model.stride)), p.search.input_scales)
     built, unbuilt = _build_all(inp, p, model, template, val[: p.search.timing_images], formats, sizes, out_of_time)
     if not built:
-        return _failed(inp, p, "no variant could be built", {"unbuilt": unbuilt}, started)
+        return _failed(inp, p, "no variant could be built", _details(p, [], {}, None, unbuilt, untimed, 0.0, started), started)
     score = scorer(inp, p, image_size(p))  # the source's validator setup and latency sample
     scores = {size: score if size == score.imgsz else scorer(inp, p, size) for size in sizes}  # one per input size searched
     timed = _time(inp, p, built, formats, folder, score.sample, {size: s.sample for size, s in scores.items()})
@@ -177,7 +178,7 @@ def _short_finetune(job: ShortFinetune, rung: Rung) -> tuple[Path, float] | None
         return None
     template, model = load_checkpoint(weights)
     result = finetune(model, template, job.data_yaml, variant.size, job.baseline, job.evaluate, job.finetune, epochs, 0.0, out, job.teacher)
-    got = job.scores[variant.size].map50_95(result.weights) / job.reference if job.reference > 0 else 0.0
+    got = job.scores[variant.size].map50_95(result.weights, work_dir=out / "val") / job.reference if job.reference > 0 else 0.0
     print(f"search: {variant.name} after {out.name} ({epochs} epochs): {got:.3f} of the source's mAP")
     return result.weights, got
 
@@ -237,9 +238,9 @@ def _failed(inp: StepInput, p: Params, why: str, details: dict, started: float, 
 
 def _plot(halving: Halving, reference: float, built: list[Built], out: Path) -> Path | None:
     """Short-finetune mAP against untrained latency of every variant trained (its fastest format)."""
-    sizes = {b.variant: b.formats for b in built}
+    files = {b.variant: b.formats for b in built}
     points = [
-        Point(f"{v.variant.name}/{v.fastest.candidate.format}", v.scores[-1] * reference, v.fastest.latency_ms, artifact_bytes(sizes[v.variant][v.fastest.candidate.format]))
+        Point(f"{v.variant.name}/{v.fastest.candidate.format}", v.scores[-1] * reference, v.fastest.latency_ms, artifact_bytes(files[v.variant][v.fastest.candidate.format]))
         for v in halving.verdicts
         if v.scores
     ]  # fmt: skip
