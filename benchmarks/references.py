@@ -144,7 +144,7 @@ def seed_from_kept(name: str, key: str, folder: Path) -> str:
 
 def portable_checkpoint(src: Path, dest: Path) -> Path:
     """``src`` saved as ``dest`` with every path of this checkout in it (ultralytics' train args, the model's
-    args and yaml file, git root) made relative to the repository: a kept file names no machine's folders.
+    args, yaml file and the path it was loaded from, git root) made relative to the repository: a kept file names no machine's folders.
     A resume re-points what it needs (its data and save folder) as train_baseline passes them."""
     import torch
 
@@ -158,6 +158,8 @@ def portable_checkpoint(src: Path, dest: Path) -> Path:
             module.args = type(module.args)(**_relative(vars(module.args))) if not isinstance(module.args, dict) else _relative(module.args)
         if module is not None and isinstance(getattr(module, "yaml", None), dict):
             module.yaml = _relative(module.yaml)
+        if module is not None and isinstance(getattr(module, "pt_path", None), str):  # set on the weights a resume loaded
+            module.pt_path = repo_relative(module.pt_path)
     torch.save(ckpt, dest)
     return dest
 

@@ -77,3 +77,22 @@ def test_frontier_names_the_fastest_row_that_passed_every_gate(tmp_path: Path):
     assert [r["row"] for r in frontier["rows"]] == ["the run's own params", "20%", "30%", "budget"]
     assert frontier["fastest_passing"] == "30%" and frontier["rows"][2]["map_ratio_vs_converged"] == pytest.approx(0.96)
     assert frontier["rows"][3] == {"row": "budget", "absent": "unmeetable"}
+
+
+def test_a_kept_reference_names_no_folder_of_this_machine(tiny_checkpoint: Path, tmp_path: Path):
+    """benchmarks/references keeps checkpoints in git: ultralytics' train args, the model's args and the
+    path a resume loaded it from (``pt_path``) come out relative to the repository."""
+    import torch
+
+    from benchmarks.paths import REPO
+    from benchmarks.references import portable_checkpoint
+
+    ckpt = torch.load(tiny_checkpoint, map_location="cpu", weights_only=False)
+    inside = f"{REPO}/workspace/bench/cache/references/x/train/weights/last.pt"
+    ckpt["train_args"] = {"model": inside, "data": f"{REPO}/workspace/datasets/d/data.yaml", "project": str(REPO)}
+    ckpt["model"].pt_path = inside
+    torch.save(ckpt, tmp_path / "absolute.pt")
+    kept = portable_checkpoint(tmp_path / "absolute.pt", tmp_path / "kept.pt")
+    assert str(REPO).encode() not in kept.read_bytes()
+    back = torch.load(kept, map_location="cpu", weights_only=False)
+    assert back["model"].pt_path == "workspace/bench/cache/references/x/train/weights/last.pt" and back["train_args"]["project"] == "."
