@@ -27,17 +27,9 @@ def skip_unless_enabled(p: Params) -> str | None:
 def prune(inp: StepInput, p: Params) -> Outcome:
     ckpt, model = load_checkpoint(inp.outcome("fuse").artifact("unfused"))
     data = dataset_info(inp.outcome("dataset"))
+    size = run_size(p)  # the compressed model's: its round finetunes and latency exports run at it
     pruned, report = prune_stage(
-        model,
-        ckpt,
-        val_images(inp, p, run_size(p)),
-        data.data_yaml,
-        run_size(p),
-        p.prune,
-        p.baseline,
-        p.evaluate,
-        p.export.opset,
-        inp.dir(),
+        model, ckpt, val_images(inp, p, size), data.data_yaml, size, p.prune, p.baseline, p.evaluate, p.export.opset, inp.dir()
     )
     pruned, swap = swap_activation(pruned, p.compress.activation)
     if swap.swapped:
