@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edgeslim.data.tasks import Task
 from edgeslim.errors import EdgeslimError
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -55,10 +56,16 @@ class DatasetParams(_Section):
     blur_fraction: Fraction
     occlusion_fraction: Fraction
     noise_sigma: Annotated[float, Field(ge=0)]
+    defect_class: str  # segment: the defect class its masks add after the components (solder bridges)
+    defect_fraction: Fraction  # segment: share of the parts with pin rows that carry a bridge
+    defect_size: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]]  # segment: a bridge's radius, px
+    max_angle: Annotated[float, Field(ge=0, le=90)]  # obb: parts are turned by up to this many degrees either way
 
     @model_validator(mode="after")
     def _ranges(self) -> "DatasetParams":
-        for name in ("sparse_objects", "dense_objects", "object_size", "brightness"):
+        if self.defect_class in self.classes:
+            raise ValueError(f"defect_class {self.defect_class!r} is already one of the classes")
+        for name in ("sparse_objects", "dense_objects", "object_size", "brightness", "defect_size"):
             _ordered_pair(name, getattr(self, name))
         if len(set(self.classes)) != len(self.classes):
             raise ValueError("classes must be unique")
@@ -68,6 +75,7 @@ class DatasetParams(_Section):
 
 
 class BaselineParams(_Section):
+    task: Task  # the ultralytics task trained, and the labels the embedded set is written with
     arch: str
     aux_loss_weight: Annotated[float, Field(ge=0)]  # dual-head (PGI) archs: weight of the auxiliary head's loss
     scale: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)], PositiveInt]
@@ -92,6 +100,18 @@ class BaselineParams(_Section):
         except ArchError as exc:
             raise ValueError(str(exc)) from None
         return arch
+
+    @model_validator(mode="after")
+    def _task_head(self) -> "BaselineParams":
+        """A task the family has no ultralytics head yaml for (yolov9t-seg, say) is refused here."""
+        from edgeslim.errors import ArchError
+        from edgeslim.models.arch import task_yaml
+
+        try:
+            task_yaml(self.arch, self.task)
+        except ArchError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class ConvergenceParams(_Section):

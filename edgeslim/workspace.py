@@ -18,6 +18,7 @@ import yaml
 from edgeslim.config import DatasetParams, Params, section_digest
 from edgeslim.data.splits import user_dataset_sha256
 from edgeslim.data.synthetic import DatasetInfo, generate_dataset
+from edgeslim.data.tasks import Task
 from edgeslim.errors import DataError, RegistryError
 
 
@@ -74,18 +75,24 @@ def datasets_dir(p: Params) -> Path:
     return root(p) / "datasets"
 
 
+def dataset_key(dp: DatasetParams, task: Task) -> str:
+    """The name part of a dataset's folder: the params' hash, after the task's name for any but detect
+    (so a detector's datasets keep the names they always had)."""
+    digest = section_digest("dataset", dp)
+    return digest if task == "detect" else f"{task}-{digest}"
+
+
 def dataset(p: Params, progress: bool = True) -> DatasetInfo:
-    """The dataset the params name, in this workspace's shared dataset folder (generated once)."""
-    return resolve_dataset(
-        p.dataset, datasets_dir(p) / f"synthetic-{section_digest('dataset', p.dataset)}", copy_user=False, progress=progress
-    )
+    """The dataset the params name, for ``baseline.task``, in this workspace's shared dataset folder (generated once)."""
+    folder = datasets_dir(p) / f"synthetic-{dataset_key(p.dataset, p.baseline.task)}"
+    return resolve_dataset(p.dataset, p.baseline.task, folder, copy_user=False, progress=progress)
 
 
-def resolve_dataset(dp: DatasetParams, folder: Path, copy_user: bool, progress: bool = True) -> DatasetInfo:
+def resolve_dataset(dp: DatasetParams, task: Task, folder: Path, copy_user: bool, progress: bool = True) -> DatasetInfo:
     """The user's data.yaml (``copy_user``: copied into ``folder``, so DVC versions its content), or
-    the synthetic set generated into ``folder`` (once: the folder is keyed by the params' hash)."""
+    the synthetic set with ``task``'s labels generated into ``folder`` (once: the folder is keyed by the params' hash)."""
     if dp.data_yaml is None:
-        return generate_dataset(dp, folder, progress=progress)
+        return generate_dataset(dp, folder, progress=progress, task=task)
     data_yaml = Path(dp.data_yaml).resolve()
     if not data_yaml.is_file():
         raise DataError(f"dataset.data_yaml {data_yaml} does not exist")

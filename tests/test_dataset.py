@@ -6,7 +6,7 @@ from conftest import REPO, ultralytics_style_data_yaml
 from edgeslim import workspace
 from edgeslim.config import load_params
 from edgeslim.data.splits import split_images, user_dataset_sha256
-from edgeslim.data.synthetic import generate_dataset, render_image
+from edgeslim.data.synthetic import generate_dataset, render_scene
 
 SMALL = ["dataset.splits={train: 24, val: 12, calib_pool: 24}", "dataset.image_size=160", "dataset.object_size=[16,48]"]
 
@@ -49,9 +49,9 @@ def test_conditions_cover_the_extremes():
     p = load_params(REPO / "params.yaml")
     metas, classes, brightness, saturated = [], set(), [], []
     for i in range(300):
-        img, labels, meta = render_image(p.dataset, 0, i)
+        img, parts, meta = render_scene(p.dataset, "detect", 0, i)
         metas.append(meta)
-        classes |= {c for c, _ in labels}
+        classes |= {part.cls for part in parts}
         brightness.append(float(img.mean()))
         saturated.append(float((img >= 250).mean()))
     assert classes == set(range(len(p.dataset.classes)))
@@ -82,7 +82,9 @@ def test_a_users_data_yaml_is_read_as_ultralytics_reads_it(tmp_path):
     seen = YOLODataset(img_path=data["val"], data=data, imgsz=64, augment=False)
     assert sorted(seen.im_files) == [str(v) for v in val] and sum(len(lb["cls"]) for lb in seen.labels) > 0
 
-    user = workspace.resolve_dataset(load_params(REPO / "params.yaml", [f"dataset.data_yaml={data_yaml}"]).dataset, tmp_path / "x", False)
+    user = workspace.resolve_dataset(
+        load_params(REPO / "params.yaml", [f"dataset.data_yaml={data_yaml}"]).dataset, "detect", tmp_path / "x", False
+    )
     assert user.names == info.names
     label = info.root / "labels" / "val" / val[0].with_suffix(".txt").name
     label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")

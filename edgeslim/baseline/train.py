@@ -10,11 +10,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from ultralytics.nn.tasks import yaml_model_load
 from ultralytics.utils.patches import torch_load
 
 from edgeslim.config import BaselineParams, EvaluateParams
-from edgeslim.errors import CheckpointError
+from edgeslim.data.tasks import metric_key
+from edgeslim.errors import CheckpointError, DataError
 from edgeslim.models.arch import write_arch_yaml
 from edgeslim.models.dual import DualDetectionTrainer, is_dual_cfg
 from edgeslim.ultra import YOLO
@@ -30,15 +32,18 @@ class TrainResult:
 
 
 def print_epoch(trainer) -> None:  # noqa: ANN001 (ultralytics trainer)
-    """One line per epoch: ultralytics' own bars are off (YOLO_VERBOSE=False keeps logs readable)."""
+    """One line per epoch: ultralytics' own bars are off (YOLO_VERBOSE=False keeps logs readable).
+    The mAP shown is the task's primary one (mask mAP for segment, pose mAP for pose), so named."""
     if trainer.epoch >= trainer.epochs:  # ultralytics fires once more for the final best.pt validation
         return
     m = trainer.metrics or {}
     loss = trainer.tloss
     total = float(sum(loss.values()) if isinstance(loss, dict) else loss.sum())
+    task = trainer.args.task
+    shown = metric_key(task).removeprefix("metrics/")
     print(
         f"epoch {trainer.epoch + 1}/{trainer.epochs}: loss {total:.3f} "
-        f"mAP50-95 {m.get('metrics/mAP50-95(B)', 0.0):.4f} mAP50 {m.get('metrics/mAP50(B)', 0.0):.4f}",
+        f"{shown} {m.get(metric_key(task), 0.0):.4f} mAP50 {m.get(metric_key(task, 'mAP50'), 0.0):.4f}",
         flush=True,
     )
 
@@ -79,6 +84,14 @@ def resumable(last: Path) -> bool:
     return ckpt.get("epoch", -1) >= 0 and ckpt.get("optimizer") is not None
 
 
+def kpt_shape(data_yaml: Path) -> tuple[int, int]:
+    """The keypoints' shape a pose data.yaml declares (ultralytics' ``kpt_shape``)."""
+    shape = (yaml.safe_load(Path(data_yaml).read_text()) or {}).get("kpt_shape")
+    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) for v in shape)):
+        raise DataError(f"{data_yaml} has no kpt_shape [keypoints, 2 or 3], which a pose model needs (got {shape!r})")
+    return shape[0], shape[1]
+
+
 def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: int, out_dir: Path, *, resume: bool = False) -> TrainResult:
     """Train from scratch and return the best checkpoint (copied to ``out_dir/baseline.pt``).
 
@@ -88,7 +101,7 @@ def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: i
     Only callers whose ``out_dir`` is keyed by the params may ask for it, since ultralytics resumes
     with the checkpoint's own arguments."""
     out_dir = Path(out_dir).resolve()
-    arch_yaml = write_arch_yaml(p, nc, out_dir)
+    arch_yaml = write_arch_yaml(p, nc, out_dir, kpt_shape(data_yaml) if p.task == "pose" else None)
     args = trainer_args(p.imgsz, p, ev, data_yaml, out_dir, epochs=p.epochs, lr0=p.lr0, warmup_epochs=p.warmup_epochs, patience=p.patience)
     last = out_dir / "train" / "weights" / "last.pt"
     if resume and resumable(last):
@@ -103,7 +116,7 @@ def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: i
         trainer.add_callback("on_fit_epoch_end", print_epoch)
         trainer.train()
     else:
-        model = YOLO(str(arch_yaml), task="detect")
+        model = YOLO(str(arch_yaml), task=p.task)
         model.add_callback("on_fit_epoch_end", print_epoch)
         model.train(**args)
         trainer = model.trainer  # type: ignore[assignment]  # a DetectionTrainer once train() ran
@@ -116,7 +129,7 @@ def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: i
     return TrainResult(
         weights=weights,
         arch_yaml=arch_yaml,
-        map50_95=float(metrics.get("metrics/mAP50-95(B)", 0.0)),
-        map50=float(metrics.get("metrics/mAP50(B)", 0.0)),
+        map50_95=float(metrics.get(metric_key(p.task), 0.0)),
+        map50=float(metrics.get(metric_key(p.task, "mAP50"), 0.0)),
         epochs_run=int(trainer.epoch) + 1,
     )

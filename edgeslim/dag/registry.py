@@ -41,7 +41,7 @@ _VALIDATOR = ("evaluate", *_RUN_SIZE)
 # What scoring an artifact calls (the evaluate steps' Scorer).
 _SCORING = ("edgeslim/evaluate", "edgeslim/runtime", "edgeslim/prune/structured.py", "edgeslim/models", "edgeslim/data", "edgeslim/report.py")
 
-DATASET = Step("dataset", dataset, reads=("dataset",), needs=(), code=("edgeslim/data", "edgeslim/workspace.py"),
+DATASET = Step("dataset", dataset, reads=("dataset", "baseline.task"), needs=(), code=("edgeslim/data", "edgeslim/workspace.py"),
                summary="the embedded synthetic set, or the user's data.yaml")
 BASELINE = Step("baseline", baseline, reads=("baseline", "evaluate.conf", "evaluate.iou"), needs=("dataset",),
                 code=("edgeslim/baseline", "edgeslim/models"), summary="train the tiny detector from its ultralytics yaml")

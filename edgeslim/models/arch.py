@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from edgeslim.data.tasks import YAML_SUFFIX, Task
 from edgeslim.errors import ArchError
 
 if TYPE_CHECKING:
@@ -72,14 +73,28 @@ def family_yaml(arch: str) -> Path:
     return found[arch]
 
 
+def task_yaml(arch: str, task: Task) -> Path:
+    """The yaml of ``arch`` with ``task``'s head: the family's own for detect, else ultralytics' variant
+    (``yolov8-seg``, ``yolo11-pose``, ``yolov9c-seg``), which not every family has."""
+    if task == "detect":
+        return family_yaml(arch)
+    family_yaml(arch)  # an unknown family is named as such first
+    suffix = f"{VARIANT_MARK}{YAML_SUFFIX[task]}"
+    heads = {p.stem.removesuffix(suffix): p for p in ultralytics_models().rglob(f"*{suffix}.yaml")}
+    if arch not in heads:
+        raise ArchError(f"ultralytics has no {task} head for {arch!r} ({arch}{suffix}.yaml); families with one: {', '.join(sorted(heads))}")
+    return heads[arch]
+
+
 def _single_scale(cfg: dict[str, Any], scale: list[float], key: str, nc: int) -> dict[str, Any]:
     """``cfg`` with ``nc`` classes and ``scale`` as its only scale, stored under ``key``."""
     rest = {k: v for k, v in cfg.items() if k not in ("nc", "scales", *_MULTIPLES)}
     return {"nc": nc, "scales": {key: scale}, **rest}
 
 
-def write_arch_yaml(p: BaselineParams, nc: int, out_dir: Path) -> Path:
-    """Write ``<arch>-edgeslim.yaml`` (``baseline.scale`` as its one scale, ``nc`` classes); return its path.
+def write_arch_yaml(p: BaselineParams, nc: int, out_dir: Path, kpt_shape: tuple[int, int] | None = None) -> Path:
+    """Write ``<arch>-edgeslim.yaml`` (``baseline.scale`` as its one scale, ``nc`` classes, ``baseline.task``'s
+    head, pose with the data's ``kpt_shape``); return its path.
 
     ultralytics reads the scale to use from the file name (``yolov9s-edgeslim`` → ``s``), so the
     single entry is stored under that letter when the name carries one, else under ``edgeslim``.
@@ -90,9 +105,12 @@ def write_arch_yaml(p: BaselineParams, nc: int, out_dir: Path) -> Path:
     from edgeslim.models.dual import AUX_WEIGHT_KEY, buildable_cfg, is_dual_cfg
 
     out_dir = Path(out_dir)
-    out = out_dir / f"{p.arch}-edgeslim.yaml"
-    family = yaml.safe_load(family_yaml(p.arch).read_text())
+    head = "" if p.task == "detect" else f"{VARIANT_MARK}{YAML_SUFFIX[p.task]}"
+    out = out_dir / f"{p.arch}{head}-edgeslim.yaml"
+    family = yaml.safe_load(task_yaml(p.arch, p.task).read_text())
     cfg = _single_scale(family, list(p.scale), guess_model_scale(out) or SCALE_KEY, nc)
+    if kpt_shape is not None:
+        cfg["kpt_shape"] = list(kpt_shape)
     if is_dual_cfg(cfg):
         cfg[AUX_WEIGHT_KEY] = p.aux_loss_weight
     else:  # GELAN hidden widths and CBLinear splits, which stock parse_model leaves unscaled

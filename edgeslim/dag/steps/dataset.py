@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeslim import workspace
-from edgeslim.config import Params, section_digest
+from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.step import StepInput
 from edgeslim.data.splits import split_images
@@ -16,7 +16,9 @@ from edgeslim.data.synthetic import SPLITS, DatasetInfo
 
 def dataset(inp: StepInput, p: Params) -> Outcome:
     layout = inp.layout
-    info = workspace.resolve_dataset(p.dataset, layout.dataset(section_digest("dataset", p.dataset)), copy_user=layout.datasets is None)
+    task = p.baseline.task
+    folder = layout.dataset(workspace.dataset_key(p.dataset, task))
+    info = workspace.resolve_dataset(p.dataset, task, folder, copy_user=layout.datasets is None)
     counts = {f"images_{split}": float(len(split_images(info.data_yaml, split))) for split in SPLITS}
     print(f"dataset {info.root} sha256 {info.sha256[:12]} classes {list(info.names)}")
     section = {"root": str(info.root), "data_yaml": str(info.data_yaml), "sha256": info.sha256, "names": list(info.names)}

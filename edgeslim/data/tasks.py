@@ -1,0 +1,71 @@
+"""The ultralytics tasks the embedded set is written for, and each one's label format.
+
+Why one module: the generator, the arch lookup and the trainer all need to agree on what a task
+is called, which label columns it writes and which metric it is judged on, and these follow
+ultralytics' own conventions (``docs/datasets/{detect,segment,pose,obb}``), which this module
+states once:
+
+- detect: ``cls cx cy w h``;
+- segment: ``cls x1 y1 ... xn yn``, the object's outline polygon;
+- pose: ``cls cx cy w h`` then ``x y v`` per keypoint (v 2 visible, 1 labelled but hidden), with
+  ``kpt_shape`` and ``flip_idx`` in data.yaml;
+- obb: ``cls x1 y1 x2 y2 x3 y3 x4 y4``, the turned box's corners.
+
+All coordinates are normalised to the image size. Imports neither torch nor ultralytics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Task = Literal["detect", "segment", "pose", "obb"]
+TASKS: tuple[Task, ...] = ("detect", "segment", "pose", "obb")
+YAML_SUFFIX = {"segment": "seg", "pose": "pose", "obb": "obb"}  # ultralytics' model yamls: yolov8-seg.yaml, ...
+METRIC_SUFFIX = {"detect": "B", "segment": "M", "pose": "P", "obb": "B"}  # the task's primary metric: metrics/mAP50-95(M)
+KPT_SHAPE = (4, 3)  # pose: each part's corners (top-left, top-right, bottom-right, bottom-left), x y visibility
+FLIP_IDX = (1, 0, 3, 2)  # a horizontal flip swaps the left and right corners
+VISIBLE, HIDDEN = 2, 1  # ultralytics' keypoint visibility: labelled and visible, labelled but covered
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One labelled object of a board, in pixels.
+
+    ``box`` bounds it (x0, y0, x1, y1); ``outline`` is its shape as a polygon (the mask a segment
+    label gives, the turned corners an obb label gives); ``corners`` are its keypoints with their
+    visibility."""
+
+    cls: int
+    box: tuple[int, int, int, int]
+    outline: tuple[Point, ...]
+    corners: tuple[tuple[float, float, int], ...]
+
+
+def metric_key(task: Task, which: str = "mAP50-95") -> str:
+    """The key ultralytics' trainer and validator report the task's primary metric under."""
+    return f"metrics/{which}({METRIC_SUFFIX[task]})"
+
+
+def _xy(x: float, y: float, size: int) -> str:
+    return f"{min(max(x / size, 0.0), 1.0):.6f} {min(max(y / size, 0.0), 1.0):.6f}"
+
+
+def label_line(part: Part, size: int, task: Task) -> str:
+    """One object's row of a label file, in ``task``'s format."""
+    x0, y0, x1, y1 = part.box
+    box = f"{(x0 + x1) / 2 / size:.6f} {(y0 + y1) / 2 / size:.6f} {(x1 - x0) / size:.6f} {(y1 - y0) / size:.6f}"
+    if task == "detect":
+        return f"{part.cls} {box}"
+    if task == "pose":
+        return f"{part.cls} {box} " + " ".join(f"{_xy(x, y, size)} {v}" for x, y, v in part.corners)
+    return f"{part.cls} " + " ".join(_xy(x, y, size) for x, y in part.outline)
+
+
+def data_yaml_extras(task: Task) -> str:
+    """What a task adds to data.yaml besides the splits and names (pose: the keypoints' shape and flip order)."""
+    if task != "pose":
+        return ""
+    return f"kpt_shape: [{KPT_SHAPE[0]}, {KPT_SHAPE[1]}]\nflip_idx: [{', '.join(map(str, FLIP_IDX))}]\n"

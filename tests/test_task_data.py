@@ -1,0 +1,86 @@
+"""The embedded set for every ultralytics task (issue 28 item 2), read back by ultralytics itself.
+
+Why: each task's labels must be what ultralytics' own loader accepts (a malformed row is dropped
+as "corrupt" and the model silently learns less), the same seed must give the same bytes, and the
+detector's set, which the kept references were trained on, must not change by a byte.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO
+from test_arch_families import ONE_EPOCH, TINY_DATA
+
+from edgeslim.baseline.train import train_baseline
+from edgeslim.config import ConfigError, load_params
+from edgeslim.data.synthetic import generate_dataset, render_scene
+from edgeslim.data.tasks import FLIP_IDX, HIDDEN, KPT_SHAPE, VISIBLE
+from edgeslim.ultra import YOLO
+
+SMALL = ["dataset.splits={train: 24, val: 12, calib_pool: 24}", "dataset.image_size=160", "dataset.object_size=[16,48]"]
+# sha256 of the SMALL detect set as the generator wrote it before it knew any other task
+DETECT_BEFORE_TASKS = "577cba8f31f9e4268f8d1d8de3453f6db845731a268cd468c77b6a7456d5efb5"
+OTHER_TASKS = ("segment", "pose", "obb")
+
+
+def test_the_detect_set_is_byte_identical_to_before_tasks_existed(tmp_path: Path):
+    assert generate_dataset(load_params(REPO / "params.yaml", SMALL).dataset, tmp_path / "d", progress=False).sha256 == DETECT_BEFORE_TASKS
+
+
+@pytest.mark.parametrize("task", OTHER_TASKS)
+def test_each_task_is_seeded_and_read_by_ultralytics(task: str, tmp_path: Path):
+    from ultralytics.data.dataset import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    p = load_params(REPO / "params.yaml", [*SMALL, "dataset.defect_fraction=1.0"])
+    a = generate_dataset(p.dataset, tmp_path / "a", progress=False, task=task)
+    assert generate_dataset(p.dataset, tmp_path / "b", progress=False, task=task).sha256 == a.sha256
+    assert a.sha256 != DETECT_BEFORE_TASKS
+
+    data = check_det_dataset(str(a.data_yaml))
+    seen = YOLODataset(img_path=data["train"], data=data, imgsz=160, augment=False, task=task)
+    labels = seen.labels
+    assert len(labels) == 24 and all(len(lb["cls"]) for lb in labels), "every board has objects, none dropped as corrupt"
+    classes = {int(c) for lb in labels for c in lb["cls"].ravel()}
+    if task == "segment":
+        assert data["names"][len(p.dataset.classes)] == p.dataset.defect_class and len(p.dataset.classes) in classes
+        assert all(len(lb["segments"]) == len(lb["cls"]) for lb in labels)
+    if task == "pose":
+        assert tuple(data["kpt_shape"]) == KPT_SHAPE and tuple(data["flip_idx"]) == FLIP_IDX
+        assert all(lb["keypoints"].shape == (len(lb["cls"]), *KPT_SHAPE) for lb in labels)
+    if task == "obb":
+        assert all(len(s) == 4 for lb in labels for s in lb["segments"]), "four corners per box"
+
+
+def test_pose_marks_covered_corners_hidden_and_obb_turns_the_parts():
+    p = load_params(REPO / "params.yaml").dataset
+    seen = [v for i in range(60) for part in render_scene(p, "pose", 0, i)[1] for *_, v in part.corners]
+    assert set(seen) == {VISIBLE, HIDDEN}, "a cable or finger over a corner hides it, the rest are visible"
+    turns = []
+    for i in range(20):
+        for part in render_scene(p, "obb", 0, i)[1]:
+            (x0, y0), (x1, y1) = part.outline[:2]
+            turns.append(math.degrees(math.atan2(y1 - y0, x1 - x0)))
+            bx0, by0, bx1, by1 = part.box
+            assert all(bx0 - 1 <= x <= bx1 + 1 and by0 - 1 <= y <= by1 + 1 for x, y in part.outline), "corners inside its box"
+    assert np.mean([abs(t) % 90 > 5 for t in turns]) > 0.5, "most parts are turned off the axes"
+
+
+def test_a_family_without_the_tasks_head_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"no pose head for 'yolov9t'.*yolov8"):
+        load_params(REPO / "params.yaml", ["baseline.arch=yolov9t", "baseline.task=pose"])
+
+
+@pytest.mark.parametrize("task", OTHER_TASKS)
+def test_the_baseline_trains_each_task_on_its_own_labels(task: str, tmp_path: Path):
+    """One epoch through ultralytics' own trainer for the task; the checkpoint says its task."""
+    p = load_params(REPO / "params.yaml", [*TINY_DATA, *ONE_EPOCH, f"baseline.task={task}"])
+    data = generate_dataset(p.dataset, tmp_path / "data", progress=False, task=task)
+    result = train_baseline(p.baseline, p.evaluate, data.data_yaml, len(data.names), tmp_path / "train")
+    model = YOLO(str(result.weights))
+    assert model.task == task and model.names == dict(enumerate(data.names))
+    assert result.epochs_run == 1 and 0.0 <= result.map50_95 <= 1.0
