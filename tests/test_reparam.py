@@ -15,17 +15,18 @@ import torch
 from conftest import REPO
 from ultralytics.cfg import get_cfg
 from ultralytics.nn.modules import CBFuse, CBLinear, Detect
-from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+from ultralytics.nn.tasks import DetectionModel, OBBModel, PoseModel, SegmentationModel, yaml_model_load
 from ultralytics.utils.loss import v8DetectionLoss
 
 from edgeslim.config import load_params
 from edgeslim.dag.steps.fuse import check_fused
 from edgeslim.data.images import list_images, preprocess, preprocess_batch
+from edgeslim.data.tasks import KPT_SHAPE
 from edgeslim.gates import equivalence_gate
 from edgeslim.models.arch import write_arch_yaml
 from edgeslim.models.checkpoint import save_checkpoint
 from edgeslim.models.dual import DualDetectionLoss, build_detection_model, is_dual
-from edgeslim.reparam.equivalence import compare_models
+from edgeslim.reparam.equivalence import compare_models, first_departure
 from edgeslim.reparam.fuse import fuse_model
 from edgeslim.reparam.strip import strip_auxiliary
 from edgeslim.ultra import CFG_MODELS
@@ -80,7 +81,11 @@ def _build(arch: str, params, images: np.ndarray, out_dir: Path) -> DetectionMod
     else:
         cfg = yaml_model_load(write_arch_yaml(params.baseline.model_copy(update={"arch": arch}), NC, out_dir))
     torch.manual_seed(0)
-    model = build_detection_model(cfg, nc=NC)
+    return _with_real_statistics(build_detection_model(cfg, nc=NC), images)
+
+
+def _with_real_statistics(model: DetectionModel, images: np.ndarray) -> DetectionModel:
+    """``model`` with its BatchNorm layers far from identity (see :func:`_build`)."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for bn in bns:
         bn.weight.data.uniform_(0.5, 1.5)
@@ -167,3 +172,34 @@ def test_corrupted_fused_kernel_fails_the_gate_and_names_the_module(arch: str, b
         assert eq["departure"]["reference_module"] != target and eq["departure"]["reference_module"].startswith(
             f"model.{len(model.model) - 1}."
         )
+
+
+TASK_MODELS = {"segment": SegmentationModel, "pose": PoseModel, "obb": OBBModel}
+# what each task's head adds to a detector's outputs, and the branch of the head that makes it
+TASK_OUTPUTS = {"segment": ({"raw_mask_coefficient", "raw_proto"}, "proto"), "pose": ({"raw_kpts"}, "cv4"), "obb": ({"raw_angle"}, "cv4")}
+
+
+@pytest.mark.parametrize("task", TASK_MODELS)
+def test_the_equivalence_gate_covers_every_output_of_a_tasks_head(task: str, params, images: np.ndarray, tmp_path: Path):
+    """Segment's protos and mask coefficients, pose's keypoints and obb's angle are compared too: a
+    fault in the task's own branch fails the gate and is named, though boxes and scores agree."""
+    base = params.baseline.model_copy(update={"task": task})
+    cfg = yaml_model_load(write_arch_yaml(base, NC, tmp_path, KPT_SHAPE[:2] if task == "pose" else None))
+    torch.manual_seed(0)
+    model = _with_real_statistics(TASK_MODELS[task](cfg, nc=NC, verbose=False), images)
+    fused, report = fuse_model(model)
+    assert report.bn_after == 0 and not report.not_fused
+
+    eq = compare_models(model, fused, images)
+    own, branch = TASK_OUTPUTS[task]
+    assert set(eq.parts) == {"raw_boxes", "raw_scores", "decoded_boxes", "decoded_scores", "decoded_extra", *own}
+    assert eq.rel_l2 <= PARITY and equivalence_gate(eq, params.fuse).passed, eq.parts
+
+    head = f"model.{len(fused.model) - 1}.{branch}"
+    target = sorted(n for n in report.fused if n.startswith(head))[-1]
+    fused.get_submodule(target).conv.weight.data *= 1.5
+    broken = compare_models(model, fused, images)
+    assert not equivalence_gate(broken, params.fuse).passed
+    assert broken.parts["raw_boxes"]["rel_l2"] <= PARITY and broken.parts["raw_scores"]["rel_l2"] <= PARITY
+    assert max(broken.parts[k]["rel_l2"] for k in own) > params.fuse.max_rel_l2
+    assert first_departure(model, fused, images, params.fuse.max_rel_l2)["module"] == target

@@ -3,7 +3,8 @@
 Why relative norms: fused-vs-unfused differences are ~1e-4 absolute on pixel-unit box outputs
 but ~3e-7 relative (measured on this project's models); an absolute tolerance would either flag every fusion or none.
 Both the relative L2 error and the worst element relative to the output's scale are reported, for
-the head's raw outputs (box distributions, class logits) and for the decoded boxes and scores: a
+the head's raw outputs (box distributions, class logits, and a segment, pose or obb head's own: mask
+coefficients and protos, keypoints, angle) and for the decoded predictions: a
 fault in the decode (anchors, strides, DFL) shows only in the latter, a fault in a logit that the
 sigmoid saturates shows only in the former.
 
@@ -50,13 +51,19 @@ def _main_output(out: object) -> torch.Tensor:
     return out
 
 
+HEAD_EXTRAS = ("mask_coefficient", "proto", "kpts", "angle")  # raw outputs segment, pose and obb heads add to a detector's
+
+
 def output_parts(out: object, nc: int) -> dict[str, np.ndarray]:
-    """Decoded boxes and scores, and (where the model returns them) the raw box and class outputs."""
+    """Decoded boxes and scores, the rows a task's head decodes after them (segment's mask
+    coefficients, pose's keypoints, obb's angle) and, where the model returns them, the raw outputs:
+    box and class, and the task head's own (mask coefficients and protos, keypoints, angle)."""
     decoded = _main_output(out)
     parts = {"decoded_boxes": decoded[:, :4], "decoded_scores": decoded[:, 4 : 4 + nc]}
+    if decoded.shape[1] > 4 + nc:
+        parts["decoded_extra"] = decoded[:, 4 + nc :]
     raw = out[1] if isinstance(out, tuple) and len(out) > 1 and isinstance(out[1], dict) else {}
-    if "boxes" in raw and "scores" in raw:
-        parts.update(raw_boxes=raw["boxes"], raw_scores=raw["scores"])
+    parts.update({f"raw_{k}": raw[k] for k in ("boxes", "scores", *HEAD_EXTRAS) if isinstance(raw.get(k), torch.Tensor)})
     return {k: v.detach().cpu().numpy() for k, v in parts.items()}
 
 
