@@ -94,7 +94,8 @@ def cmd_baseline(args: argparse.Namespace, p: Params) -> int:
 
 
 def cmd_compress(args: argparse.Namespace, p: Params) -> int:
-    from edgeslim.dag.source import checked_source_facts
+    from edgeslim import workspace
+    from edgeslim.dag.source import check_against_data, checked_source_facts
     from edgeslim.registry import mlflow_registry as reg
     from edgeslim.registry.references import parse_source
     from edgeslim.registry.sources import check_source
@@ -103,8 +104,8 @@ def cmd_compress(args: argparse.Namespace, p: Params) -> int:
     source = parse_source(model, p.mlflow.source_alias)  # bad input fails before MLflow, Prefect or a download:
     uri = _tracking_uri(p)
     check_source(reg.connect(uri), source)
-    if source.file is not None:
-        checked_source_facts(source.file, p)  # a local model is checked whole (task, layout, image sizes against its stride)
+    if source.file is not None:  # a local model is checked whole: layout, image sizes against its stride, task and classes
+        check_against_data(checked_source_facts(source.file, p), workspace.dataset(p, progress=False), str(source.file))
     from flows.compress import compress_flow  # Prefect and the flow, once the source is known to be there
 
     overrides = [*args.set, *(["search.enabled=false"] if args.no_search else [])]

@@ -92,7 +92,7 @@ def compress_flow(
     outcomes = run_steps((DATASET,), p, layout, call=as_task)
     data = dataset_info(outcomes[DATASET.name])
     start = time.perf_counter()
-    source, p, facts = retrying(pull_task, p)(client, model, p, data.names, layout.pulled())
+    source, p, facts = retrying(pull_task, p)(client, model, p, data, layout.pulled())
     outcomes[SOURCE] = source_outcome(source.weights, {"reference": model, **facts}, time.perf_counter() - start)
     run = Run(p, layout, client, tracking_uri, source, publish_key(p, source.name, source.version, data.sha256), force)
     if not force:

@@ -38,7 +38,7 @@ def retrain_flow(tracking_uri: str | None = None, params_file: str = "params.yam
     run_dir = workspace.new_run_dir(p, "retrain")
     data = dataset_info(run_steps((DATASET,), p, Layout(run_dir, datasets=workspace.datasets_dir(p)), call=as_task)[DATASET.name])
     alias = p.mlflow.source_alias
-    champion, _, facts = retrying(pull_task, p)(client, f"{p.model_name}@{alias}", p, data.names, run_dir / "champion")
+    champion, _, facts = retrying(pull_task, p)(client, f"{p.model_name}@{alias}", p, data, run_dir / "champion")
     if facts["format"] != "pt":
         raise CheckpointError(f"{p.model_name}@{alias} is an ONNX model: retraining needs its PyTorch checkpoint")
     if champion.tags.get(DATASET_TAG) == data.sha256:

@@ -98,7 +98,7 @@ def test_mlflow_pytorch_pickle_is_re_saved_as_an_ultralytics_checkpoint(tiny_che
 
 def _bad_model(kind: str, tiny_checkpoint: Path, folder: Path) -> tuple[Path, str]:
     """A file that is not a compressible detector, and what the error must say about it."""
-    from ultralytics.nn.tasks import SegmentationModel
+    from ultralytics.nn.tasks import ClassificationModel, SegmentationModel
 
     path = folder / f"{kind}.pt"
     ckpt, model = load_checkpoint(tiny_checkpoint)
@@ -108,9 +108,12 @@ def _bad_model(kind: str, tiny_checkpoint: Path, folder: Path) -> tuple[Path, st
     if kind == "plain_module":
         torch.save({"model": torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3))}, path)
         return path, "holds a Sequential module, not an ultralytics detection model"
-    if kind == "segment":
+    if kind == "segment":  # the model is fine; the data has no polygons for it (data_checks below)
         torch.save({"model": SegmentationModel("yolov8n-seg.yaml", nc=5, verbose=False)}, path)
-        return path, "is a segment model"
+        return path, "is a segment model, but the dataset's labels are boxes"
+    if kind == "classify":
+        torch.save({"model": ClassificationModel("yolov8n-cls.yaml", nc=5, verbose=False)}, path)
+        return path, "is a classify model (one label per image, no boxes)"
     if kind == "truncated":
         path.write_bytes(tiny_checkpoint.read_bytes()[:2000])
         return path, "is corrupt or not a PyTorch file"
@@ -126,14 +129,15 @@ def _bad_model(kind: str, tiny_checkpoint: Path, folder: Path) -> tuple[Path, st
     raise AssertionError(kind)
 
 
-BAD_KINDS = ["state_dict", "plain_module", "segment", "truncated", "onnx_without_metadata", "stride"]
+BAD_KINDS = ["state_dict", "plain_module", "classify", "truncated", "onnx_without_metadata", "stride"]
 
 
 def _bad_source(kind: str, tiny_checkpoint: Path, tmp_path: Path) -> tuple[Path, str, int | None]:
     """A model file that is not a compressible detector, the reason the CLI must give, and compress.imgsz."""
     if kind == "stride":  # a real detector, asked for a size its stride 32 does not divide
         return tiny_checkpoint, "image size 100 is not a multiple of the model's stride 32", 100
-    return (*_bad_model(kind, tiny_checkpoint, tmp_path), None)
+    size = 64 if kind == "segment" else None  # an untrained model records no size of its own
+    return (*_bad_model(kind, tiny_checkpoint, tmp_path), size)
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
@@ -148,11 +152,11 @@ def test_what_is_not_a_compressible_detector_is_refused_before_any_flow(kind: st
         source_facts(source.file, imgsz)
 
 
-@pytest.mark.parametrize("kind", ["segment", "stride"])
+@pytest.mark.parametrize("kind", ["segment", "classify", "stride"])
 def test_the_cli_says_so_in_one_line_and_changes_nothing(
     kind: str, champion: str, params_file: Path, tiny_checkpoint: Path, tmp_path: Path
 ):
-    """Through the real CLI (a task it cannot compress; a size the model's stride refuses): one
+    """Through the real CLI (a segment model on box labels; a classifier; a size the model's stride refuses): one
     ``edgeslim: error:`` line, exit 2, the registry as it was."""
     path, message, imgsz = _bad_source(kind, tiny_checkpoint, tmp_path)
     knobs = ("-S", f"compress.imgsz={imgsz}") if imgsz else ()

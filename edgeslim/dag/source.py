@@ -20,9 +20,12 @@ from typing import Any
 from edgeslim.config import ConvergenceParams, Params
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.step import FP32, SOURCE
+from edgeslim.data.label_kind import check_task_against_labels, label_kind
+from edgeslim.data.synthetic import DatasetInfo
+from edgeslim.data.tasks import a_model
 from edgeslim.errors import CheckpointError
 from edgeslim.evaluate.convergence import convergence, fitness_history
-from edgeslim.models.checkpoint import class_names, load_checkpoint, training_imgsz
+from edgeslim.models.checkpoint import class_names, keypoint_shape, read_checkpoint, training_imgsz
 from edgeslim.models.onnx_model import is_onnx, onnx_facts
 
 Facts = dict[str, Any]
@@ -44,9 +47,9 @@ def source_facts(weights: Path, requested: int | None, plateau: ConvergenceParam
     """
     history = None
     if is_onnx(weights):
-        stride, trained, names = _onnx_source(weights, requested)
+        stride, trained, names, model = _onnx_source(weights, requested)
     else:
-        stride, trained, names, history = _torch_source(weights)
+        stride, trained, names, model, history = _torch_source(weights)
     imgsz, origin = (requested, "params") if requested else (trained, "checkpoint")
     if imgsz is None:
         raise CheckpointError(f"{weights} records no image size (training args, fixed input or export metadata): set compress.imgsz")
@@ -54,15 +57,17 @@ def source_facts(weights: Path, requested: int | None, plateau: ConvergenceParam
         raise CheckpointError(f"image size {imgsz} is not a multiple of the model's stride {stride}: set compress.imgsz to one")
     facts = {"format": "onnx" if is_onnx(weights) else "pt", "imgsz": imgsz, "imgsz_from": origin, "trained_imgsz": trained}
     verdict = convergence(history, plateau).as_dict() if history and plateau else None
-    return {**facts, "stride": stride, "names": list(names), "convergence": verdict}
+    return {**facts, "stride": stride, "names": list(names), **model, "convergence": verdict}
 
 
-def _torch_source(weights: Path) -> tuple[int, int | None, list[str], list[float] | None]:
-    ckpt, model = load_checkpoint(weights)
-    return int(max(model.stride)), training_imgsz(ckpt, model), class_names(model), fitness_history(ckpt)
+def _torch_source(weights: Path) -> tuple[int, int | None, list[str], Facts, list[float] | None]:
+    ckpt, model, task = read_checkpoint(weights)
+    shape = keypoint_shape(model)
+    kind = {"task": task, "kpt_shape": list(shape) if shape else None}
+    return int(max(model.stride)), training_imgsz(ckpt, model), class_names(model), kind, fitness_history(ckpt)
 
 
-def _onnx_source(weights: Path, requested: int | None) -> tuple[int, int | None, list[str]]:
+def _onnx_source(weights: Path, requested: int | None) -> tuple[int, int | None, list[str], Facts]:
     facts = onnx_facts(weights)
     if facts.quantized:
         raise CheckpointError(f"ONNX model {weights} is already quantized (INT8): bring its FP32 model, or the .pt it came from")
@@ -75,7 +80,8 @@ def _onnx_source(weights: Path, requested: int | None) -> tuple[int, int | None,
         raise CheckpointError(
             f"ONNX model {weights} takes {facts.input_size} px images (a fixed input): compress.imgsz {requested} cannot apply"
         )
-    return facts.stride, facts.input_size or facts.imgsz, list(facts.names)
+    kind = {"task": facts.task or "detect", "kpt_shape": list(facts.kpt_shape) if facts.kpt_shape else None}
+    return facts.stride, facts.input_size or facts.imgsz, list(facts.names), kind
 
 
 def checked_source_facts(weights: Path, p: Params) -> Facts:
@@ -123,11 +129,17 @@ def source_outcome(weights: Path, facts: Facts, seconds: float = 0.0, step: str 
     return Outcome(step, artifacts=artifacts, details={"source": facts}, seconds=seconds)
 
 
-def check_classes(facts: Facts, expected: tuple[str, ...], label: str) -> None:
-    """The source must predict exactly the dataset's classes, in order."""
+def check_against_data(facts: Facts, data: DatasetInfo, label: str) -> None:
+    """The source must suit the dataset: its task the labels' kind (pose: the same keypoints), its
+    classes the dataset's, in order. Then, until the compress steps take them (issue 28), a segment,
+    pose or obb source is refused by name."""
+    kpt = facts.get("kpt_shape")
+    check_task_against_labels(facts["task"], (kpt[0], kpt[1]) if kpt else None, label_kind(data.data_yaml), label)
     names = list(facts["names"])
-    if names != list(expected):
-        raise CheckpointError(f"{label} predicts {len(names)} classes {names}, but the dataset has {len(expected)} {list(expected)}")
+    if names != list(data.names):
+        raise CheckpointError(f"{label} predicts {len(names)} classes {names}, but the dataset has {len(data.names)} {list(data.names)}")
+    if facts["task"] != "detect":
+        raise CheckpointError(f"{label} is {a_model(facts['task'])}; edgeslim compresses detection models (task detect) for now")
 
 
 def size_line(facts: Facts) -> str:

@@ -44,6 +44,11 @@ class Part:
     corners: tuple[tuple[float, float, int], ...]
 
 
+def a_model(task: str) -> str:
+    """``a segment model``, ``an obb model``: a task's model named in an error."""
+    return f"{'an' if task[0] in 'aeiou' else 'a'} {task} model"
+
+
 def metric_key(task: Task, which: str = "mAP50-95") -> str:
     """The key ultralytics' trainer and validator report the task's primary metric under."""
     return f"metrics/{which}({METRIC_SUFFIX[task]})"

@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 from ultralytics.nn.tasks import ClassificationModel, DetectionModel, OBBModel, PoseModel, SegmentationModel
 
 import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics unpickles its classes)
+from edgeslim.data.tasks import Task, a_model
 from edgeslim.errors import CheckpointError
 
-# ultralytics' other task models, subclasses of DetectionModel first: each is named, not compressed.
-OTHER_TASKS = ((OBBModel, "obb"), (PoseModel, "pose"), (SegmentationModel, "segment"), (ClassificationModel, "classify"))
+# ultralytics' task models built on DetectionModel, subclasses first; a plain DetectionModel is "detect".
+BOX_TASKS: tuple[tuple[type[DetectionModel], Task], ...] = ((OBBModel, "obb"), (PoseModel, "pose"), (SegmentationModel, "segment"))
 
 
-def load_checkpoint(path: Path) -> tuple[dict[str, Any], DetectionModel]:
-    """Return the raw checkpoint dict and its detection model in float32 eval mode."""
+def read_checkpoint(path: Path) -> tuple[dict[str, Any], DetectionModel, Task]:
+    """The raw checkpoint dict, its model (float32, eval mode) and its task, for any ultralytics model
+    built on boxes (detect, segment, pose, obb); a classifier, a state dict or a foreign module is one
+    clear error."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -38,13 +41,29 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], DetectionModel]:
         raise CheckpointError(
             f"checkpoint {path} holds a state dict (weights only), not a model: save the model (ultralytics saves {{'model': model}})"
         )
-    task = next((name for cls, name in OTHER_TASKS if isinstance(model, cls)), None)
-    if task:
-        raise CheckpointError(f"checkpoint {path} is a {task} model; edgeslim compresses detection models (task detect)")
+    if isinstance(model, ClassificationModel):
+        raise CheckpointError(
+            f"checkpoint {path} is a classify model (one label per image, no boxes); edgeslim takes detect, segment, pose and obb models"
+        )
     if not isinstance(model, DetectionModel):
         kind = f"a {type(model).__name__} module" if isinstance(model, nn.Module) else "no module"
         raise CheckpointError(f"checkpoint {path} holds {kind}, not an ultralytics detection model")
-    return ckpt, model.float().eval()
+    task: Task = next((name for cls, name in BOX_TASKS if isinstance(model, cls)), "detect")
+    return ckpt, model.float().eval(), task
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, Any], DetectionModel]:
+    """The raw checkpoint dict and its detection model (float32, eval mode): what the compress steps take."""
+    ckpt, model, task = read_checkpoint(path)
+    if task != "detect":
+        raise CheckpointError(f"checkpoint {path} is {a_model(task)}; edgeslim compresses detection models (task detect)")
+    return ckpt, model
+
+
+def keypoint_shape(model: DetectionModel) -> tuple[int, int] | None:
+    """A pose model's keypoints (count, 2 or 3 values each), None for other tasks."""
+    shape = getattr(cast(nn.Sequential, model.model)[-1], "kpt_shape", None)
+    return (int(shape[0]), int(shape[1])) if shape else None
 
 
 def training_imgsz(ckpt: dict[str, Any], model: DetectionModel) -> int | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import onnx
 
+from edgeslim.data.tasks import TASKS, a_model
 from edgeslim.errors import CheckpointError
 
 ONNX_SUFFIX = ".onnx"
@@ -26,6 +27,7 @@ class OnnxFacts:
     """``input_size``: the fixed square input side (None when dynamic); ``imgsz``: the exporter's record."""
 
     task: str | None
+    kpt_shape: tuple[int, int] | None  # a pose export's keypoints
     stride: int | None
     input_size: int | None
     imgsz: int | None
@@ -38,15 +40,15 @@ def is_onnx(path: Path) -> bool:
 
 
 def onnx_facts(path: Path) -> OnnxFacts:
-    """The facts of the ONNX detector ``path``, or one clear error for a foreign or corrupt file or another task."""
+    """The facts of the ONNX model ``path``, or one clear error for a foreign or corrupt file or a task without boxes."""
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 (protobuf raises several types for truncated/foreign files)
         raise CheckpointError(f"{path} is corrupt or not an ONNX model: {exc}") from None
     meta = {p.key: p.value for p in model.metadata_props}
     task = meta.get("task")
-    if task and task != "detect":
-        raise CheckpointError(f"ONNX model {path} is a {task} model; edgeslim compresses detection models (task detect)")
+    if task and task not in TASKS:
+        raise CheckpointError(f"ONNX model {path} is {a_model(task)}; edgeslim takes {', '.join(TASKS)} models")
     initializers = {i.name for i in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in initializers]
     if len(inputs) != 1:
@@ -59,8 +61,10 @@ def onnx_facts(path: Path) -> OnnxFacts:
     fixed = dims[-1] if len(dims) == 4 and dims[-1] else None
     size = _literal(meta.get("imgsz"))
     names = _literal(meta.get("names"))
+    kpt = _literal(meta.get("kpt_shape"))
     return OnnxFacts(
         task=task,
+        kpt_shape=(int(kpt[0]), int(kpt[1])) if isinstance(kpt, (list, tuple)) and len(kpt) == 2 else None,
         stride=int(meta["stride"]) if meta.get("stride", "").isdigit() else None,
         input_size=fixed,
         imgsz=int(max(size)) if isinstance(size, (list, tuple)) and size else None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from edgeslim import workspace
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome
-from edgeslim.dag.source import check_classes, checked_source_facts, convergence_line, size_line, source_outcome
+from edgeslim.dag.source import check_against_data, checked_source_facts, convergence_line, size_line, source_outcome
 from edgeslim.dag.step import SOURCE, StepInput
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.errors import RegistryError
@@ -43,7 +43,7 @@ def source(inp: StepInput, p: Params) -> Outcome:
             weights = fetch(reg.connect(uri), ref, inp.dir()).weights
         reference = ref.text
     facts = checked_source_facts(weights, p)
-    check_classes(facts, dataset_info(inp.outcome("dataset")).names, reference)
+    check_against_data(facts, dataset_info(inp.outcome("dataset")), reference)
     print(f"source: {reference} ({facts['format']}), {size_line(facts)}")
     print(convergence_line(facts))
     return source_outcome(weights, {"reference": reference, **facts}, step=inp.step)
