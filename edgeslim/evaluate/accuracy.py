@@ -1,7 +1,9 @@
-"""mAP of any artifact (.pt, .onnx, an OpenVINO IR, .engine) through one validator: ultralytics' DetectionValidator.
+"""mAP of any artifact (.pt, .onnx, an OpenVINO IR, .engine) through one validator: ultralytics' own
+for the model's task (detect, segment, pose, obb).
 
 One validator for every format means a mAP difference between stages is the model's, never a
-difference in matching or NMS code. An IR is scored at the precision of its format (ultralytics'
+difference in matching or NMS code. The mAP is the task's primary one (edgeslim/data/tasks.py): mask
+mAP for segment, pose (OKS) mAP for pose, box mAP for detect and obb; the box mAP is kept beside it. An IR is scored at the precision of its format (ultralytics'
 OpenVINO backend would take the runtime's default, bf16 on AMX/AVX512-BF16 CPUs).
 """
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeslim.config import EvaluateParams
+from edgeslim.data.tasks import Task
 from edgeslim.evaluate.bootstrap import KEYS, PerImage
 from edgeslim.runtime.formats import OPENVINO, Format, default_format, is_ir
 from edgeslim.ultra import YOLO
@@ -18,9 +21,14 @@ from edgeslim.ultra import YOLO
 
 @dataclass(frozen=True)
 class Accuracy:
-    map50_95: float
+    map50_95: float  # the task's primary metric
     map50: float
     per_image: Path  # the validator's matches per val image (evaluate/bootstrap.py's PerImage), for the ratio's interval
+    box_map50_95: float  # the boxes' mAP (the same figure for detect and obb)
+
+
+TASK_MATCHES = {"detect": "tp", "segment": "tp_m", "pose": "tp_p", "obb": "tp"}  # the validator's matches the metric counts
+TASK_METRICS = {"detect": "box", "segment": "seg", "pose": "pose", "obb": "box"}  # where its results hold that metric
 
 
 STATIC_BATCH_SUFFIXES = (".onnx", ".engine")  # exported at batch 1
@@ -37,6 +45,7 @@ def evaluate_map(
     split: str = "val",
     fmt: Format | None = None,
     runtime_default: bool = False,
+    task: Task = "detect",
 ) -> Accuracy:
     """Score ``artifact`` on ``split`` of ``data_yaml`` (as ``fmt``; default: its kind's FP32); exports
     run at batch 1 (static). ``runtime_default``: an IR at OpenVINO's own default precision, as
@@ -46,20 +55,23 @@ def evaluate_map(
         from edgeslim.runtime.openvino_backend import forced_precision
 
         with forced_precision((fmt or default_format(artifact)).float_precision, ev.threads):
-            return _validate(artifact, data_yaml, imgsz, 1, ev, work_dir, split)
+            return _validate(artifact, data_yaml, imgsz, 1, ev, work_dir, split, task)
     assert fmt is None or fmt.runtime != OPENVINO, f"{artifact} is not an OpenVINO IR"
     static = artifact.suffix in STATIC_BATCH_SUFFIXES or is_ir(artifact)
-    return _validate(artifact, data_yaml, imgsz, 1 if static else ev.batch, ev, work_dir, split)
+    return _validate(artifact, data_yaml, imgsz, 1 if static else ev.batch, ev, work_dir, split, task)
 
 
-def _validate(artifact: Path, data_yaml: Path, imgsz: int, batch: int, ev: EvaluateParams, work_dir: Path, split: str) -> Accuracy:
+def _validate(
+    artifact: Path, data_yaml: Path, imgsz: int, batch: int, ev: EvaluateParams, work_dir: Path, split: str, task: Task
+) -> Accuracy:
     suffix = artifact.suffix
-    model = YOLO(str(artifact), task="detect")
+    model = YOLO(str(artifact), task=task)
     kept: list[PerImage] = []
 
     def keep(validator) -> None:  # noqa: ANN001 (ultralytics' validator); its stats are cleared once all batches ran
         names = [Path(f).name for f in validator.dataloader.dataset.im_files]
-        kept[:] = [PerImage(names, {k: list(validator.metrics.stats[k]) for k in KEYS})]
+        stats = validator.metrics.stats
+        kept[:] = [PerImage(names, {k: list(stats[TASK_MATCHES[task] if k == "tp" else k]) for k in KEYS})]
 
     model.add_callback("on_val_batch_end", keep)
     name = f"val-{Path(artifact).stem}"
@@ -80,4 +92,5 @@ def _validate(artifact: Path, data_yaml: Path, imgsz: int, batch: int, ev: Evalu
         workers=0,
     )
     per_image = kept[0].save(Path(work_dir) / name / PER_IMAGE_FILE)
-    return Accuracy(map50_95=float(metrics.box.map), map50=float(metrics.box.map50), per_image=per_image)
+    primary = getattr(metrics, TASK_METRICS[task])
+    return Accuracy(float(primary.map), float(primary.map50), per_image, box_map50_95=float(metrics.box.map))
