@@ -171,3 +171,32 @@ def test_a_model_its_data_cannot_train_or_score_is_one_clear_error(model_task, d
     assert facts["task"] == model_task and facts["kpt_shape"] == (list(kpt_shape) if kpt_shape else None)
     with pytest.raises(EdgeslimError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
         check_against_data(facts, data, "the model")
+
+
+@pytest.mark.parametrize("task", OTHER_TASKS)
+def test_a_tasks_export_matches_its_model_on_every_output(task: str, trained, tmp_path: Path):
+    """ONNX (ONNX Runtime) and its OpenVINO IR against the torch model: boxes, scores, the task's own
+    rows (mask coefficients, keypoints, angle) and a segment export's protos; the ONNX scored by the
+    task's validator keeps the model's metric."""
+    from edgeslim.data.images import preprocess_batch
+    from edgeslim.data.splits import split_images
+    from edgeslim.evaluate.accuracy import evaluate_map
+    from edgeslim.export.onnx_export import export_onnx
+    from edgeslim.models.checkpoint import read_checkpoint
+    from edgeslim.reparam.equivalence import compare_runtime
+    from edgeslim.runtime.openvino_backend import convert_onnx
+
+    p, data, result = trained(task)
+    size = p.baseline.imgsz
+    onnx = export_onnx(result.weights, size, p.export.opset, tmp_path / f"{task}.onnx", task=task)
+    ir = convert_onnx(onnx, tmp_path / "ir", task)
+    _, model, _ = read_checkpoint(result.weights)
+    images = preprocess_batch(split_images(data.data_yaml, "val")[: p.fuse.equivalence_images], size)
+    own = {"decoded_boxes", "decoded_scores", "decoded_extra", *({"raw_proto"} if task == "segment" else set())}
+    for artifact, fmt in ((onnx, "onnx-fp32"), (ir, "openvino-fp32")):
+        eq = compare_runtime(model, artifact, images, p.evaluate.threads, fmt)
+        assert set(eq.parts) == own, fmt
+        assert eq.within(p.fuse.onnx_max_rel_l2, p.fuse.onnx_max_rel_abs), (fmt, eq.parts)
+    exported = evaluate_map(onnx, data.data_yaml, size, p.evaluate, tmp_path / "val", task=task)
+    source = evaluate_map(result.weights, data.data_yaml, size, p.evaluate, tmp_path / "val", task=task)
+    assert exported.map50_95 == pytest.approx(source.map50_95, rel=0.05, abs=1e-4)

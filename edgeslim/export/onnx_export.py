@@ -9,12 +9,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from edgeslim.data.tasks import Task
 from edgeslim.ultra import YOLO
 
 
-def export_onnx(weights: Path, imgsz: int, opset: int, out_path: Path) -> Path:
+def export_onnx(weights: Path, imgsz: int, opset: int, out_path: Path, task: Task = "detect") -> Path:
+    """``weights`` as ONNX at ``imgsz``; a segment model's export has its protos as a second output."""
     produced = Path(
-        YOLO(str(weights), task="detect").export(
+        YOLO(str(weights), task=task).export(
             format="onnx", imgsz=imgsz, opset=opset, simplify=True, dynamic=False, device="cpu", verbose=False
         )
     )

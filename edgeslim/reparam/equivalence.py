@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeslim.runtime.session import first_output, open_session
+from edgeslim.runtime.session import every_output, open_session
 
 
 @dataclass(frozen=True)
@@ -178,17 +178,24 @@ def first_departure(
     return None
 
 
+def exported_parts(outputs: list[np.ndarray], nc: int) -> dict[str, np.ndarray]:
+    """An export's outputs, named as :func:`output_parts` names the torch model's: its decoded
+    predictions (ultralytics' export mode: boxes, scores, then the task's rows), and a segment
+    export's second output, the protos."""
+    first = outputs[0]
+    parts = {"decoded_boxes": first[:, :4], "decoded_scores": first[:, 4 : 4 + nc]}
+    if first.shape[1] > 4 + nc:
+        parts["decoded_extra"] = first[:, 4 + nc :]
+    if len(outputs) > 1:
+        parts["raw_proto"] = outputs[1]
+    return parts
+
+
 @torch.no_grad()
 def compare_runtime(model: nn.Module, artifact: Path, images: np.ndarray, threads: int, fmt: str = "onnx-fp32") -> Equivalence:
-    """The torch model vs its export running as ``fmt`` (ONNX Runtime FP32, OpenVINO FP32...), on the
-    decoded boxes and scores.
-
-    The exported graph returns only the decoded predictions (ultralytics' export mode), one image
-    per run (static batch 1).
-    """
+    """The torch model vs its export running as ``fmt`` (ONNX Runtime FP32, OpenVINO FP32...), on
+    every output the export has (:func:`exported_parts`), one image per run (static batch 1)."""
     session = open_session(Path(artifact), fmt, threads)
-    out = first_output(session, [images[i : i + 1] for i in range(len(images))])
     nc = int(model.model[-1].nc)
     ref = output_parts(model.eval()(torch.from_numpy(images)), nc)
-    cand = {"decoded_boxes": out[:, :4], "decoded_scores": out[:, 4 : 4 + nc]}
-    return compare_parts(ref, cand, n_images=len(images))
+    return compare_parts(ref, exported_parts(every_output(session, [images[i : i + 1] for i in range(len(images))]), nc), len(images))

@@ -56,6 +56,13 @@ def first_output(session: Session, images: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.asarray(session.run(None, {name: x})[0]) for x in images])
 
 
+def every_output(session: Session, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each output of ``session`` (in its order) for each 1xCxHxW image, stacked on the batch axis."""
+    name = session.get_inputs()[0].name
+    runs = [session.run(None, {name: x}) for x in images]
+    return [np.concatenate([np.asarray(r[k]) for r in runs]) for k in range(len(runs[0]))]
+
+
 def golden_outputs(session: Session, feeds: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Every output of ``session`` for each feed, stacked: what a device must reproduce."""
     names = [o.name for o in session.get_outputs()]
