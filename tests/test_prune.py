@@ -323,3 +323,27 @@ def test_unreachable_latency_budget_is_a_clear_error_before_finetuning(tiny_chec
     # The budget was checked (the unpruned export it is timed against is there); no finetuning wrote its folder.
     assert (tmp_path / "latency" / "unpruned.onnx").is_file()
     assert not (tmp_path / "sparse").exists() and not list(tmp_path.glob("round*")), sorted(f.name for f in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("task", ["segment", "pose", "obb"])
+def test_a_tasks_head_outputs_keep_their_channels_when_pruned(task: str, tmp_path: Path) -> None:
+    """Mask coefficients and protos, keypoints, angle: pruning thins the network, never an output."""
+    from ultralytics.nn.tasks import OBBModel, PoseModel, SegmentationModel
+
+    from edgeslim.data.tasks import KPT_SHAPE
+    from edgeslim.reparam.equivalence import output_parts
+
+    p = load_params(REPO / "params.yaml", [f"baseline.task={task}"])
+    cls = {"segment": SegmentationModel, "pose": PoseModel, "obb": OBBModel}[task]
+    torch.manual_seed(0)
+    model = cls(str(write_arch_yaml(p.baseline, NC, tmp_path, KPT_SHAPE[:2] if task == "pose" else None)), nc=NC, verbose=False).eval()
+    x = torch.rand(1, 3, IMGSZ, IMGSZ)
+    with torch.no_grad():
+        before = {k: v.shape for k, v in output_parts(model(x), NC).items()}
+    rewritten, _ = rewrite_model(model, x.numpy(), max_rel_l2=1e-5)
+    prune = load_params(REPO / "params.yaml", ["prune.ratio_deep=0.7", "prune.round_to=4"]).prune
+    report = prune_model(rewritten, prune, TARGET, IMGSZ)
+    assert report.macs_reduction >= TARGET
+    with torch.no_grad():
+        after = {k: v.shape for k, v in output_parts(rewritten(x), NC).items()}
+    assert after == before and any(k in before for k in ("raw_proto", "raw_kpts", "raw_angle"))

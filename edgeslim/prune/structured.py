@@ -118,14 +118,19 @@ def layer_ratios(model: nn.Module, p: PruneParams) -> dict[nn.Module, float]:
     return caps
 
 
+HEAD_BRANCHES = ("cv2", "cv3", "cv4")  # box, class and a task head's own (segment's mask coefficients, pose's keypoints, obb's angle)
+
+
 def protected_layers(model: nn.Module) -> list[nn.Module]:
-    """Layers whose output channels define the model's outputs: the head's last convs and DFL."""
+    """Layers whose output channels define the model's outputs: each head branch's last conv, DFL,
+    and a segment head's proto output (the masks are its channels weighted by the coefficients)."""
     keep: list[nn.Module] = []
     for m in model.modules():
         if isinstance(m, Detect):
-            for branch in (*m.cv2, *m.cv3):
-                keep.append(branch[-1])
+            keep += [branch[-1] for name in HEAD_BRANCHES for branch in getattr(m, name, None) or ()]
             keep.append(m.dfl)
+            if getattr(m, "proto", None) is not None:
+                keep.append(m.proto.cv3)
     return keep
 
 
