@@ -10,11 +10,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from ultralytics.nn.tasks import yaml_model_load
 from ultralytics.utils.patches import torch_load
 
 from edgeslim.config import BaselineParams, EvaluateParams
+from edgeslim.data.label_kind import label_kind
 from edgeslim.data.tasks import metric_key
 from edgeslim.errors import CheckpointError, DataError
 from edgeslim.models.arch import write_arch_yaml
@@ -86,10 +86,10 @@ def resumable(last: Path) -> bool:
 
 def kpt_shape(data_yaml: Path) -> tuple[int, int]:
     """The keypoints' shape a pose data.yaml declares (ultralytics' ``kpt_shape``)."""
-    shape = (yaml.safe_load(Path(data_yaml).read_text()) or {}).get("kpt_shape")
-    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) for v in shape)):
-        raise DataError(f"{data_yaml} has no kpt_shape [keypoints, 2 or 3], which a pose model needs (got {shape!r})")
-    return shape[0], shape[1]
+    shape = label_kind(data_yaml).kpt_shape
+    if shape is None:
+        raise DataError(f"{data_yaml} has no kpt_shape [keypoints, 2 or 3], which a pose model needs")
+    return shape
 
 
 def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: int, out_dir: Path, *, resume: bool = False) -> TrainResult:

@@ -27,21 +27,20 @@ LOOKED_AT = 20  # val label files read to tell boxes from polygons (the generato
 
 @dataclass(frozen=True)
 class LabelKind:
-    """``boxes``, ``polygons`` or ``keypoints`` (with ``kpt_shape``), and the val files it was read from."""
+    """``boxes``, ``polygons`` or ``keypoints`` (with ``kpt_shape``)."""
 
     kind: str
     kpt_shape: tuple[int, int] | None
-    files: int
 
 
 def label_kind(data_yaml: Path) -> LabelKind:
     """The kind of labels the dataset's val split holds (see module doc)."""
     shape = (yaml.safe_load(Path(data_yaml).read_text()) or {}).get("kpt_shape")
-    labels = [f for f in (label_file(i) for i in split_images(data_yaml, "val")[:LOOKED_AT]) if f.is_file()]
     if shape:
-        return LabelKind("keypoints", (int(shape[0]), int(shape[1])), len(labels))
+        return LabelKind("keypoints", (int(shape[0]), int(shape[1])))
+    labels = [f for f in (label_file(i) for i in split_images(data_yaml, "val")[:LOOKED_AT]) if f.is_file()]
     widths = {len(row.split()) for f in labels for row in f.read_text().splitlines() if row.strip()}
-    return LabelKind("polygons" if widths and min(widths) > BOX_COLUMNS else "boxes", None, len(labels))
+    return LabelKind("polygons" if widths and min(widths) > BOX_COLUMNS else "boxes", None)
 
 
 NEEDS = {"segment": ("polygons",), "obb": ("polygons",), "pose": ("keypoints",), "detect": ("boxes", "polygons")}

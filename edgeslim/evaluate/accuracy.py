@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeslim.config import EvaluateParams
-from edgeslim.data.tasks import Task
+from edgeslim.data.tasks import METRIC_MATCHES, METRIC_RESULTS, Task
 from edgeslim.evaluate.bootstrap import KEYS, PerImage
 from edgeslim.runtime.formats import OPENVINO, Format, default_format, is_ir
 from edgeslim.ultra import YOLO
@@ -25,10 +25,6 @@ class Accuracy:
     map50: float
     per_image: Path  # the validator's matches per val image (evaluate/bootstrap.py's PerImage), for the ratio's interval
     box_map50_95: float  # the boxes' mAP (the same figure for detect and obb)
-
-
-TASK_MATCHES = {"detect": "tp", "segment": "tp_m", "pose": "tp_p", "obb": "tp"}  # the validator's matches the metric counts
-TASK_METRICS = {"detect": "box", "segment": "seg", "pose": "pose", "obb": "box"}  # where its results hold that metric
 
 
 STATIC_BATCH_SUFFIXES = (".onnx", ".engine")  # exported at batch 1
@@ -71,7 +67,7 @@ def _validate(
     def keep(validator) -> None:  # noqa: ANN001 (ultralytics' validator); its stats are cleared once all batches ran
         names = [Path(f).name for f in validator.dataloader.dataset.im_files]
         stats = validator.metrics.stats
-        kept[:] = [PerImage(names, {k: list(stats[TASK_MATCHES[task] if k == "tp" else k]) for k in KEYS})]
+        kept[:] = [PerImage(names, {k: list(stats[METRIC_MATCHES[task] if k == "tp" else k]) for k in KEYS})]
 
     model.add_callback("on_val_batch_end", keep)
     name = f"val-{Path(artifact).stem}"
@@ -92,5 +88,5 @@ def _validate(
         workers=0,
     )
     per_image = kept[0].save(Path(work_dir) / name / PER_IMAGE_FILE)
-    primary = getattr(metrics, TASK_METRICS[task])
+    primary = getattr(metrics, METRIC_RESULTS[task])
     return Accuracy(float(primary.map), float(primary.map50), per_image, box_map50_95=float(metrics.box.map))
