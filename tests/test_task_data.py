@@ -155,13 +155,12 @@ NAMES = ("resistor", "capacitor", "ic", "led", "connector", "solder_bridge")
         ("segment", "detect", 5, None, "is a segment model, but the dataset's labels are boxes (a segment model needs polygons)"),
         ("pose", "pose", 5, (17, 3), "predicts keypoints of shape [17, 3], but the dataset's kpt_shape is [4, 3]"),
         ("detect", "pose", 5, None, "is a detect model, but the dataset's labels are keypoints"),
-        ("obb", "segment", 6, None, "is an obb model; edgeslim compresses detection models (task detect) for now"),
-        ("segment", "segment", 6, None, "is a segment model; edgeslim compresses detection models (task detect) for now"),
+        ("segment", "segment", 5, None, "predicts 5 classes"),
     ],
 )
 def test_a_model_its_data_cannot_train_or_score_is_one_clear_error(model_task, data_task, nc, kpt_shape, message, tmp_path: Path):
     """The task is read from the checkpoint and the kind of labels from the data, as ultralytics reads
-    them; a mismatch is named before the not-yet refusal of a task the compress steps do not take."""
+    them; a mismatch is named. A model that suits its data passes the same check."""
     from edgeslim.dag.source import check_against_data, source_facts
     from edgeslim.errors import EdgeslimError
 
@@ -171,6 +170,9 @@ def test_a_model_its_data_cannot_train_or_score_is_one_clear_error(model_task, d
     assert facts["task"] == model_task and facts["kpt_shape"] == (list(kpt_shape) if kpt_shape else None)
     with pytest.raises(EdgeslimError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
         check_against_data(facts, data, "the model")
+    suited = generate_dataset(p.dataset, tmp_path / "suited", progress=False, task=model_task)
+    if nc == len(suited.names) and (kpt_shape or (4, 3)) == (4, 3):
+        check_against_data(facts, suited, "the model")
 
 
 @pytest.mark.parametrize("task", OTHER_TASKS)

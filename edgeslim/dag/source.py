@@ -22,7 +22,6 @@ from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.step import FP32, SOURCE
 from edgeslim.data.label_kind import check_task_against_labels, label_kind
 from edgeslim.data.synthetic import DatasetInfo
-from edgeslim.data.tasks import a_model
 from edgeslim.errors import CheckpointError
 from edgeslim.evaluate.convergence import convergence, fitness_history
 from edgeslim.models.checkpoint import class_names, keypoint_shape, read_checkpoint, training_imgsz
@@ -131,15 +130,12 @@ def source_outcome(weights: Path, facts: Facts, seconds: float = 0.0, step: str 
 
 def check_against_data(facts: Facts, data: DatasetInfo, label: str) -> None:
     """The source must suit the dataset: its task the labels' kind (pose: the same keypoints), its
-    classes the dataset's, in order. Then, until the compress steps take them (issue 28), a segment,
-    pose or obb source is refused by name."""
+    classes the dataset's, in order."""
     kpt = facts.get("kpt_shape")
     check_task_against_labels(facts["task"], (kpt[0], kpt[1]) if kpt else None, label_kind(data.data_yaml), label)
     names = list(facts["names"])
     if names != list(data.names):
         raise CheckpointError(f"{label} predicts {len(names)} classes {names}, but the dataset has {len(data.names)} {list(data.names)}")
-    if facts["task"] != "detect":
-        raise CheckpointError(f"{label} is {a_model(facts['task'])}; edgeslim compresses detection models (task detect) for now")
 
 
 def size_line(facts: Facts) -> str:

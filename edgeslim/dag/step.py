@@ -10,6 +10,7 @@ from edgeslim.config import Params
 from edgeslim.dag.fan import Fan, sequential
 from edgeslim.dag.layout import Layout
 from edgeslim.dag.outcome import Outcome
+from edgeslim.data.tasks import Task
 
 SOURCE = "source"  # the role of the step that provides the model: pull (flow), the source stage (DVC), a file (benchmark)
 FP32 = "fp32"  # the FP32 ONNX the ONNX steps take: export's, or an ONNX source itself
@@ -40,6 +41,12 @@ class StepInput:
 
     def dir(self) -> Path:
         return self.layout.dir(self.step)
+
+
+def source_task(inp: StepInput) -> Task:
+    """The source model's task (detect, segment, pose, obb), as the step in the source role read it
+    from the checkpoint or the ONNX metadata: what every validation of the run is scored as."""
+    return inp.outcome(SOURCE).details["source"]["task"]
 
 
 def onnx_source_skip(torch: bool, outcomes: Mapping[str, Outcome]) -> str | None:

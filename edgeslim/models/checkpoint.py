@@ -17,7 +17,7 @@ from torch import nn
 from ultralytics.nn.tasks import ClassificationModel, DetectionModel, OBBModel, PoseModel, SegmentationModel
 
 import edgeslim.ultra  # noqa: F401  (offline settings before ultralytics unpickles its classes)
-from edgeslim.data.tasks import Task, a_model
+from edgeslim.data.tasks import Task
 from edgeslim.errors import CheckpointError
 
 # ultralytics' task models built on DetectionModel, subclasses first; a plain DetectionModel is "detect".
@@ -48,16 +48,19 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Any], DetectionModel, Task]:
     if not isinstance(model, DetectionModel):
         kind = f"a {type(model).__name__} module" if isinstance(model, nn.Module) else "no module"
         raise CheckpointError(f"checkpoint {path} holds {kind}, not an ultralytics detection model")
-    task: Task = next((name for cls, name in BOX_TASKS if isinstance(model, cls)), "detect")
-    return ckpt, model.float().eval(), task
+    return ckpt, model.float().eval(), model_task(model)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], DetectionModel]:
-    """The raw checkpoint dict and its detection model (float32, eval mode): what the compress steps take."""
-    ckpt, model, task = read_checkpoint(path)
-    if task != "detect":
-        raise CheckpointError(f"checkpoint {path} is {a_model(task)}; edgeslim compresses detection models (task detect)")
+    """The raw checkpoint dict and its model (float32, eval mode): what the compress steps take. The
+    task rides on the model's class (:func:`model_task`)."""
+    ckpt, model, _ = read_checkpoint(path)
     return ckpt, model
+
+
+def model_task(model: nn.Module) -> Task:
+    """The ultralytics task of a loaded model, from its class (a plain DetectionModel is detect)."""
+    return next((name for cls, name in BOX_TASKS if isinstance(model, cls)), "detect")
 
 
 def keypoint_shape(model: DetectionModel) -> tuple[int, int] | None:

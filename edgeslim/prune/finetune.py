@@ -1,4 +1,4 @@
-"""Finetune a pruned detector with ultralytics' trainer without losing the pruned architecture.
+"""Finetune a pruned model with its task's ultralytics trainer without losing the pruned architecture.
 
 Why a trainer subclass: ``YOLO.train()`` rebuilds the model from its yaml and loads the weights
 that still fit, silently undoing the pruning (seen with ultralytics 8.4). Here ``get_model`` hands the trainer the
@@ -8,6 +8,9 @@ trainer runs sparse training (network slimming) by adding an L1 subgradient on e
 gamma before each optimizer step, which drives unimportant channels' scales towards zero, and
 distillation from the unpruned model (``edgeslim.prune.distill``), wrapped around the pruned module
 where ultralytics would wrap its own ``distill_model``.
+
+The trainer is the task's own (segment, pose, obb): its dataset builds the batch's masks, keypoints
+or angles and its loss trains them; only the model it is handed is ours.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from typing import Any
 import torch
 from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.models.yolo.obb import OBBTrainer
+from ultralytics.models.yolo.pose import PoseTrainer
+from ultralytics.models.yolo.segment import SegmentationTrainer
 
 import edgeslim.ultra  # noqa: F401
 from edgeslim.baseline.train import print_epoch, trainer_args
 from edgeslim.config import BaselineParams, DistillParams, EvaluateParams, FinetuneParams
+from edgeslim.data.tasks import Task, metric_key
 from edgeslim.errors import PruneError
-from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint
+from edgeslim.models.checkpoint import load_checkpoint, model_task, save_checkpoint
 from edgeslim.prune.distill import HeadDistillationModel
 
 
@@ -49,8 +56,17 @@ class FinetuneResult:
         return {"weights": str(self.weights), "map50_95": self.map50_95, "map50": self.map50, "epochs_run": self.epochs_run}
 
 
+TASK_TRAINERS: dict[Task, type[DetectionTrainer]] = {
+    "detect": DetectionTrainer,
+    "segment": SegmentationTrainer,
+    "pose": PoseTrainer,
+    "obb": OBBTrainer,
+}
+
+
 class PrunedModelTrainer(DetectionTrainer):
-    """DetectionTrainer whose model is a given module, optionally with L1 on BatchNorm gammas or a teacher."""
+    """A task's trainer whose model is a given module, optionally with L1 on BatchNorm gammas or a
+    teacher. Used through :func:`pruned_trainer`, which puts it in front of the task's own trainer."""
 
     def __init__(self, model: nn.Module, l1_reg: float, overrides: dict[str, Any], teacher: Teacher | None = None) -> None:
         super().__init__(overrides=overrides)
@@ -78,6 +94,17 @@ class PrunedModelTrainer(DetectionTrainer):
         super().optimizer_step()
 
 
+def pruned_trainer(model: nn.Module, l1_reg: float, overrides: dict[str, Any], teacher: Teacher | None) -> PrunedModelTrainer:
+    """A :class:`PrunedModelTrainer` on ``model``'s task trainer (its dataset, loss and validator)."""
+    task_trainer = TASK_TRAINERS[model_task(model)]
+    cls = (
+        PrunedModelTrainer
+        if task_trainer is DetectionTrainer
+        else type(f"Pruned{task_trainer.__name__}", (PrunedModelTrainer, task_trainer), {})
+    )
+    return cls(model, l1_reg, overrides, teacher)
+
+
 def finetune(
     model: nn.Module,
     template: dict[str, Any],
@@ -102,7 +129,7 @@ def finetune(
     for param in trainee.parameters():
         param.requires_grad_(True)
     seed_ckpt = save_checkpoint(trainee, template, out_dir / "start.pt")
-    trainer = PrunedModelTrainer(
+    trainer = pruned_trainer(
         trainee,
         l1_reg,
         overrides={
@@ -135,10 +162,11 @@ def finetune(
     weights = save_checkpoint(tuned, template, out_dir / "finetuned.pt")
     shutil.rmtree(out_dir / "train" / "weights", ignore_errors=True)  # last/best copies: the result is saved
     metrics = trainer.metrics or {}
+    task = model_task(tuned)
     return FinetuneResult(
         weights=weights,
-        map50_95=float(metrics.get("metrics/mAP50-95(B)", 0.0)),
-        map50=float(metrics.get("metrics/mAP50(B)", 0.0)),
+        map50_95=float(metrics.get(metric_key(task), 0.0)),
+        map50=float(metrics.get(metric_key(task, "mAP50"), 0.0)),
         epochs_run=int(trainer.epoch) + 1,
     )
 

@@ -16,12 +16,13 @@ from edgeslim.config import EvaluateParams, Params
 from edgeslim.dag.fan import Fan, sequential
 from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.source import image_size, run_size
-from edgeslim.dag.step import FP32, SOURCE, StepInput
+from edgeslim.dag.step import FP32, SOURCE, StepInput, source_task
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.dag.steps.export import exported_from
 from edgeslim.data.images import preprocess
 from edgeslim.data.splits import split_images
 from edgeslim.data.synthetic import DatasetInfo
+from edgeslim.data.tasks import Task
 from edgeslim.evaluate.accuracy import Accuracy, evaluate_map
 from edgeslim.evaluate.latency import latency_ms
 from edgeslim.models.checkpoint import load_checkpoint
@@ -48,13 +49,13 @@ Row = tuple[str, Path, str | None]  # stage name, artifact, the gate its figure 
 class Scorer:
     """Scores artifacts of one run: same data, image size, validator settings and latency sample."""
 
-    def __init__(self, data: DatasetInfo, imgsz: int, ev: EvaluateParams, work_dir: Path) -> None:
-        self.data, self.imgsz, self.ev, self.work_dir = data, imgsz, ev, work_dir
+    def __init__(self, data: DatasetInfo, imgsz: int, ev: EvaluateParams, work_dir: Path, task: Task = "detect") -> None:
+        self.data, self.imgsz, self.ev, self.work_dir, self.task = data, imgsz, ev, work_dir, task
         self.sample = preprocess(split_images(data.data_yaml, "val")[0], imgsz)
 
     def map50_95(self, artifact: Path, fmt: Format | None = None, work_dir: Path | None = None) -> float:
         """``work_dir``: a folder of the caller's own where validations may run side by side (a fan)."""
-        return evaluate_map(artifact, self.data.data_yaml, self.imgsz, self.ev, work_dir or self.work_dir, fmt=fmt).map50_95
+        return evaluate_map(artifact, self.data.data_yaml, self.imgsz, self.ev, work_dir or self.work_dir, fmt=fmt, task=self.task).map50_95
 
     def stages(self, rows: Sequence[Row], torch_source: Path | None = None, fan: Fan = sequential) -> tuple[StageResult, ...]:
         """mAP, size, latency and MACs of each row's artifact; ``torch_source`` is the checkpoint a
@@ -62,7 +63,7 @@ class Scorer:
 
         The validations are independent, so they go through ``fan`` (each in a folder of its own);
         the latencies are timed afterwards, one at a time, so that no other work skews them."""
-        accuracy = partial(_accuracy, self.data.data_yaml, self.imgsz, self.ev, self.work_dir)
+        accuracy = partial(_accuracy, self.data.data_yaml, self.imgsz, self.ev, self.work_dir, self.task)
         scored = fan(accuracy, [(name, artifact) for name, artifact, _ in rows])
         return tuple(self._stage(row, acc, torch_source) for row, acc in zip(rows, scored, strict=True))
 
@@ -90,17 +91,17 @@ class Scorer:
         )
 
 
-def _accuracy(data_yaml: Path, imgsz: int, ev: EvaluateParams, work_dir: Path, item: tuple[str, Path]) -> Accuracy:
+def _accuracy(data_yaml: Path, imgsz: int, ev: EvaluateParams, work_dir: Path, task: Task, item: tuple[str, Path]) -> Accuracy:
     """One stage's validation, in a folder named for the stage (two stages may share a file name); a
     stage named for a format (onnx-int8, openvino-bf16...) is scored at that format's precision."""
     name, artifact = item
-    return evaluate_map(artifact, data_yaml, imgsz, ev, work_dir / name, fmt=FORMATS.get(name))
+    return evaluate_map(artifact, data_yaml, imgsz, ev, work_dir / name, fmt=FORMATS.get(name), task=task)
 
 
 def scorer(inp: StepInput, p: Params, size: int | None = None) -> Scorer:
     """The run's scorer at ``size``: by default the compressed model's (:func:`run_size`); the source
     and its control are scored at their own (:func:`image_size`)."""
-    return Scorer(dataset_info(inp.outcome("dataset")), size or run_size(p), p.evaluate, inp.layout.validation(inp.step))
+    return Scorer(dataset_info(inp.outcome("dataset")), size or run_size(p), p.evaluate, inp.layout.validation(inp.step), source_task(inp))
 
 
 def stage_metrics(stages: tuple[StageResult, ...]) -> dict[str, float]:
