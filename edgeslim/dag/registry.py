@@ -88,7 +88,7 @@ COMPRESS: tuple[Step, ...] = (
          needs=("dataset", SOURCE, "export", "calibrate", "evaluate", "quantize"),
          code=("edgeslim/reparam/equivalence.py", "edgeslim/gates.py", "edgeslim/fleet/onnx_info.py", "edgeslim/quantize/head.py", *_SCORING),
          summary="OpenVINO IR (FP32, BF16 where the CPU has it, NNCF INT8) for the target; gate: openvino_equivalence"),
-    Step("gates", gates, reads=("gates", "target", *_VALIDATOR), needs=("dataset", SOURCE, "evaluate", "evaluate-int8", "tensorrt", "openvino"),
+    Step("gates", gates, reads=("gates", "target", *_VALIDATOR), needs=("dataset", "evaluate", "evaluate-int8", "tensorrt", "openvino"),
          code=("edgeslim/gates.py", "edgeslim/plots.py", *_SCORING),
          summary="mAP of every candidate format against the reference (gates.reference), the gated ones ordered by latency"),
 )

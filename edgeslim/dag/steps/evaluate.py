@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from edgeslim.config import EvaluateParams, Params
 from edgeslim.dag.fan import Fan, sequential
 from edgeslim.dag.outcome import Outcome
@@ -51,7 +53,7 @@ class Scorer:
 
     def __init__(self, data: DatasetInfo, imgsz: int, ev: EvaluateParams, work_dir: Path, task: Task = "detect") -> None:
         self.data, self.imgsz, self.ev, self.work_dir, self.task = data, imgsz, ev, work_dir, task
-        self.sample = preprocess(split_images(data.data_yaml, "val")[0], imgsz)
+        self.sample = val_sample(data, imgsz)
 
     def map50_95(self, artifact: Path, fmt: Format | None = None, work_dir: Path | None = None) -> float:
         """``work_dir``: a folder of the caller's own where validations may run side by side (a fan)."""
@@ -96,6 +98,11 @@ def _accuracy(data_yaml: Path, imgsz: int, ev: EvaluateParams, work_dir: Path, t
     stage named for a format (onnx-int8, openvino-bf16...) is scored at that format's precision."""
     name, artifact = item
     return evaluate_map(artifact, data_yaml, imgsz, ev, work_dir / name, fmt=FORMATS.get(name), task=task)
+
+
+def val_sample(data: DatasetInfo, imgsz: int) -> np.ndarray:
+    """The one val image every latency of a run is timed on, preprocessed at ``imgsz``."""
+    return preprocess(split_images(data.data_yaml, "val")[0], imgsz)
 
 
 def scorer(inp: StepInput, p: Params, size: int | None = None) -> Scorer:

@@ -18,8 +18,10 @@ from pathlib import Path
 
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome
+from edgeslim.dag.source import run_size
 from edgeslim.dag.step import StepInput
-from edgeslim.dag.steps.evaluate import BASELINE, CONTROL, ONNX_FP32, ONNX_INT8, TENSORRT, scorer
+from edgeslim.dag.steps.dataset import dataset_info
+from edgeslim.dag.steps.evaluate import BASELINE, CONTROL, ONNX_FP32, ONNX_INT8, TENSORRT, val_sample
 from edgeslim.evaluate.bootstrap import Interval, PerImage, ratio_intervals
 from edgeslim.gates import map_gate
 from edgeslim.plots import pareto_plot, stage_points
@@ -137,7 +139,7 @@ def _intervals(scored: list[StageResult], ref_name: str, p: Params) -> dict[str,
 
 def time_formats(inp: StepInput, p: Params, shipped: list[dict]) -> Paired:
     """Each shipped artifact on its runtime at its precision, called in turn on one val image."""
-    sample = scorer(inp, p).sample
+    sample = val_sample(dataset_info(inp.outcome("dataset")), run_size(p))
     calls = [runner(open_session(Path(s["artifact"]), FORMATS[s["format"]], p.evaluate.threads), sample) for s in shipped]
     return paired_medians(calls, p.evaluate.latency_runs, p.target.rounds, p.evaluate.latency_warmup)
 
