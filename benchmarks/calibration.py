@@ -47,16 +47,18 @@ def run(args: argparse.Namespace) -> dict:
     p, data, work, weights = subject.p, subject.data, subject.work, subject.weights
     imgsz = p.compress.imgsz
     fp32 = subject.outcomes["export"].artifact(FP32)
+    task = subject.task
 
     def score(artifact: Path) -> float:
-        return evaluate_map(artifact, data.data_yaml, imgsz, p.evaluate, work / "val").map50_95
+        return evaluate_map(artifact, data.data_yaml, imgsz, p.evaluate, work / "val", task=task).map50_95
 
     baseline, fp32_map = score(weights), score(fp32)
     pool = measure_pool(
         split_images(data.data_yaml, "calib_pool"),
-        ModelProbe(fp32, p.calibration.pred_conf, p.calibration.pred_iou, p.evaluate.threads),
+        ModelProbe(fp32, len(data.names), task, p.calibration.pred_conf, p.calibration.pred_iou, p.evaluate.threads),
         imgsz,
         len(data.names),
+        task,
     )
     sizes = args.sizes or sorted({p.calibration.num_images, max(1, p.calibration.num_images // 4)})
     rows = []

@@ -141,7 +141,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     from edgeslim.digest import file_sha256
     from edgeslim.errors import EdgeslimError
     from edgeslim.evaluate.bootstrap import PerImage, ratio_intervals
-    from edgeslim.models.checkpoint import load_checkpoint, save_checkpoint, training_imgsz
+    from edgeslim.models.checkpoint import load_checkpoint, model_task, save_checkpoint, training_imgsz
     from edgeslim.prune.finetune import Teacher, finetune
     from edgeslim.reparam.fuse import fuse_model
     from edgeslim.runtime.cpu import cpu_flags, cpu_model, machine_profile, notable_flags
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     source = save_checkpoint(model, template, work / "reference.pt")  # its EMA weights, no optimizer: what is pruned and scored
     fused, _ = fuse_model(load_checkpoint(source)[1])
     teacher_weights = save_checkpoint(fused, template, work / "teacher.pt")  # the flow's teacher is the fused source
-    score = Scorer(data, imgsz, p.evaluate, work / "val")
+    score = Scorer(data, imgsz, p.evaluate, work / "val", model_task(model))
     print(f"reference: {facts['label']} ({portable_path(weights)}), at {imgsz} px")
     reference = score.stage("reference", source)
 

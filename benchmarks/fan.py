@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> dict:
     if [e.layer for e in on_dask] != [e.layer for e in sequential]:
         raise SystemExit("the Dask sweep ranked the layers differently from the sequential one")
 
-    scorer = Scorer(data, imgsz, p.evaluate, work / "validation")
+    scorer = Scorer(data, imgsz, p.evaluate, work / "validation", subject.task)
     rows = [(BASELINE, weights, None), (FUSED, fused, None), (ONNX_FP32, fp32, None), (ONNX_INT8, int8, None)]
     _, eval_seq_s = _timed(lambda: scorer.stages(rows, fused))
     _, eval_dask_s = _timed(lambda: scorer.stages(rows, fused, fan))

@@ -10,6 +10,7 @@ from pathlib import Path
 from edgeslim.config import Params, load_params
 from edgeslim.dag.outcome import Outcome
 from edgeslim.data.synthetic import DatasetInfo
+from edgeslim.data.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class Unpruned:
     data: DatasetInfo
     work: Path  # this benchmark run's folder
     weights: Path  # the source checkpoint
+    task: Task  # the source's, which every validation is scored as
     outcomes: dict[str, Outcome]  # dataset ... export, pruning off
 
 
@@ -29,7 +31,7 @@ def unpruned_export(args: argparse.Namespace, run_name: str) -> Unpruned:
     from edgeslim.dag.layout import Layout
     from edgeslim.dag.registry import DATASET, through
     from edgeslim.dag.run import run_steps
-    from edgeslim.dag.source import bind_source
+    from edgeslim.dag.source import bind_source, source_outcome
     from edgeslim.dag.step import SOURCE
 
     p = load_params(args.params, [*args.set, "prune.enabled=false"])
@@ -37,7 +39,7 @@ def unpruned_export(args: argparse.Namespace, run_name: str) -> Unpruned:
     data = workspace.dataset(p)
     work = workspace.new_run_dir(p, run_name)
     weights = args.weights or registered_subject(_tracking_uri(p), args.model or p.model_name, p, work / "source").weights
-    p, _ = bind_source(p, weights)
-    source = {SOURCE: Outcome(SOURCE, artifacts={SOURCE: weights})}
+    p, facts = bind_source(p, weights)
+    source = {SOURCE: source_outcome(weights, facts, step=SOURCE)}
     outcomes = run_steps((DATASET, *through("export")), p, Layout(work, datasets=workspace.datasets_dir(p)), source)
-    return Unpruned(p, data, work, weights, outcomes)
+    return Unpruned(p, data, work, weights, facts["task"], outcomes)

@@ -44,14 +44,14 @@ def setup(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
     )
     data = generate_dataset(p.dataset, tmp / "data", progress=False)
     fp32 = export_onnx(tiny_checkpoint, IMGSZ, p.export.opset, tmp / "fp32.onnx")
-    probe = ModelProbe(fp32, p.calibration.pred_conf, p.calibration.pred_iou, p.evaluate.threads)
+    probe = ModelProbe(fp32, len(data.names), "detect", p.calibration.pred_conf, p.calibration.pred_iou, p.evaluate.threads)
     pool = data.root / "images" / "calib_pool"
     return p, data, fp32, probe, pool, tmp
 
 
 def test_curated_set_covers_every_stratum_and_class(setup):
     p, data, fp32, _, pool, tmp = setup
-    cs = build_calibration_set(pool, fp32, IMGSZ, data.names, p.calibration, tmp / "curated", p.evaluate.threads)
+    cs = build_calibration_set(pool, fp32, IMGSZ, data.names, "detect", p.calibration, tmp / "curated", p.evaluate.threads)
     selected, random = cs.report["coverage"]["selected"], cs.report["coverage"]["random"]
     assert cs.report["objects_from"] == "labels" and len(cs.images) == K == len(set(cs.images))
     assert selected["strata_covered"] == selected["strata_total"] and not selected["missed_strata"]
@@ -76,8 +76,8 @@ def test_curated_set_covers_every_stratum_and_class(setup):
 
 def test_curation_is_deterministic(setup):
     p, data, _, probe, pool, tmp = setup
-    first = select_calibration_set(measure_pool(pool, probe, IMGSZ, len(data.names)), data.names, p.calibration, tmp / "a")
-    second = select_calibration_set(measure_pool(pool, probe, IMGSZ, len(data.names)), data.names, p.calibration, tmp / "b")
+    first = select_calibration_set(measure_pool(pool, probe, IMGSZ, len(data.names), "detect"), data.names, p.calibration, tmp / "a")
+    second = select_calibration_set(measure_pool(pool, probe, IMGSZ, len(data.names), "detect"), data.names, p.calibration, tmp / "b")
     assert first.images == second.images and first.sha256 == second.sha256
     assert json.loads(first.manifest.read_text())["images"] == json.loads(second.manifest.read_text())["images"]
 
@@ -88,7 +88,7 @@ def test_unlabelled_folder_uses_the_models_detections(setup):
     folder.mkdir()
     for image in sorted(pool.glob("*.jpg"))[:K]:
         shutil.copy(image, folder / image.name)
-    measured = measure_pool(folder, probe, IMGSZ, len(data.names))
+    measured = measure_pool(folder, probe, IMGSZ, len(data.names), "detect")
     assert measured.objects_from == "predictions" and len(measured.images) == K
     cs = select_calibration_set(measured, data.names, p.calibration, tmp / "plain")
     assert sorted(cs.images) == sorted(folder.glob("*.jpg"))  # K of K: the whole folder
@@ -99,17 +99,17 @@ def test_empty_unreadable_or_small_pool_is_a_clear_error(setup):
     empty = tmp / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="holds no images"):
-        measure_pool(empty, probe, IMGSZ, len(data.names))
+        measure_pool(empty, probe, IMGSZ, len(data.names), "detect")
     with pytest.raises(DataError, match="does not exist"):
-        measure_pool(tmp / "missing", probe, IMGSZ, len(data.names))
+        measure_pool(tmp / "missing", probe, IMGSZ, len(data.names), "detect")
     broken = tmp / "broken"
     broken.mkdir()
     for i in range(3):
         (broken / f"{i}.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match="none of its 3 image files can be read"):
-        measure_pool(broken, probe, IMGSZ, len(data.names))
+        measure_pool(broken, probe, IMGSZ, len(data.names), "detect")
     shutil.copy(next(pool.glob("*.jpg")), broken / "good.jpg")
-    measured = measure_pool(broken, probe, IMGSZ, len(data.names))
+    measured = measure_pool(broken, probe, IMGSZ, len(data.names), "detect")
     assert len(measured.images) == 1 and len(measured.skipped) == 3
     with pytest.raises(DataError, match=f"calibration wants {K} images but pool .* has only 1 readable"):
         select_calibration_set(measured, data.names, p.calibration, tmp / "small")

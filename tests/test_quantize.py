@@ -20,10 +20,9 @@ from test_e2e import registry_snapshot
 from edgeslim import workspace
 from edgeslim.config import Params, QuantizeParams, load_params
 from edgeslim.dag.layout import Layout
-from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.registry import DATASET, through
 from edgeslim.dag.run import run_steps
-from edgeslim.dag.source import bind_source
+from edgeslim.dag.source import bind_source, source_outcome
 from edgeslim.dag.step import SOURCE
 from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.dataset import dataset_info
@@ -67,11 +66,11 @@ def trained(champion: str, params_file: Path, tmp_path_factory: pytest.TempPathF
     p = load_params(params_file, ["prune.enabled=false"])
     work = tmp_path_factory.mktemp("quantize")
     weights = pull(reg.connect(champion), reg.ModelRef(p.model_name, p.mlflow.source_alias), work / "source").weights
-    p, _ = bind_source(p, weights)
-    source = {SOURCE: Outcome(SOURCE, artifacts={SOURCE: weights})}
+    p, facts = bind_source(p, weights)
+    source = {SOURCE: source_outcome(weights, facts, step=SOURCE)}
     outcomes = run_steps((DATASET, *through("evaluate")), p, Layout(work, datasets=workspace.datasets_dir(p)), source)
     scored = outcomes["evaluate"]
-    score = Scorer(dataset_info(outcomes[DATASET.name]), p.compress.imgsz, p.evaluate, work / "val").map50_95
+    score = Scorer(dataset_info(outcomes[DATASET.name]), p.compress.imgsz, p.evaluate, work / "val", facts["task"]).map50_95
     images = calibration_images(outcomes["calibrate"].artifact("manifest"))
     target = p.gates.min_map_ratio * stage_map(scored, BASELINE)
     return Trained(p, outcomes["export"].artifact("fp32"), images, score, target, stage_map(scored, ONNX_FP32), work)

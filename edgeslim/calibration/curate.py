@@ -19,6 +19,7 @@ from edgeslim.calibration.pool import PoolMeasure, measure_pool
 from edgeslim.calibration.probe import ModelProbe
 from edgeslim.calibration.select import assign_strata, curate, random_picks, strata_keys
 from edgeslim.config import CalibrationParams
+from edgeslim.data.tasks import Task
 from edgeslim.errors import DataError
 
 MANIFEST_NAME = "calibration_manifest.json"
@@ -37,11 +38,18 @@ class CalibrationSet:
 
 
 def build_calibration_set(
-    pool: Path | list[Path], fp32: Path, imgsz: int, class_names: tuple[str, ...], cp: CalibrationParams, out_dir: Path, threads: int
+    pool: Path | list[Path],
+    fp32: Path,
+    imgsz: int,
+    class_names: tuple[str, ...],
+    task: Task,
+    cp: CalibrationParams,
+    out_dir: Path,
+    threads: int,
 ) -> CalibrationSet:
-    """Measure ``pool`` with the FP32 ONNX model and select the calibration set into ``out_dir``."""
-    probe = ModelProbe(fp32, cp.pred_conf, cp.pred_iou, threads)
-    return select_calibration_set(measure_pool(pool, probe, imgsz, len(class_names)), class_names, cp, out_dir)
+    """Measure ``pool`` with the FP32 ONNX ``task`` model and select the calibration set into ``out_dir``."""
+    probe = ModelProbe(fp32, len(class_names), task, cp.pred_conf, cp.pred_iou, threads)
+    return select_calibration_set(measure_pool(pool, probe, imgsz, len(class_names), task), class_names, cp, out_dir)
 
 
 def select_calibration_set(m: PoolMeasure, class_names: tuple[str, ...], cp: CalibrationParams, out_dir: Path) -> CalibrationSet:

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from edgeslim.calibration.probe import ModelProbe
 from edgeslim.calibration.stats import ImageStats, has_labels, image_stats, objects_from_detections, objects_from_labels
 from edgeslim.data.images import list_images, preprocess
+from edgeslim.data.tasks import Task
 from edgeslim.errors import DataError
 
 
@@ -31,7 +32,7 @@ class PoolMeasure:
     skipped: list[str] = field(default_factory=list)  # unreadable files
 
 
-def measure_pool(pool: Path | list[Path], probe: ModelProbe, imgsz: int, nc: int) -> PoolMeasure:
+def measure_pool(pool: Path | list[Path], probe: ModelProbe, imgsz: int, nc: int, task: Task) -> PoolMeasure:
     """Measure an image folder, or the images a data.yaml split lists (``folder`` is then their common one)."""
     candidates = list_images(pool) if isinstance(pool, Path) else pool  # DataError when the folder is missing or holds no images
     if not candidates:
@@ -45,7 +46,7 @@ def measure_pool(pool: Path | list[Path], probe: ModelProbe, imgsz: int, nc: int
             skipped.append(str(path))
             continue
         seen = probe(preprocess(path, imgsz))
-        objects = objects_from_labels(path) if labelled else objects_from_detections(seen.classes, seen.boxes_xywh, imgsz)
+        objects = objects_from_labels(path, task) if labelled else objects_from_detections(seen.classes, seen.boxes_xywh, imgsz)
         images.append(path)
         stats.append(image_stats(image, objects, imgsz, nc))
         embeddings.append(seen.embedding)

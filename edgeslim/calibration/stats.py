@@ -17,6 +17,7 @@ import numpy as np
 
 import edgeslim.ultra  # noqa: F401  (offline ultralytics settings before its import)
 from edgeslim.data.images import label_file
+from edgeslim.data.tasks import Task, label_size
 
 # Statistics that get strata, in report order; ``classes`` is stratified per class instead.
 STAT_NAMES = ("brightness", "contrast", "sharpness", "objects", "object_size")
@@ -24,7 +25,7 @@ STAT_NAMES = ("brightness", "contrast", "sharpness", "objects", "object_size")
 
 @dataclass(frozen=True)
 class Objects:
-    """Objects of one image: class ids and sizes (sqrt of box area as a fraction of the image)."""
+    """Objects of one image: class ids and sizes (sqrt of the object's area as a fraction of the image)."""
 
     classes: tuple[int, ...]
     sizes: tuple[float, ...]
@@ -60,11 +61,11 @@ def has_labels(images: list[Path]) -> bool:
     return folder != images[0].parent and folder.is_dir() and any(folder.glob("*.txt"))
 
 
-def objects_from_labels(image: Path) -> Objects:
-    """Objects of a YOLO label file (``cls cx cy w h``, normalized); no file = no objects."""
+def objects_from_labels(image: Path, task: Task) -> Objects:
+    """Objects of an ultralytics label file in ``task``'s format (normalized); no file = no objects."""
     path = label_file(image)
     rows = [line.split() for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    return Objects(tuple(int(float(r[0])) for r in rows), tuple(float(np.sqrt(float(r[3]) * float(r[4]))) for r in rows))
+    return Objects(tuple(int(float(r[0])) for r in rows), tuple(label_size(r, task) for r in rows))
 
 
 def objects_from_detections(classes: np.ndarray, boxes_xywh: np.ndarray, imgsz: int) -> Objects:

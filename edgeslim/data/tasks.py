@@ -16,6 +16,7 @@ All coordinates are normalised to the image size. Imports neither torch nor ultr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -69,6 +70,16 @@ def label_line(part: Part, size: int, task: Task) -> str:
     if task == "pose":
         return f"{part.cls} {box} " + " ".join(f"{_xy(x, y, size)} {v}" for x, y, v in part.corners)
     return f"{part.cls} " + " ".join(_xy(x, y, size) for x, y in part.outline)
+
+
+def label_size(row: list[str], task: Task) -> float:
+    """An object's size in a label row of ``task``'s format: the square root of its area, as a fraction
+    of the image side (a box's ``w h``; a segment or obb row's polygon, by the shoelace formula)."""
+    if task in ("detect", "pose"):
+        return math.sqrt(float(row[3]) * float(row[4]))
+    xs, ys = [float(v) for v in row[1::2]], [float(v) for v in row[2::2]]
+    area = sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs))) / 2
+    return math.sqrt(abs(area))
 
 
 def data_yaml_extras(task: Task) -> str:

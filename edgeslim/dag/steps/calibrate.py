@@ -10,7 +10,7 @@ from edgeslim.calibration.curate import build_calibration_set
 from edgeslim.config import Params
 from edgeslim.dag.outcome import Outcome, numeric
 from edgeslim.dag.source import run_size
-from edgeslim.dag.step import FP32, StepInput
+from edgeslim.dag.step import FP32, StepInput, source_task
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.data.splits import split_images
 
@@ -19,7 +19,9 @@ def calibrate(inp: StepInput, p: Params) -> Outcome:
     data = dataset_info(inp.outcome("dataset"))
     pool = split_images(data.data_yaml, "calib_pool")
     fp32 = inp.latest(FP32)
-    cs = build_calibration_set(pool, fp32, run_size(p), data.names, p.calibration, inp.layout.calibration_dir(), p.evaluate.threads)
+    cs = build_calibration_set(
+        pool, fp32, run_size(p), data.names, source_task(inp), p.calibration, inp.layout.calibration_dir(), p.evaluate.threads
+    )
     r = cs.report
     print(
         f"calibration set ({r['method']}): {r['images']} of {r['pool_images']} pool images, objects from {r['objects_from']}; "

@@ -51,7 +51,7 @@ Row = tuple[str, Path, str | None]  # stage name, artifact, the gate its figure 
 class Scorer:
     """Scores artifacts of one run: same data, image size, validator settings and latency sample."""
 
-    def __init__(self, data: DatasetInfo, imgsz: int, ev: EvaluateParams, work_dir: Path, task: Task = "detect") -> None:
+    def __init__(self, data: DatasetInfo, imgsz: int, ev: EvaluateParams, work_dir: Path, task: Task) -> None:
         self.data, self.imgsz, self.ev, self.work_dir, self.task = data, imgsz, ev, work_dir, task
         self.sample = val_sample(data, imgsz)
 
