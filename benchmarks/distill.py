@@ -138,6 +138,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     from edgeslim.dag.steps.evaluate import Scorer
     from edgeslim.data.images import preprocess_batch
     from edgeslim.data.splits import split_images
+    from edgeslim.data.tasks import scoring
     from edgeslim.digest import file_sha256
     from edgeslim.errors import EdgeslimError
     from edgeslim.evaluate.bootstrap import PerImage, ratio_intervals
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     source = save_checkpoint(model, template, work / "reference.pt")  # its EMA weights, no optimizer: what is pruned and scored
     fused, _ = fuse_model(load_checkpoint(source)[1])
     teacher_weights = save_checkpoint(fused, template, work / "teacher.pt")  # the flow's teacher is the fused source
-    score = Scorer(data, imgsz, p.evaluate, work / "val", model_task(model))
+    score = Scorer(data, imgsz, p.evaluate, work / "val", scoring(model_task(model), p.gates.metric))
     print(f"reference: {facts['label']} ({portable_path(weights)}), at {imgsz} px")
     reference = score.stage("reference", source)
 

@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> dict:
     from edgeslim.dag.step import FP32
     from edgeslim.dag.steps.evaluate import BASELINE, FUSED, ONNX_FP32, ONNX_INT8, Scorer
     from edgeslim.data.splits import split_images
+    from edgeslim.data.tasks import scoring
     from edgeslim.quantize.ort_int8 import OrtQuantizer
     from edgeslim.quantize.sensitivity import rank_layers
     from tasks.fan import dask_fan
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> dict:
     if [e.layer for e in on_dask] != [e.layer for e in sequential]:
         raise SystemExit("the Dask sweep ranked the layers differently from the sequential one")
 
-    scorer = Scorer(data, imgsz, p.evaluate, work / "validation", subject.task)
+    scorer = Scorer(data, imgsz, p.evaluate, work / "validation", scoring(subject.task, p.gates.metric))
     rows = [(BASELINE, weights, None), (FUSED, fused, None), (ONNX_FP32, fp32, None), (ONNX_INT8, int8, None)]
     _, eval_seq_s = _timed(lambda: scorer.stages(rows, fused))
     _, eval_dask_s = _timed(lambda: scorer.stages(rows, fused, fan))

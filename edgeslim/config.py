@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edgeslim.data.tasks import Task
+from edgeslim.data.tasks import Metric, Task
 from edgeslim.errors import EdgeslimError
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -387,6 +387,7 @@ class GateParams(_Section):
     min_map_ratio: Annotated[float, Field(gt=0)]
     reference: Literal["baseline", "control"]  # what every mAP ratio (and the gate) is a share of
     confidence: Literal["point", "lower"]  # point: the ratio itself must clear min_map_ratio; lower: its interval's low end
+    metric: Metric | None  # which of the validator's mAP50-95 the gates compare; None: the source task's primary
     bootstrap: BootstrapParams
 
 

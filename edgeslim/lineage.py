@@ -10,6 +10,8 @@ from edgeslim.gates import Gate
 TAG_PREFIX = "edgeslim."
 RUN_ID_TAG = f"{TAG_PREFIX}run_id"  # on an edge version: the compress run that published it
 PUBLISH_KEY_TAG = f"{TAG_PREFIX}publish_key"  # same key = same source version, params and data
+TASK_TAG = f"{TAG_PREFIX}task"  # the model's ultralytics task (detect, segment, pose, obb)
+METRIC_TAG = f"{TAG_PREFIX}metric"  # which mAP the run's figures and gates are (``mask mAP50-95``)
 
 
 def git_sha() -> str:

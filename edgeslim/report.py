@@ -19,6 +19,7 @@ class StageResult:
     artifact: str
     map50_95: float | None = None
     map50: float | None = None
+    box_map50_95: float | None = None  # the boxes' mAP beside a mask or pose map50_95 (None: map50_95 is the box mAP)
     map_ratio: float | None = None
     size_bytes: int | None = None
     latency_ms: float | None = None
@@ -79,9 +80,12 @@ class Report:
 
         reference = self.details.get("reference", {}).get("stage", "baseline")
         ci_header = " (bootstrap CI)" if any(s.map_ratio_ci for s in self.stages) else ""
+        label = metric_label(self.details)
+        boxes = any(s.box_map50_95 is not None for s in self.stages)
         rows = [
-            f"| stage | mAP50-95 | mAP50 | % of {reference}{ci_header} | size | MMACs | params M | CPU latency ms | gate |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"| stage | {label} | mAP50 |{' box mAP50-95 |' if boxes else ''} % of {reference}{ci_header} | size | MMACs | params M "
+            "| CPU latency ms | gate |",
+            "|---|---|---|---|---|---|---|---|---|" + ("---|" if boxes else ""),
         ]
         for s in self.stages:
             gate = self.gates.get(s.gate) if s.gate else None
@@ -90,8 +94,10 @@ class Report:
             pct = "—" if s.map_ratio is None else f"{100 * s.map_ratio:.1f}%" + _ci(s.map_ratio_ci)
             macs = fmt(None if s.macs is None else s.macs / 1e6, ".1f")
             params = fmt(None if s.params is None else s.params / 1e6, ".3f")
+            box = f" {fmt(s.box_map50_95, '.4f')} |" if boxes else ""
             rows.append(
-                f"| {s.name} | {fmt(s.map50_95, '.4f')} | {fmt(s.map50, '.4f')} | {pct} | {size} | {macs} | {params} | {fmt(s.latency_ms, '.2f')} | {verdict} |"
+                f"| {s.name} | {fmt(s.map50_95, '.4f')} | {fmt(s.map50, '.4f')} |{box}"
+                f" {pct} | {size} | {macs} | {params} | {fmt(s.latency_ms, '.2f')} | {verdict} |"
             )
         lines = [
             f"### edgeslim compress: `{self.model}` version {self.source_version}",
@@ -116,6 +122,12 @@ class Report:
             else "**Published**: nothing (registry unchanged)",
         ]
         return "\n".join(lines) + "\n"
+
+
+def metric_label(details: dict) -> str:
+    """What the run's mAP figures are (``mask mAP50-95``), from the evaluate step's ``metric`` detail;
+    plain ``mAP50-95`` for a report of a run that scored nothing."""
+    return details.get("metric", {}).get("label", "mAP50-95")
 
 
 def _ci(ci: tuple[float, float] | list[float] | None) -> str:

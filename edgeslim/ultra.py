@@ -1,9 +1,9 @@
-"""The one door to ultralytics: offline settings first, then the import.
+"""The one door to ultralytics' settings: no auto-logging, NMS that ignores the clock.
 
-Why a module of its own: ultralytics reads its settings and environment at import time, tries to
-download fonts and weights, and auto-logs to MLflow when mlflow is installed. edgeslim runs where
-nothing can be downloaded and logs to MLflow itself (one parent run, nested stage runs), so every
-import of ultralytics in the project goes through here, after these settings are in place.
+Why a module of its own: ultralytics auto-logs to MLflow when mlflow is installed, and edgeslim logs to
+MLflow itself (one parent run, nested stage runs). Its environment (offline, quiet) must be in place
+before ultralytics is first imported, so the package's ``__init__`` sets it; what can only be set on
+the imported library is set here.
 """
 
 from __future__ import annotations
@@ -13,12 +13,7 @@ import os
 from functools import partial
 from pathlib import Path
 
-_CONFIG_DIR = Path(os.environ.get("YOLO_CONFIG_DIR", Path.home() / ".config" / "edgeslim-ultralytics"))
-os.environ.setdefault("YOLO_CONFIG_DIR", str(_CONFIG_DIR))
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "0")
-os.environ.setdefault("YOLO_VERBOSE", "False")
-_CONFIG_DIR.mkdir(parents=True, exist_ok=True)
+Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)  # the package's __init__ named it
 
 import ultralytics  # noqa: E402
 from ultralytics import YOLO  # noqa: E402

@@ -107,7 +107,9 @@ def _finish(run: Run, outcomes: Mapping[str, Outcome]) -> dict:
     fleet, write report.json; a failed gate (or channel) raises after the report is on record."""
     p, layout = bound_by(run.p, outcomes), run.layout  # with what the search chose: the params the run's steps really ran with
     report = build_report(run.source.name, run.source.version, outcomes)
-    lineage = lineage_tags(p, run.source, outcomes[DATASET.name].details["dataset"]["sha256"], _calibration_sha(outcomes))
+    lineage = lineage_tags(
+        p, run.source, outcomes[DATASET.name].details["dataset"]["sha256"], _calibration_sha(outcomes), _metric(outcomes)
+    )
     shipped = outcomes["gates"].details["target"]["shipped"] if report.passed else []
     edge = tuple((s["format"], Path(s["artifact"])) for s in shipped)
     example = calibration_images(outcomes["calibrate"].artifact("manifest"))[:1] if edge else []  # a gate passed only after calibrate
@@ -144,6 +146,12 @@ def _with_publication(report: Report, publication: Publication, seconds: float) 
     return replace(
         report, published=publication.published, details={**report.details, **links}, timings={**report.timings, "publish": seconds}
     )
+
+
+def _metric(outcomes: Mapping[str, Outcome]) -> dict[str, str]:
+    """What the run's mAP figures are (the evaluate step's facts), empty when a gate stopped it before."""
+    evaluate = outcomes.get("evaluate")
+    return evaluate.details.get("metric", {}) if evaluate and evaluate.skipped is None else {}
 
 
 def _calibration_sha(outcomes: Mapping[str, Outcome]) -> str | None:

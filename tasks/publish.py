@@ -15,12 +15,12 @@ from prefect.runtime import flow_run
 from edgeslim.config import Params
 from edgeslim.dag.layout import Layout
 from edgeslim.errors import RegistryError
-from edgeslim.lineage import PUBLISH_KEY_TAG, RUN_ID_TAG, gate_tags, git_sha, tags
-from edgeslim.plots import Point, pareto_plot, stage_points
+from edgeslim.lineage import METRIC_TAG, PUBLISH_KEY_TAG, RUN_ID_TAG, TASK_TAG, gate_tags, git_sha, tags
+from edgeslim.plots import Point, map_ylabel, pareto_plot, stage_points
 from edgeslim.registry import mlflow_registry as reg
 from edgeslim.registry.lock import registry_lock
 from edgeslim.registry.tracking import StepRecord, experiment_id, log_batch, log_step, run_url
-from edgeslim.report import Report
+from edgeslim.report import Report, metric_label
 from tasks.step import step
 
 NOTE_TAG = "mlflow.note.content"  # MLflow renders this markdown as the run's description
@@ -87,7 +87,7 @@ def _plot(report: Report, previous: Point | None, out: Path) -> Path | None:
     if not points:
         return None
     title = f"{report.model} v{report.source_version}: accuracy vs latency (marker area = file size)"
-    return pareto_plot(points, title, out, reference=previous)
+    return pareto_plot(points, title, out, reference=previous, ylabel=map_ylabel(metric_label(report.details)))
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,7 @@ def _record_and_publish(client: mlflow.MlflowClient, tracking_uri: str, p: Param
         for k, v in {
             "map50_95": s.map50_95,
             "map50": s.map50,
+            "box_map50_95": s.box_map50_95,
             "map_ratio": s.map_ratio,
             "size_bytes": s.size_bytes,
             "latency_ms": s.latency_ms,
@@ -159,7 +160,8 @@ def _record_and_publish(client: mlflow.MlflowClient, tracking_uri: str, p: Param
         if v is not None
     }
     gate_metrics = {f"gate.{k}": g.value for k, g in report.gates.items()}
-    log_batch(client, run_id, reg.flat_params(p.model_dump(mode="json")), {**stage_metrics, **gate_metrics})
+    named = {k: sub.lineage[k] for k in (TASK_TAG, METRIC_TAG) if k in sub.lineage}  # which mAP ``<stage>.map50_95`` is
+    log_batch(client, run_id, reg.flat_params(p.model_dump(mode="json")), {**stage_metrics, **gate_metrics}, named)
     for record in sub.steps:
         log_step(client, exp_id, run_id, record)
     plot = _plot(report, _previous_candidate(client, p), layout.pareto_png())
@@ -206,8 +208,14 @@ def _register(client: mlflow.MlflowClient, p: Params, sub: Submission, run_id: s
         return published
 
 
-def lineage_tags(p: Params, source: reg.PulledModel, dataset_sha: str, calibration_sha: str | None) -> dict[str, str]:
+def lineage_tags(
+    p: Params, source: reg.PulledModel, dataset_sha: str, calibration_sha: str | None, metric: dict[str, str]
+) -> dict[str, str]:
+    """Where the version came from, and what it is scored as (``metric``: the evaluate step's facts; empty
+    when the run stopped before scoring)."""
     return tags(
+        task=metric.get("task"),
+        metric=metric.get("label"),
         source_model=source.name,
         source_version=source.version,
         source_run_id=source.run_id,

@@ -252,13 +252,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Order and group the work for pytest-xdist (``--dist loadgroup``, queue kept in this order).
 
     A test module is one unit (its module fixtures are built once), except that the tests of the
-    session's demo run (``published``) form one unit, so that one worker runs the demo. Modules that
+    session's demo run (``published``) form one unit, so that one worker runs the demo, and a test
+    marked ``own_unit`` (a whole flow of its own) is a unit by itself, so that both workers share them. Modules that
     need no champion come first: they keep both workers busy while the champion trains. Among the rest,
     the demo's unit and then the modules marked ``long`` go first, so that neither ends the run alone."""
     champion_modules = {item.path for item in items if "champion" in item.fixturenames}
     long_modules = {item.path for item in items if item.get_closest_marker("long")}
     for item in items:
-        item.add_marker(pytest.mark.xdist_group("published" if "published" in item.fixturenames else item.path.name))
+        unit = item.nodeid if item.get_closest_marker("own_unit") else item.path.name
+        item.add_marker(pytest.mark.xdist_group("published" if "published" in item.fixturenames else unit))
     order = {id(item): i for i, item in enumerate(items)}
     items.sort(key=lambda it: (it.path in champion_modules, "published" not in it.fixturenames, it.path not in long_modules, order[id(it)]))
 

@@ -82,6 +82,7 @@ def test_expiry_and_malformed_fields():
         ("expires_at", body["issued_at"], "expires before"),
         ("schema", 2, "schema"),
         ("expires_at", "tomorrow", "ISO 8601"),
+        ("task", "classify", "task 'classify'"),
     ):
         with pytest.raises(ManifestError, match=message):
             Manifest.from_dict({**body, field: value})
@@ -92,6 +93,8 @@ def test_expiry_and_malformed_fields():
     assert ok.artifacts[0].requirements["compute_capability"] == "8.7"
     with pytest.raises(ManifestError, match="uri"):
         Manifest.from_dict({**body, "artifacts": [{**body["artifacts"][0], "uri": "file:///etc/passwd"}]})
+    assert Manifest.from_dict({**body, "task": "segment"}).task == "segment"  # what the outputs are, for the app on the device
+    assert Manifest.from_dict({k: v for k, v in body.items() if k != "task"}).task == "detect"  # a manifest from before tasks
 
 
 def test_signing_key_comes_from_params_or_env_and_errors_never_show_it(tmp_path: Path, monkeypatch):

@@ -27,6 +27,7 @@ from edgeslim.dag.step import SOURCE
 from edgeslim.dag.steps.calibrate import calibration_images
 from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.dag.steps.evaluate import BASELINE, ONNX_FP32, Scorer, stage_map
+from edgeslim.data.tasks import scoring
 from edgeslim.quantize.fallback import quantize_with_fallback
 from edgeslim.quantize.ort_int8 import OrtQuantizer
 from edgeslim.quantize.sensitivity import DECODE_SUFFIX
@@ -70,7 +71,9 @@ def trained(champion: str, params_file: Path, tmp_path_factory: pytest.TempPathF
     source = {SOURCE: source_outcome(weights, facts, step=SOURCE)}
     outcomes = run_steps((DATASET, *through("evaluate")), p, Layout(work, datasets=workspace.datasets_dir(p)), source)
     scored = outcomes["evaluate"]
-    score = Scorer(dataset_info(outcomes[DATASET.name]), p.compress.imgsz, p.evaluate, work / "val", facts["task"]).map50_95
+    score = Scorer(
+        dataset_info(outcomes[DATASET.name]), p.compress.imgsz, p.evaluate, work / "val", scoring(facts["task"], p.gates.metric)
+    ).map50_95
     images = calibration_images(outcomes["calibrate"].artifact("manifest"))
     target = p.gates.min_map_ratio * stage_map(scored, BASELINE)
     return Trained(p, outcomes["export"].artifact("fp32"), images, score, target, stage_map(scored, ONNX_FP32), work)

@@ -127,6 +127,9 @@ def test_the_task_metric_is_ultralytics_own_and_its_interval_starts_from_it(task
     )  # fmt: skip
     primary = getattr(theirs, {"segment": "seg", "pose": "pose", "obb": "box"}[task])
     assert ours.map50_95 == pytest.approx(primary.map) and ours.box_map50_95 == pytest.approx(theirs.box.map)
+    boxes = evaluate_map(result.weights, data.data_yaml, size, p.evaluate, tmp_path / "boxes", task=task, metric="box")  # gates.metric=box
+    assert boxes.map50_95 == pytest.approx(theirs.box.map)
+    assert PerImage.load(boxes.per_image).scorer().map50_95() == pytest.approx(theirs.box.map, abs=1e-9)
     assert ours.map50_95 > 0, "the model learned something: the figures compared are not zeros"
     assert PerImage.load(ours.per_image).scorer().map50_95() == pytest.approx(ours.map50_95, abs=1e-9)
 
@@ -196,6 +199,23 @@ def test_a_model_its_data_cannot_train_or_score_is_one_clear_error(model_task, d
     suited = generate_dataset(p.dataset, tmp_path / "suited", progress=False, task=model_task)
     if nc == len(suited.names) and (kpt_shape or (4, 3)) == (4, 3):
         check_against_data(facts, suited, "the model")
+
+
+def test_gates_metric_names_one_of_the_tasks_maps_and_a_foreign_one_is_refused(tmp_path: Path):
+    """``gates.metric``: null is the task's primary; box is there for every task; a mask mAP of a
+    pose model is one clear error when the source is read, before anything is compressed."""
+    from edgeslim.dag.source import checked_source_facts
+    from edgeslim.data.tasks import scoring
+    from edgeslim.errors import CheckpointError
+
+    assert [scoring(t, None).label for t in ("detect", "segment", "pose", "obb")] == [
+        "box mAP50-95", "mask mAP50-95", "pose mAP50-95", "OBB mAP50-95",
+    ]  # fmt: skip
+    assert scoring("segment", "box").key == "metrics/mAP50-95(B)" and scoring("pose", None).key == "metrics/mAP50-95(P)"
+    p = load_params(REPO / "params.yaml", ["compress.imgsz=64", "gates.metric=mask"])
+    assert checked_source_facts(_saved("segment", 6, tmp_path), p)["task"] == "segment"
+    with pytest.raises(CheckpointError, match=r"gates.metric mask: a pose model is scored on pose or box mAP only"):
+        checked_source_facts(_saved("pose", 5, tmp_path, (4, 3)), p)
 
 
 @pytest.mark.parametrize("task", OTHER_TASKS)
@@ -271,3 +291,31 @@ def test_calibration_reads_a_tasks_labels_and_predictions(task: str, trained, tm
     assert (np.concatenate([s.boxes_xywh[:, 2:4] for s in seen]) > 0).all()  # widths and heights, whatever the box kind
     labelled = measure_pool(images, probe, size, nc, task)
     assert labelled.objects_from == "labels" and all(0 < s.object_size < 1 for s in labelled.stats if s.objects)
+
+
+@pytest.mark.parametrize("task", OTHER_TASKS)
+def test_int8_keeps_each_tasks_decode_float_and_quantizes_its_learned_convs(task: str, trained, tmp_path: Path):
+    """quantize.keep_float=decode on a task head: the ops that mix scales stay float (the output's
+    concat of boxes, scores and mask coefficients; keypoint decode; the angle's sigmoid and the
+    rotation's cos/sin), while the learned convs of the task's own branch (cv4, a segment model's
+    protos) quantize like the box and class branches."""
+    import onnx
+
+    from edgeslim.export.onnx_export import export_onnx
+    from edgeslim.quantize.head import decode_nodes, head_nodes
+
+    p, _, result = trained(task)
+    model = onnx.load(str(export_onnx(result.weights, p.baseline.imgsz, p.export.opset, tmp_path / f"{task}.onnx", task=task)))
+    decode, head = set(decode_nodes(model)), set(head_nodes(model))
+    produced_by = {out: node for node in model.graph.node for out in node.output}
+    assert produced_by[model.graph.output[0].name].name in decode  # output0: boxes, scores and the task's rows, joined
+    own = [n for n in model.graph.node if n.name in head and n.op_type == "Conv" and "/cv4." in n.name]
+    assert own and not any(n.name in decode for n in own)
+    ops = {n.op_type for n in model.graph.node if n.name in decode}
+    if task == "obb":
+        assert {"Cos", "Sin", "Sigmoid"} <= ops
+    if task == "pose":
+        assert sum(n.op_type == "Sigmoid" for n in model.graph.node if n.name in decode) == 2  # class scores and keypoint visibility
+    if task == "segment":
+        proto = [n for n in model.graph.node if n.name in head and "/proto/" in n.name and n.op_type == "Conv"]
+        assert proto and not any(n.name in decode for n in proto)

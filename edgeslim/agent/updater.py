@@ -116,8 +116,8 @@ class Updater:
             self.store.roll_back()
             return self._fail(ROLLED_BACK, m, f"health check failed: {health.reason}", latency_ms=latency, golden_error=error)
         self.store.commit()
-        self.log(f"active: {m.model} v{m.version} (sequence {m.sequence}), smoke test {health.latency_ms:.1f} ms")
-        self.report(ACTIVE, m.sequence, m.version, self._active(), latency_ms=latency, golden_error=error)
+        self.log(f"active: {m.model} v{m.version} ({m.task}, sequence {m.sequence}), smoke test {health.latency_ms:.1f} ms")
+        self.report(ACTIVE, m.sequence, m.version, self._active(), latency_ms=latency, golden_error=error, task=m.task)
         return ACTIVE
 
     def _fetch(self, artifact: Artifact) -> Downloaded:

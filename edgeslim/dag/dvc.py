@@ -93,6 +93,11 @@ def code_deps(step: Step) -> list[str]:
     return [step.module, *(f"{m.replace('.', '/')}.py" for m in helpers if m != step.body.__module__), *step.code]
 
 
+def tracked_params(keys: list[str]) -> list[str]:
+    """``keys`` without those a listed section already covers (``gates`` holds ``gates.metric``)."""
+    return [k for k in keys if not any(k.startswith(f"{other}.") for other in keys)]
+
+
 def dvc_yaml(p: Params) -> str:
     """dvc.yaml as the registry declares it."""
     base = Path(p.workspace) / DVC_DIR
@@ -102,7 +107,7 @@ def dvc_yaml(p: Params) -> str:
             "desc": step.summary,
             "cmd": f"python -m edgeslim.cli stage {step.name}",
             "deps": [str(base / n) for n in step.needs] + code_deps(step),
-            "params": [*step.reads, *([SOURCE_PARAM] if step is BASELINE else [])],
+            "params": tracked_params([*step.reads, *([SOURCE_PARAM] if step is BASELINE else [])]),
             "outs": [str(base / step.name)],
             "metrics": [{str(base / "metrics" / f"{step.name}.json"): {"cache": False}}],
         }

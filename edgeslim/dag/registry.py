@@ -37,7 +37,7 @@ _PRUNING = (*(f"prune.{k}" for k in ("enabled", "importance", "target_macs_reduc
             "export.opset", "evaluate.threads")
 _EQUIVALENCE_IMAGES = ("fuse.equivalence_images", "compress.imgsz")
 _RUN_SIZE = ("compress.imgsz", "compress.input_size")  # the source's size and the compressed model's (dag/source.py run_size)
-_VALIDATOR = ("evaluate", *_RUN_SIZE)
+_VALIDATOR = ("evaluate", "gates.metric", *_RUN_SIZE)  # the validator settings, what it scores (gates.metric) and at what size
 # What scoring an artifact calls (the evaluate steps' Scorer).
 _SCORING = ("edgeslim/evaluate", "edgeslim/runtime", "edgeslim/prune/structured.py", "edgeslim/models", "edgeslim/data", "edgeslim/report.py")
 

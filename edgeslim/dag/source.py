@@ -22,6 +22,7 @@ from edgeslim.dag.outcome import Outcome
 from edgeslim.dag.step import FP32, SOURCE
 from edgeslim.data.label_kind import check_task_against_labels, label_kind
 from edgeslim.data.synthetic import DatasetInfo
+from edgeslim.data.tasks import scoring
 from edgeslim.errors import CheckpointError
 from edgeslim.evaluate.convergence import convergence, fitness_history
 from edgeslim.models.checkpoint import class_names, keypoint_shape, read_checkpoint, training_imgsz
@@ -84,9 +85,11 @@ def _onnx_source(weights: Path, requested: int | None) -> tuple[int, int | None,
 
 
 def checked_source_facts(weights: Path, p: Params) -> Facts:
-    """:func:`source_facts` for a compress run's params, ``compress.input_size`` checked against them."""
+    """:func:`source_facts` for a compress run's params, ``compress.input_size`` and ``gates.metric``
+    checked against them (before any step works on the model)."""
     facts = source_facts(weights, p.compress.imgsz, p.compress.convergence)
     check_input_size(p.compress.input_size, facts)
+    scoring(facts["task"], p.gates.metric)
     return facts
 
 

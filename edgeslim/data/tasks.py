@@ -20,12 +20,17 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from edgeslim.errors import CheckpointError
+
 Task = Literal["detect", "segment", "pose", "obb"]
 TASKS: tuple[Task, ...] = ("detect", "segment", "pose", "obb")
 YAML_SUFFIX = {"segment": "seg", "pose": "pose", "obb": "obb"}  # ultralytics' model yamls: yolov8-seg.yaml, ...
-METRIC_SUFFIX = {"detect": "B", "segment": "M", "pose": "P", "obb": "B"}  # the task's primary metric: metrics/mAP50-95(M)
-METRIC_RESULTS = {"detect": "box", "segment": "seg", "pose": "pose", "obb": "box"}  # where the validator's results hold it
-METRIC_MATCHES = {"detect": "tp", "segment": "tp_m", "pose": "tp_p", "obb": "tp"}  # the per-prediction matches it counts
+
+Metric = Literal["box", "mask", "pose"]  # which of the validator's mAPs: gates.metric
+METRICS: dict[Task, tuple[Metric, ...]] = {"detect": ("box",), "segment": ("mask", "box"), "pose": ("pose", "box"), "obb": ("box",)}
+METRIC_SUFFIX = {"box": "B", "mask": "M", "pose": "P"}  # ultralytics' key for it: metrics/mAP50-95(M)
+METRIC_RESULTS = {"box": "box", "mask": "seg", "pose": "pose"}  # where the validator's results hold it
+METRIC_MATCHES = {"box": "tp", "mask": "tp_m", "pose": "tp_p"}  # the per-prediction matches it counts
 KPT_SHAPE = (4, 3)  # pose: each part's corners (top-left, top-right, bottom-right, bottom-left), x y visibility
 FLIP_IDX = (1, 0, 3, 2)  # a horizontal flip swaps the left and right corners
 VISIBLE, HIDDEN = 2, 1  # ultralytics' keypoint visibility: labelled and visible, labelled but covered
@@ -54,7 +59,36 @@ def a_model(task: str) -> str:
 
 def metric_key(task: Task, which: str = "mAP50-95") -> str:
     """The key ultralytics' trainer and validator report the task's primary metric under."""
-    return f"metrics/{which}({METRIC_SUFFIX[task]})"
+    return f"metrics/{which}({METRIC_SUFFIX[METRICS[task][0]]})"
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What a run's validations are scored as: the source's task, and the one of its metrics the
+    gates compare (``gates.metric``; null: the task's primary, which ultralytics' own trainer and
+    results lead with)."""
+
+    task: Task
+    metric: Metric
+
+    @property
+    def label(self) -> str:
+        """The metric as the report, the plots and MLflow name it: ``mask mAP50-95``, ``OBB mAP50-95``."""
+        return f"{'OBB' if self.task == 'obb' else self.metric} mAP50-95"
+
+    @property
+    def key(self) -> str:
+        """ultralytics' own key for it (``metrics/mAP50-95(M)``), as its trainer and results.csv write it."""
+        return f"metrics/mAP50-95({METRIC_SUFFIX[self.metric]})"
+
+
+def scoring(task: Task, metric: Metric | None) -> Scoring:
+    """The scoring of a ``task`` model on ``metric`` (None: the task's primary), or one clear error
+    for a metric the task has none of (a mask mAP of a detector)."""
+    chosen = metric or METRICS[task][0]
+    if chosen not in METRICS[task]:
+        raise CheckpointError(f"gates.metric {chosen}: {a_model(task)} is scored on {' or '.join(METRICS[task])} mAP only")
+    return Scoring(task, chosen)
 
 
 def _xy(x: float, y: float, size: int) -> str:

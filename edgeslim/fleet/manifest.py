@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from edgeslim.data.tasks import TASKS
 from edgeslim.errors import ManifestError
 from edgeslim.runtime.formats import FORMATS, OPENVINO
 
@@ -117,6 +118,7 @@ class Manifest:
     key_id: str
     artifacts: tuple[Artifact, ...]
     lineage: dict[str, str] = field(default_factory=dict)
+    task: str = "detect"  # what the outputs are (detect, segment, pose, obb): an app reads masks or keypoints by it
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,6 +142,8 @@ class Manifest:
             raise ManifestError("manifest sequence must be a positive integer")
         if not manifest.artifacts:
             raise ManifestError("manifest lists no artifact")
+        if manifest.task not in TASKS:
+            raise ManifestError(f"manifest task {manifest.task!r} is none of {', '.join(TASKS)}")
         if parse_time(manifest.expires_at, "expires_at") <= parse_time(manifest.issued_at, "issued_at"):
             raise ManifestError("manifest expires before it was issued")
         return manifest

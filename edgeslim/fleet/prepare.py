@@ -21,7 +21,7 @@ from edgeslim.fleet import onnx_info
 from edgeslim.fleet.golden import write_golden
 from edgeslim.fleet.manifest import Artifact, Manifest, utc_iso
 from edgeslim.fleet.store import FleetStore
-from edgeslim.lineage import TAG_PREFIX
+from edgeslim.lineage import TAG_PREFIX, TASK_TAG
 from edgeslim.runtime.formats import IR_SUFFIX
 
 # Version tags copied into the manifest so a device can tell where its model came from.
@@ -34,6 +34,7 @@ LINEAGE_KEYS = (
     "params_hash",
     "dataset_sha256",
     "calibration_sha256",
+    "metric",
 )
 
 
@@ -69,6 +70,7 @@ def _manifest(p: Params, model: str, version: str, sequence: int, tags: dict[str
         key_id="",
         artifacts=artifacts,
         lineage={k: tags[f"{TAG_PREFIX}{k}"] for k in LINEAGE_KEYS if f"{TAG_PREFIX}{k}" in tags},
+        task=tags.get(TASK_TAG, "detect"),  # a version published before tasks were tagged is a detector
     )
 
 

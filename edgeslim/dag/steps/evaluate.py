@@ -24,7 +24,7 @@ from edgeslim.dag.steps.export import exported_from
 from edgeslim.data.images import preprocess
 from edgeslim.data.splits import split_images
 from edgeslim.data.synthetic import DatasetInfo
-from edgeslim.data.tasks import Task
+from edgeslim.data.tasks import Scoring, scoring
 from edgeslim.evaluate.accuracy import Accuracy, evaluate_map
 from edgeslim.evaluate.latency import latency_ms
 from edgeslim.models.checkpoint import load_checkpoint
@@ -51,13 +51,22 @@ Row = tuple[str, Path, str | None]  # stage name, artifact, the gate its figure 
 class Scorer:
     """Scores artifacts of one run: same data, image size, validator settings and latency sample."""
 
-    def __init__(self, data: DatasetInfo, imgsz: int, ev: EvaluateParams, work_dir: Path, task: Task) -> None:
-        self.data, self.imgsz, self.ev, self.work_dir, self.task = data, imgsz, ev, work_dir, task
+    def __init__(self, data: DatasetInfo, imgsz: int, ev: EvaluateParams, work_dir: Path, scored: Scoring) -> None:
+        self.data, self.imgsz, self.ev, self.work_dir, self.scored = data, imgsz, ev, work_dir, scored
         self.sample = val_sample(data, imgsz)
 
     def map50_95(self, artifact: Path, fmt: Format | None = None, work_dir: Path | None = None) -> float:
         """``work_dir``: a folder of the caller's own where validations may run side by side (a fan)."""
-        return evaluate_map(artifact, self.data.data_yaml, self.imgsz, self.ev, work_dir or self.work_dir, fmt=fmt, task=self.task).map50_95
+        return evaluate_map(
+            artifact,
+            self.data.data_yaml,
+            self.imgsz,
+            self.ev,
+            work_dir or self.work_dir,
+            fmt=fmt,
+            task=self.scored.task,
+            metric=self.scored.metric,
+        ).map50_95
 
     def stages(self, rows: Sequence[Row], torch_source: Path | None = None, fan: Fan = sequential) -> tuple[StageResult, ...]:
         """mAP, size, latency and MACs of each row's artifact; ``torch_source`` is the checkpoint a
@@ -65,7 +74,7 @@ class Scorer:
 
         The validations are independent, so they go through ``fan`` (each in a folder of its own);
         the latencies are timed afterwards, one at a time, so that no other work skews them."""
-        accuracy = partial(_accuracy, self.data.data_yaml, self.imgsz, self.ev, self.work_dir, self.task)
+        accuracy = partial(_accuracy, self.data.data_yaml, self.imgsz, self.ev, self.work_dir, self.scored)
         scored = fan(accuracy, [(name, artifact) for name, artifact, _ in rows])
         return tuple(self._stage(row, acc, torch_source) for row, acc in zip(rows, scored, strict=True))
 
@@ -78,12 +87,14 @@ class Scorer:
         macs, params = count_macs(load_checkpoint(counted)[1], self.imgsz) if counted else (None, None)
         size = artifact_bytes(artifact)
         latency = latency_ms(artifact, self.sample, self.ev, FORMATS.get(name))
-        print(f"{name}: mAP50-95 {acc.map50_95:.4f} mAP50 {acc.map50:.4f} latency {latency:.2f} ms")
+        box = f" (box {acc.box_map50_95:.4f})" if self.scored.metric != "box" else ""
+        print(f"{name}: {self.scored.label} {acc.map50_95:.4f}{box} mAP50 {acc.map50:.4f} latency {latency:.2f} ms")
         return StageResult(
             name=name,
             artifact=str(artifact),
             map50_95=acc.map50_95,
             map50=acc.map50,
+            box_map50_95=acc.box_map50_95 if self.scored.metric != "box" else None,
             size_bytes=size,
             latency_ms=latency,
             gate=gate,
@@ -93,11 +104,11 @@ class Scorer:
         )
 
 
-def _accuracy(data_yaml: Path, imgsz: int, ev: EvaluateParams, work_dir: Path, task: Task, item: tuple[str, Path]) -> Accuracy:
+def _accuracy(data_yaml: Path, imgsz: int, ev: EvaluateParams, work_dir: Path, scored: Scoring, item: tuple[str, Path]) -> Accuracy:
     """One stage's validation, in a folder named for the stage (two stages may share a file name); a
     stage named for a format (onnx-int8, openvino-bf16...) is scored at that format's precision."""
     name, artifact = item
-    return evaluate_map(artifact, data_yaml, imgsz, ev, work_dir / name, fmt=FORMATS.get(name), task=task)
+    return evaluate_map(artifact, data_yaml, imgsz, ev, work_dir / name, fmt=FORMATS.get(name), task=scored.task, metric=scored.metric)
 
 
 def val_sample(data: DatasetInfo, imgsz: int) -> np.ndarray:
@@ -108,12 +119,20 @@ def val_sample(data: DatasetInfo, imgsz: int) -> np.ndarray:
 def scorer(inp: StepInput, p: Params, size: int | None = None) -> Scorer:
     """The run's scorer at ``size``: by default the compressed model's (:func:`run_size`); the source
     and its control are scored at their own (:func:`image_size`)."""
-    return Scorer(dataset_info(inp.outcome("dataset")), size or run_size(p), p.evaluate, inp.layout.validation(inp.step), source_task(inp))
+    return Scorer(
+        dataset_info(inp.outcome("dataset")), size or run_size(p), p.evaluate, inp.layout.validation(inp.step), run_scoring(inp, p)
+    )
+
+
+def run_scoring(inp: StepInput, p: Params) -> Scoring:
+    """What every validation of the run is scored as: the source's task, on ``gates.metric``."""
+    return scoring(source_task(inp), p.gates.metric)
 
 
 def stage_metrics(stages: tuple[StageResult, ...]) -> dict[str, float]:
-    """``<stage>.map50_95`` / ``.latency_ms`` / ``.size_bytes`` of each scored stage (MLflow and DVC metrics)."""
-    figures = ("map50_95", "latency_ms", "size_bytes")
+    """``<stage>.map50_95`` / ``.latency_ms`` / ``.size_bytes`` (and ``.box_map50_95`` beside a mask or pose
+    mAP) of each scored stage (MLflow and DVC metrics); the outcome's ``metric`` detail names the mAP."""
+    figures = ("map50_95", "box_map50_95", "latency_ms", "size_bytes")
     return {f"{s.name}.{k}": float(v) for s in stages for k in figures if (v := getattr(s, k)) is not None}
 
 
@@ -139,7 +158,12 @@ def evaluate(inp: StepInput, p: Params) -> Outcome:
     stages += scorer(inp, p).stages(rows, exported_from(inp), inp.fan)
     order = [BASELINE, FUSED, PRUNED, FINETUNED, CONTROL, ONNX_FP32]
     stages = tuple(sorted(stages, key=lambda s: order.index(s.name)))
-    return Outcome(inp.step, metrics=stage_metrics(stages), stages=stages)
+    return Outcome(inp.step, metrics=stage_metrics(stages), stages=stages, details={"metric": metric_facts(run_scoring(inp, p))})
+
+
+def metric_facts(scored: Scoring) -> dict[str, str]:
+    """The report's and MLflow's name for the run's mAP figures (``map50_95`` holds this metric)."""
+    return {"task": scored.task, "metric": scored.metric, "label": scored.label, "ultralytics_key": scored.key}
 
 
 def evaluate_int8(inp: StepInput, p: Params) -> Outcome:

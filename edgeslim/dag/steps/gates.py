@@ -24,8 +24,8 @@ from edgeslim.dag.steps.dataset import dataset_info
 from edgeslim.dag.steps.evaluate import BASELINE, CONTROL, ONNX_FP32, ONNX_INT8, TENSORRT, val_sample
 from edgeslim.evaluate.bootstrap import Interval, PerImage, ratio_intervals
 from edgeslim.gates import map_gate
-from edgeslim.plots import pareto_plot, stage_points
-from edgeslim.report import StageResult
+from edgeslim.plots import map_ylabel, pareto_plot, stage_points
+from edgeslim.report import StageResult, metric_label
 from edgeslim.runtime.cpu import machine_profile, notable_flags
 from edgeslim.runtime.formats import FORMATS
 from edgeslim.runtime.session import open_session, runner
@@ -53,6 +53,7 @@ def gates(inp: StepInput, p: Params) -> Outcome:
     scored = [s for o in inp.outcomes.values() for s in o.stages]
     by_name = {s.name: s for s in scored}
     ref_name, ref = reference_map(scored, p)
+    label = metric_label(inp.outcome("evaluate").details)
     intervals = _intervals(scored, ref_name, p)
     shipped, left_out, checks, failed = [], {}, [], []
     why_not_built = {**inp.outcome("openvino").details.get("openvino", {}).get("left_out", {})}
@@ -64,7 +65,7 @@ def gates(inp: StepInput, p: Params) -> Outcome:
             left_out[fmt] = why_not_built.get(fmt, f"this run scored no {stage} artifact (not built here, or the source already is one)")
             continue
         gate = map_gate(
-            by_name[stage].map50_95 or 0.0, ref, p.gates.min_map_ratio, gate_name, f"{stage} mAP50-95", ref_name,
+            by_name[stage].map50_95 or 0.0, ref, p.gates.min_map_ratio, gate_name, f"{stage} {label}", ref_name,
             intervals.get(stage), p.gates.confidence,
         )  # fmt: skip
         if not gate.passed:
@@ -92,7 +93,12 @@ def gates(inp: StepInput, p: Params) -> Outcome:
     )
     layout = inp.layout
     layout.stages_json().write_text(json.dumps([asdict(s) for s in stages], indent=2) + "\n")
-    pareto_plot(stage_points(stages), f"accuracy vs latency (marker area = file size); mAP as a share of {ref_name}", layout.stages_png())
+    pareto_plot(
+        stage_points(stages),
+        f"accuracy vs latency (marker area = file size); {label} as a share of {ref_name}",
+        layout.stages_png(),
+        ylabel=map_ylabel(label),
+    )
     vs = {f"{s.name}.map_ratio": s.map_ratio for s in stages if s.map_ratio is not None}
     both = {  # every stage against each reference that was scored (the control only when it was trained)
         name: {s.name: (s.map50_95 or 0.0) / base for s in stages}

@@ -90,7 +90,7 @@ def search(inp: StepInput, p: Params) -> Outcome:
         why = f"no candidate is within the latency budget {p.search.budget:g}x; the fastest, {fastest.candidate.name}, runs at {fastest.ratio:.3f}x"
         return _failed(inp, p, why, _details(p, timed, gone, None, unbuilt, untimed, 0.0, started), started, fastest.ratio)
     reference = score.map50_95(inp.outcome("fuse").artifact("model"))
-    print(f"search: the source scores mAP50-95 {reference:.4f}; {len(kept)} of {len(timed)} candidates survive screening")
+    print(f"search: the source scores {score.scored.label} {reference:.4f}; {len(kept)} of {len(timed)} candidates survive screening")
     halving = halve(
         kept, p.search.rungs, p.search.keep, p.gates.min_map_ratio - p.search.slack, _rungs(inp, p, built, reference, scores, deadline)
     )
@@ -99,7 +99,7 @@ def search(inp: StepInput, p: Params) -> Outcome:
         return _failed(inp, p, "search.max_minutes ran out before any variant was trained", details, started)
     chosen = halving.chosen.variant
     print(f"search: chose {chosen.name} ({halving.chosen.fastest.candidate.format} at {halving.chosen.fastest.ratio:.3f}x)")
-    png = _plot(halving, reference, built, folder / "search.png")
+    png = _plot(halving, reference, built, folder / "search.png", score.scored.label)
     return Outcome(
         inp.step,
         artifacts={"search_png": png} if png else {},
@@ -236,7 +236,7 @@ def _failed(inp: StepInput, p: Params, why: str, details: dict, started: float, 
     return Outcome(inp.step, details={"search": {**details, "wall_s": time.monotonic() - started}}, gates=(gate,))
 
 
-def _plot(halving: Halving, reference: float, built: list[Built], out: Path) -> Path | None:
+def _plot(halving: Halving, reference: float, built: list[Built], out: Path, label: str) -> Path | None:
     """Short-finetune mAP against untrained latency of every variant trained (its fastest format)."""
     files = {b.variant: b.formats for b in built}
     points = [
@@ -246,5 +246,5 @@ def _plot(halving: Halving, reference: float, built: list[Built], out: Path) -> 
     ]  # fmt: skip
     if not points:
         return None
-    title = f"search: mAP after the short finetunes vs latency; chosen {halving.chosen.variant.name if halving.chosen else 'none'}"
-    return pareto_plot(points, title, out, ylabel="mAP50-95 after the short finetune (held-out val)")
+    title = f"search: {label} after the short finetunes vs latency; chosen {halving.chosen.variant.name if halving.chosen else 'none'}"
+    return pareto_plot(points, title, out, ylabel=f"{label} after the short finetune (held-out val)")
