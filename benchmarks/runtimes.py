@@ -30,14 +30,14 @@ from benchmarks.paths import portable_command, portable_path, results_main
 DEFAULT_NAME = "runtimes"
 
 
-def _export(weights: Path, folder: Path, **args: object) -> Path:
-    """ultralytics' exporter on a private copy of ``weights`` (it writes beside its input)."""
+def _export(weights: Path, folder: Path, task: str, **args: object) -> Path:
+    """ultralytics' exporter on a private copy of the ``task`` model ``weights`` (it writes beside its input)."""
     from edgeslim.ultra import YOLO
 
     folder.mkdir(parents=True, exist_ok=True)
     start = folder / weights.name
     shutil.copy2(weights, start)
-    produced = Path(YOLO(str(start), task="detect").export(device="cpu", verbose=False, **args))
+    produced = Path(YOLO(str(start), task=task).export(device="cpu", verbose=False, **args))
     start.unlink()
     return produced
 
@@ -81,6 +81,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     report = json.loads(args.report.read_text())
     stages = {s["name"]: s for s in report["stages"]}
     source = Path(stages["baseline"]["artifact"])
+    metric = report["details"].get("metric", {"task": "detect", "label": "mAP50-95"})  # a report from before tasks: a detector
+    task = metric["task"]
     data = report["details"]["dataset"]
     data_yaml, imgsz = Path(data["data_yaml"]), int(report["details"]["source"]["imgsz"])
     run_size = int(report["details"].get("input", {}).get("input_size", imgsz))  # what the shipped files take (a search may shrink it)
@@ -93,21 +95,21 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     rows = [
         {
             "name": "ultralytics onnx",
-            "path": _export(source, work / "onnx", format="onnx", imgsz=imgsz),
+            "path": _export(source, work / "onnx", task, format="onnx", imgsz=imgsz),
             "format": "onnx-fp32",
             "default": False,
             "imgsz": imgsz,
         },
         {
             "name": "ultralytics openvino",
-            "path": _export(source, work / "ov", format="openvino", imgsz=imgsz),
+            "path": _export(source, work / "ov", task, format="openvino", imgsz=imgsz),
             "format": None,
             "default": True,
             "imgsz": imgsz,
         },
         {
             "name": "ultralytics openvino int8=True",
-            "path": _export(source, work / "ov-int8", format="openvino", imgsz=imgsz, int8=True, data=str(calib), fraction=1.0),
+            "path": _export(source, work / "ov-int8", task, format="openvino", imgsz=imgsz, int8=True, data=str(calib), fraction=1.0),
             "format": None,
             "default": True,
             "imgsz": imgsz,
@@ -128,7 +130,14 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     for r in rows:
         fmt = FORMATS[r["format"]] if r["format"] else None
         r["map50_95"] = evaluate_map(
-            r["path"], data_yaml, r["imgsz"], ev, work / "val" / r["name"].replace(" ", "-"), fmt=fmt, runtime_default=r["default"]
+            r["path"],
+            data_yaml,
+            r["imgsz"],
+            ev,
+            work / "val" / r["name"].replace(" ", "-"),
+            fmt=fmt,
+            runtime_default=r["default"],
+            task=task,
         ).map50_95
         if r["default"]:
             r["session"] = openvino_backend.open_session(r["path"], None, ev.threads)
@@ -136,7 +145,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         else:
             r["session"] = open_session(r["path"], fmt, ev.threads)
             r["precision"] = (f"{fmt.precision} (float parts fp32)" if fmt.precision == "int8" else fmt.precision) if fmt else "fp32"
-        print(f"{r['name']}: mAP50-95 {r['map50_95']:.4f}, runs at {r['precision']}", flush=True)
+        print(f"{r['name']}: {metric['label']} {r['map50_95']:.4f}, runs at {r['precision']}", flush=True)
     image = split_images(data_yaml, "val")[0]  # the same image, at the size each artifact takes
     load_before = os.getloadavg()
     timed = paired_medians([runner(r["session"], preprocess(image, r["imgsz"])) for r in rows], args.calls, args.blocks, 3)
@@ -188,6 +197,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         "source": {
             "checkpoint": portable_path(source),
             "map50_95": source_map,
+            "metric": metric["label"],  # what every map50_95 here is (the task's primary, or gates.metric's)
             "imgsz": imgsz,
             "run": report.get("details", {}).get("mlflow_run_url"),
         },
@@ -201,12 +211,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
 def markdown(result: dict) -> str:
     m, h = result["machine"], result["headline"]
     ov = h["latency_ratio_vs_ultralytics_openvino"]
+    label = result["source"].get("metric", "mAP50-95")
     lines = [
         f"# Runtimes and precisions: edgeslim's shipped artifact beside ultralytics' exports ({result['when']})",
         "",
         f"CPU: {m['cpu']}; flags {', '.join(m['cpu_flags']) or 'none of note'} (profile `{m['profile']}`); {m['threads']} threads, batch 1; "
         f"ONNX Runtime {m['onnxruntime']}, OpenVINO {m['openvino']}; load {m['load_before']} → {m['load_after']}.",
-        f"Source: `{result['source']['checkpoint']}` at {result['source']['imgsz']} px, mAP50-95 {result['source']['map50_95']:.4f}. "
+        f"Source: `{result['source']['checkpoint']}` at {result['source']['imgsz']} px, {label} {result['source']['map50_95']:.4f}. "
         f"Timing: {result['timing']['method']}, {result['timing']['blocks']} blocks of {result['timing']['calls_per_block']} calls.",
         "",
         f"**Headline**: {h['shipped']} runs at **{h['latency_ratio_vs_ultralytics_onnx']:.3f}×** ultralytics' ONNX export"
@@ -217,7 +228,7 @@ def markdown(result: dict) -> str:
         )
         + f", keeping {h['map_ratio_vs_source']:.3f} of the source's mAP.",
         "",
-        "| artifact | format | runs at | mAP50-95 | × source mAP | latency ms | × ultralytics ONNX | block range |",
+        f"| artifact | format | runs at | {label} | × source mAP | latency ms | × ultralytics ONNX | block range |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:

@@ -22,8 +22,14 @@ from edgeslim.lineage import METRIC_TAG, TASK_TAG
 from edgeslim.ultra import YOLO
 
 # The tiny settings (conftest.TINY) on half the training images: a task model's loss (masks,
-# keypoints, angles) costs more per image than a detector's.
-TASK = {"dataset": {"splits": {"train": 128, "val": 32, "calib_pool": 16}}, "calibration": {"num_images": 8}}
+# keypoints, angles) costs more per image than a detector's. The flow is under test here, not how deep
+# a cut keeps a 30-epoch model's mAP (a mask mAP near 0.02, whose ratios move by +-20% run to run), so
+# the cut is light: with TINY's 40% a segment run once ended at 0.930 of its source and published nothing.
+TASK = {
+    "dataset": {"splits": {"train": 128, "val": 32, "calib_pool": 16}},
+    "calibration": {"num_images": 8},
+    "prune": {"target_macs_reduction": 0.25, "finetune": {"epochs": 10, "patience": 10}},
+}
 LABELS = {"segment": "mask mAP50-95", "pose": "pose mAP50-95", "obb": "OBB mAP50-95"}
 
 
@@ -48,7 +54,7 @@ def test_a_task_model_goes_from_its_data_to_a_device(task: str, task_registry: s
     # Scored and gated on the task's own metric, named so in the report, the stage table and MLflow.
     assert report["details"]["metric"]["label"] == LABELS[task] and report["details"]["metric"]["task"] == task
     stages = {s["name"]: s for s in report["stages"]}
-    assert f"| stage | {LABELS[task]} |" in result.stdout
+    assert f"| stage | {LABELS[task]} |" in result.stderr  # the report, as the flow logs it
     assert all(gate["passed"] for gate in report["gates"].values()), report["gates"]
     for name in ("baseline", "finetuned", "onnx-fp32", "onnx-int8"):
         assert stages[name]["map50_95"] > 0, name  # the figures compared are not zeros
@@ -68,8 +74,8 @@ def test_a_task_model_goes_from_its_data_to_a_device(task: str, task_registry: s
     assert f"({task}, sequence 1)" in device_log and '"golden_error": ' in device_log
 
     if task == "segment":  # read back as a user would: ultralytics' own validator on the published file
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{published['model']}/{published['version']}", tracking_uri=task_registry,
-                                                         dst_path=str(tmp_path / "published")))  # fmt: skip
+        uri = client.get_model_version_download_uri(published["model"], published["version"])  # the registry's own record of it
+        local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "published"), tracking_uri=task_registry))
         preferred = version.tags["edgeslim.formats"].split(",")[0]
         onnx = local / "artifacts" / Path(stages[preferred]["artifact"]).name
         p = load_params(params)
