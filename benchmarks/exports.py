@@ -31,14 +31,18 @@ def calibration_data_yaml(info: DatasetInfo, out: Path) -> Path:
     """A data.yaml whose ``val`` is the calib-pool split: ultralytics calibrates INT8 on ``val``.
 
     Calibrating on the held-out val split (ultralytics' default) would leak the images its mAP is
-    scored on; the calib pool is what edgeslim's own INT8 calibrates from.
+    scored on; the calib pool is what edgeslim's own INT8 calibrates from. A pose set's keypoint
+    shape comes along (ultralytics' loader refuses a pose dataset without it).
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     lists = {}
     for key, split in (("train", "train"), ("val", CALIB_SPLIT)):  # .txt image lists: any split form the user's yaml has
         lists[key] = out.with_name(f"{out.stem}-{key}.txt")
         lists[key].write_text("".join(f"{image}\n" for image in split_images(info.data_yaml, split)))
-    cfg = {"path": str(out.parent), **{k: str(v) for k, v in lists.items()}, "names": dict(enumerate(info.names))}
+    task_keys = {
+        k: v for k, v in yaml.safe_load(info.data_yaml.read_text()).items() if k in ("kpt_shape", "flip_idx")
+    }  # pose: its keypoints
+    cfg = {"path": str(out.parent), **{k: str(v) for k, v in lists.items()}, "names": dict(enumerate(info.names)), **task_keys}
     out.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return out
 
