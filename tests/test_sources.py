@@ -98,7 +98,7 @@ def test_mlflow_pytorch_pickle_is_re_saved_as_an_ultralytics_checkpoint(tiny_che
 
 def _bad_model(kind: str, tiny_checkpoint: Path, folder: Path) -> tuple[Path, str]:
     """A file that is not a compressible detector, and what the error must say about it."""
-    from ultralytics.nn.tasks import ClassificationModel, SegmentationModel
+    from ultralytics.nn.tasks import ClassificationModel, PoseModel, SegmentationModel
 
     path = folder / f"{kind}.pt"
     ckpt, model = load_checkpoint(tiny_checkpoint)
@@ -111,6 +111,9 @@ def _bad_model(kind: str, tiny_checkpoint: Path, folder: Path) -> tuple[Path, st
     if kind == "segment":  # the model is fine; the data has no polygons for it (data_checks below)
         torch.save({"model": SegmentationModel("yolov8n-seg.yaml", nc=5, verbose=False)}, path)
         return path, "is a segment model, but the dataset's labels are boxes"
+    if kind == "pose":  # ultralytics' default 17 keypoints, on data labelled with the embedded set's 4 corners
+        torch.save({"model": PoseModel("yolov8n-pose.yaml", nc=5, verbose=False)}, path)
+        return path, "predicts keypoints of shape [17, 3], but the dataset's kpt_shape is [4, 3]"
     if kind == "classify":
         torch.save({"model": ClassificationModel("yolov8n-cls.yaml", nc=5, verbose=False)}, path)
         return path, "is a classify model (one label per image, no boxes)"
@@ -136,7 +139,7 @@ def _bad_source(kind: str, tiny_checkpoint: Path, tmp_path: Path) -> tuple[Path,
     """A model file that is not a compressible detector, the reason the CLI must give, and compress.imgsz."""
     if kind == "stride":  # a real detector, asked for a size its stride 32 does not divide
         return tiny_checkpoint, "image size 100 is not a multiple of the model's stride 32", 100
-    size = 64 if kind == "segment" else None  # an untrained model records no size of its own
+    size = 64 if kind in ("segment", "pose") else None  # an untrained model records no size of its own
     return (*_bad_model(kind, tiny_checkpoint, tmp_path), size)
 
 
@@ -152,14 +155,15 @@ def test_what_is_not_a_compressible_detector_is_refused_before_any_flow(kind: st
         source_facts(source.file, imgsz)
 
 
-@pytest.mark.parametrize("kind", ["segment", "classify", "stride"])
+@pytest.mark.parametrize("kind", ["segment", "pose", "classify", "stride"])
 def test_the_cli_says_so_in_one_line_and_changes_nothing(
     kind: str, champion: str, params_file: Path, tiny_checkpoint: Path, tmp_path: Path
 ):
-    """Through the real CLI (a segment model on box labels; a classifier; a size the model's stride refuses): one
-    ``edgeslim: error:`` line, exit 2, the registry as it was."""
+    """Through the real CLI (a segment model on box labels; a pose model whose keypoints are not the pose
+    data's; a classifier; a size the model's stride refuses): one ``edgeslim: error:`` line, exit 2, the
+    registry as it was."""
     path, message, imgsz = _bad_source(kind, tiny_checkpoint, tmp_path)
-    knobs = ("-S", f"compress.imgsz={imgsz}") if imgsz else ()
+    knobs = (("-S", f"compress.imgsz={imgsz}") if imgsz else ()) + (("-S", "baseline.task=pose") if kind == "pose" else ())
     client = MlflowClient(champion, champion)
     before = registry_snapshot(client)
     result = run_cli("compress", "--model", str(path), "--params", str(params_file), *knobs, env_extra={"MLFLOW_TRACKING_URI": champion})
