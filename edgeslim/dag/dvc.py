@@ -94,8 +94,8 @@ def code_deps(step: Step) -> list[str]:
 
 
 def tracked_params(keys: list[str]) -> list[str]:
-    """``keys`` without those a listed section already covers (``gates`` holds ``gates.metric``)."""
-    return [k for k in keys if not any(k.startswith(f"{other}.") for other in keys)]
+    """``keys`` once each, without those a listed section already covers (``gates`` holds ``gates.metric``)."""
+    return [k for k in dict.fromkeys(keys) if not any(k.startswith(f"{other}.") for other in keys)]
 
 
 def dvc_yaml(p: Params) -> str:

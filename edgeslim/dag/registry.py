@@ -45,8 +45,8 @@ DATASET = Step("dataset", dataset, reads=("dataset", "baseline.task"), needs=(),
                summary="the embedded synthetic set, or the user's data.yaml")
 BASELINE = Step("baseline", baseline, reads=("baseline", "evaluate.conf", "evaluate.iou"), needs=("dataset",),
                 code=("edgeslim/baseline", "edgeslim/models"), summary="train the tiny detector from its ultralytics yaml")
-SOURCE_STAGE = Step(SOURCE, source, reads=("compress", "mlflow.source_alias", "mlflow.tracking_uri"), needs=("dataset", "baseline"),
-                    code=("edgeslim/dag/source.py", "edgeslim/registry", "edgeslim/models", "edgeslim/workspace.py"),
+SOURCE_STAGE = Step(SOURCE, source, reads=("compress", "gates.metric", "mlflow.source_alias", "mlflow.tracking_uri"), needs=("dataset", "baseline"),
+                    code=("edgeslim/dag/source.py", "edgeslim/registry", "edgeslim/models", "edgeslim/data/tasks.py", "edgeslim/workspace.py"),
                     summary="the model to compress: the baseline stage's, or compress.source (a .pt, an .onnx, runs:/..., NAME@ALIAS)")
 COMPRESS: tuple[Step, ...] = (
     Step("fuse", fuse, reads=("fuse", "compress.imgsz"), needs=("dataset", SOURCE),
