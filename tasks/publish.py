@@ -146,11 +146,13 @@ def _record_and_publish(client: mlflow.MlflowClient, tracking_uri: str, p: Param
     )
     run_id = parent.info.run_id
     url = run_url(tracking_uri, exp_id, run_id)
+    named = _named_map(report.details)
     stage_metrics = {
         f"{s.name}.{k}": float(v)
         for s in report.stages
         for k, v in {
             "map50_95": s.map50_95,
+            **({named: s.map50_95} if named else {}),
             "map50": s.map50,
             "box_map50_95": s.box_map50_95,
             "map_ratio": s.map_ratio,
@@ -160,8 +162,8 @@ def _record_and_publish(client: mlflow.MlflowClient, tracking_uri: str, p: Param
         if v is not None
     }
     gate_metrics = {f"gate.{k}": g.value for k, g in report.gates.items()}
-    named = {k: sub.lineage[k] for k in (TASK_TAG, METRIC_TAG) if k in sub.lineage}  # which mAP ``<stage>.map50_95`` is
-    log_batch(client, run_id, reg.flat_params(p.model_dump(mode="json")), {**stage_metrics, **gate_metrics}, named)
+    which = {k: sub.lineage[k] for k in (TASK_TAG, METRIC_TAG) if k in sub.lineage}  # which mAP ``<stage>.map50_95`` is
+    log_batch(client, run_id, reg.flat_params(p.model_dump(mode="json")), {**stage_metrics, **gate_metrics}, which)
     for record in sub.steps:
         log_step(client, exp_id, run_id, record)
     plot = _plot(report, _previous_candidate(client, p), layout.pareto_png())
@@ -181,6 +183,14 @@ def _record_and_publish(client: mlflow.MlflowClient, tracking_uri: str, p: Param
     client.set_terminated(run_id, "FINISHED" if recorded.passed else "FAILED")
     create_link_artifact(link=url, link_text=f"MLflow run of {report.model} v{report.source_version}", key="mlflow-run")
     return Publication(published, url, pareto_url)
+
+
+def _named_map(details: dict) -> str | None:
+    """``mask_map50_95`` or ``pose_map50_95``: the gated figure again under its own name, so a chart of a
+    segment or pose run in MLflow says which mAP it plots without its tags (None for a box mAP, detect's
+    and obb's, which ``map50_95`` already is)."""
+    metric = details.get("metric", {}).get("metric")
+    return f"{metric}_map50_95" if metric and metric != "box" else None
 
 
 def _register(client: mlflow.MlflowClient, p: Params, sub: Submission, run_id: str) -> dict:
