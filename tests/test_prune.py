@@ -325,18 +325,24 @@ def test_unreachable_latency_budget_is_a_clear_error_before_finetuning(tiny_chec
     assert not (tmp_path / "sparse").exists() and not list(tmp_path.glob("round*")), sorted(f.name for f in tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("task", ["segment", "pose", "obb"])
-def test_a_tasks_head_outputs_keep_their_channels_when_pruned(task: str, tmp_path: Path) -> None:
-    """Mask coefficients and protos, keypoints, angle: pruning thins the network, never an output."""
+def _task_model(task: str, folder: Path) -> torch.nn.Module:
+    """An untrained model of the embedded baseline's architecture with ``task``'s head, in eval mode."""
     from ultralytics.nn.tasks import OBBModel, PoseModel, SegmentationModel
 
     from edgeslim.data.tasks import KPT_SHAPE
-    from edgeslim.reparam.equivalence import output_parts
 
     p = load_params(REPO / "params.yaml", [f"baseline.task={task}"])
     cls = {"segment": SegmentationModel, "pose": PoseModel, "obb": OBBModel}[task]
     torch.manual_seed(0)
-    model = cls(str(write_arch_yaml(p.baseline, NC, tmp_path, KPT_SHAPE[:2] if task == "pose" else None)), nc=NC, verbose=False).eval()
+    return cls(str(write_arch_yaml(p.baseline, NC, folder, KPT_SHAPE[:2] if task == "pose" else None)), nc=NC, verbose=False).eval()
+
+
+@pytest.mark.parametrize("task", ["segment", "pose", "obb"])
+def test_a_tasks_head_outputs_keep_their_channels_when_pruned(task: str, tmp_path: Path) -> None:
+    """Mask coefficients and protos, keypoints, angle: pruning thins the network, never an output."""
+    from edgeslim.reparam.equivalence import output_parts
+
+    model = _task_model(task, tmp_path)
     x = torch.rand(1, 3, IMGSZ, IMGSZ)
     with torch.no_grad():
         before = {k: v.shape for k, v in output_parts(model(x), NC).items()}
@@ -347,3 +353,42 @@ def test_a_tasks_head_outputs_keep_their_channels_when_pruned(task: str, tmp_pat
     with torch.no_grad():
         after = {k: v.shape for k, v in output_parts(rewritten(x), NC).items()}
     assert after == before and any(k in before for k in ("raw_proto", "raw_kpts", "raw_angle"))
+
+
+@pytest.mark.parametrize("task", ["segment", "pose", "obb"])
+def test_distillation_pulls_a_tasks_own_outputs_back_to_the_teachers(task: str, tmp_path: Path) -> None:
+    """The head term covers what a task head adds (mask coefficients and protos, keypoints, angle): 0 for a
+    student that is its teacher, and, once the student's task branch is moved, it falls step by step as
+    it drives only that branch back."""
+    from edgeslim.prune.distill import PROTO, TASK_OUTPUTS, head_distillation_loss, task_distillation_loss
+
+    teacher = _task_model(task, tmp_path)
+    student = copy.deepcopy(teacher)
+    x = torch.rand(2, 3, IMGSZ, IMGSZ)
+    with torch.no_grad():
+        taught = teacher(x)[1]  # eval mode: ((decoded, ...), raw outputs), as the teacher runs in finetuning
+    weight = taught["scores"].sigmoid().max(dim=1).values
+    own = {k for k in (*TASK_OUTPUTS, PROTO) if k in taught}
+    assert own and float(task_distillation_loss(student(x)[1], taught, weight).detach()) == 0.0
+
+    head = student.model[-1]
+    # the output biases of the task branch (an untrained network's features are near 0, so its outputs are
+    # mostly bias): each output conv of cv4, and the prototypes' last BatchNorm
+    moved = [*(conv[-1].bias for conv in head.cv4), *((head.proto.cv3.bn.bias,) if task == "segment" else ())]
+    noise = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for bias in moved:
+            bias.add_(0.5 * torch.randn(bias.shape, generator=noise))
+    optimizer = torch.optim.Adam(moved, lr=0.05)
+    terms = []
+    for _ in range(6):
+        out = student(x)[1]
+        task_term = task_distillation_loss(out, taught, weight)
+        terms.append(float(task_term.detach()))
+        total = head_distillation_loss(out, taught, int(head.reg_max), 2.0)  # the term the finetune adds, task part included
+        without = head_distillation_loss(*({k: v for k, v in d.items() if k not in own} for d in (out, taught)), int(head.reg_max), 2.0)
+        assert float((total - without).detach()) == pytest.approx(terms[-1], rel=1e-4)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+    assert terms[0] > 0 and all(b < a for a, b in zip(terms, terms[1:])) and terms[-1] < 0.7 * terms[0], terms

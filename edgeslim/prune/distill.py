@@ -14,7 +14,13 @@ after pruning has scrambled the features. That is the term added here:
   ``reg_max`` bins of each side, temperature ``T``, scaled by T²), weighted by the teacher's best
   class score at the anchor, so confident anchors dominate and empty background does not.
 
-Both terms are summed and weighted by ``prune.distill.head_weight``; ``feature_weight`` is
+- a task head's own outputs (segment's mask coefficients, pose's keypoints, obb's angle): the
+  squared difference of the raw per-anchor outputs, weighted by the same teacher confidence; and
+  segment's mask prototypes, a mean squared difference over the whole map. Without it a pruned
+  segment or pose model would learn its masks and keypoints from the task loss alone, however far
+  pruning moved them.
+
+The terms are summed and weighted by ``prune.distill.head_weight``; ``feature_weight`` is
 ultralytics' ``dis`` (0 turns the neck term off). The teacher is frozen in eval mode.
 """
 
@@ -28,6 +34,8 @@ from torch.nn import functional
 from ultralytics.nn.distill_model import DistillationModel
 from ultralytics.nn.modules.head import Detect
 
+TASK_OUTPUTS = ("mask_coefficient", "kpts", "angle")  # the raw per-anchor outputs a task head adds (ultralytics' keys)
+PROTO = "proto"  # a segment head's prototype masks
 HEAD_LOSS = "head_kd"  # the loss item the head term is logged as, next to ultralytics' ``dis_loss``
 
 
@@ -48,7 +56,18 @@ def head_distillation_loss(
         .mean(dim=1)
     )
     box_term = (kl * weight).sum() / (weight.sum() + 1e-9) * temperature**2
-    return cls_term + box_term
+    return cls_term + box_term + task_distillation_loss(student, teacher, weight)
+
+
+def task_distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], weight: torch.Tensor) -> torch.Tensor:
+    """The task head's own outputs (:data:`TASK_OUTPUTS`, per anchor, weighted by the teacher's
+    confidence ``weight``) and a segment model's prototypes against the teacher's; 0 for a detector."""
+    norm = weight.sum() + 1e-9
+    terms = [((student[k] - teacher[k].detach()) ** 2).mean(dim=1).mul(weight).sum() / norm for k in TASK_OUTPUTS if k in teacher]
+    proto = teacher.get(PROTO)
+    if isinstance(proto, torch.Tensor):  # a segment head's prototype masks, one map per image
+        terms.append(functional.mse_loss(student[PROTO], proto.detach()))
+    return torch.stack(terms).sum() if terms else weight.new_zeros(())
 
 
 class HeadDistillationModel(DistillationModel):
