@@ -202,7 +202,7 @@ def _shipped_lines(details: dict) -> list[str]:
     profile = target.get("profile", target["name"])
     lines = ["", f"**Target** `{profile}`: ships {formats} (preferred first; {target.get('order', 'profile order')})"]
     if target["shipped"]:
-        lines += ["", "| format | mAP50-95 | latency (ms, paired) | x profile's first |", "|---|---|---|---|"]
+        lines += ["", f"| format | {metric_label(details)} | latency (ms, paired) | x profile's first |", "|---|---|---|---|"]
         maps = {s.get("stage"): s.get("map50_95") for s in target["shipped"]}
         for s in target["shipped"]:
             m = maps.get(s["stage"])
@@ -253,7 +253,7 @@ def _quantization_lines(details: dict) -> list[str]:
                 layers = ", ".join(f"`{layer}`" for layer in step["float_layers"]) or "nothing more"
                 verdict = "meets" if step["passed"] else "misses"
                 lines.append(
-                    f"- attempt {i}: float {layers} ({step['float_nodes']} nodes) → mAP50-95 {step['map50_95']:.4f} {verdict} {q['target_map50_95']:.4f}"
+                    f"- attempt {i}: float {layers} ({step['float_nodes']} nodes) → {metric_label(details)} {step['map50_95']:.4f} {verdict} {q['target_map50_95']:.4f}"
                 )
     trt = details.get("tensorrt")
     if trt:

@@ -31,6 +31,7 @@ TASK = {
     "prune": {"target_macs_reduction": 0.25, "finetune": {"epochs": 10, "patience": 10}},
 }
 LABELS = {"segment": "mask mAP50-95", "pose": "pose mAP50-95", "obb": "OBB mAP50-95"}
+SHOWN = {"segment": "mAP50-95(M)", "pose": "mAP50-95(P)", "obb": "mAP50-95(B)"}  # ultralytics' results.csv names
 NAMED = {"segment": "mask_map50_95", "pose": "pose_map50_95"}  # obb's is a box mAP: map50_95 names it
 
 
@@ -55,7 +56,8 @@ def test_a_task_model_goes_from_its_data_to_a_device(task: str, task_registry: s
     # Scored and gated on the task's own metric, named so in the report, the stage table and MLflow.
     assert report["details"]["metric"]["label"] == LABELS[task] and report["details"]["metric"]["task"] == task
     stages = {s["name"]: s for s in report["stages"]}
-    assert f"| stage | {LABELS[task]} |" in result.stderr  # the report, as the flow logs it
+    assert f"| stage | {LABELS[task]} |" in result.stderr and f"| format | {LABELS[task]} |" in result.stderr  # the report, as logged
+    assert f"val {SHOWN[task]} " in result.stderr  # the finetune's line, in ultralytics' name for the metric
     assert all(gate["passed"] for gate in report["gates"].values()), report["gates"]
     for name in ("baseline", "finetuned", "onnx-fp32", "onnx-int8"):
         assert stages[name]["map50_95"] > 0, name  # the figures compared are not zeros

@@ -15,7 +15,7 @@ from ultralytics.utils.patches import torch_load
 
 from edgeslim.config import BaselineParams, EvaluateParams
 from edgeslim.data.label_kind import label_kind
-from edgeslim.data.tasks import metric_key
+from edgeslim.data.tasks import metric_key, metric_name
 from edgeslim.errors import CheckpointError, DataError
 from edgeslim.models.arch import write_arch_yaml
 from edgeslim.models.dual import DualDetectionTrainer, is_dual_cfg
@@ -26,9 +26,10 @@ from edgeslim.ultra import YOLO
 class TrainResult:
     weights: Path
     arch_yaml: Path
-    map50_95: float
+    map50_95: float  # the task's primary mAP50-95, named by ``metric``
     map50: float
     epochs_run: int
+    metric: str  # ultralytics' name of it: mAP50-95(B), mAP50-95(M), mAP50-95(P)
 
 
 def print_epoch(trainer) -> None:  # noqa: ANN001 (ultralytics trainer)
@@ -40,7 +41,7 @@ def print_epoch(trainer) -> None:  # noqa: ANN001 (ultralytics trainer)
     loss = trainer.tloss
     total = float(sum(loss.values()) if isinstance(loss, dict) else loss.sum())
     task = trainer.args.task
-    shown = metric_key(task).removeprefix("metrics/")
+    shown = metric_name(task)
     print(
         f"epoch {trainer.epoch + 1}/{trainer.epochs}: loss {total:.3f} "
         f"{shown} {m.get(metric_key(task), 0.0):.4f} mAP50 {m.get(metric_key(task, 'mAP50'), 0.0):.4f}",
@@ -132,4 +133,5 @@ def train_baseline(p: BaselineParams, ev: EvaluateParams, data_yaml: Path, nc: i
         map50_95=float(metrics.get(metric_key(p.task), 0.0)),
         map50=float(metrics.get(metric_key(p.task, "mAP50"), 0.0)),
         epochs_run=int(trainer.epoch) + 1,
+        metric=metric_name(p.task),
     )

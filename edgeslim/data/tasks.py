@@ -62,6 +62,12 @@ def metric_key(task: Task, which: str = "mAP50-95") -> str:
     return f"metrics/{which}({METRIC_SUFFIX[METRICS[task][0]]})"
 
 
+def metric_name(task: Task) -> str:
+    """The task's primary mAP50-95 as ultralytics' own results name it (``mAP50-95(M)``): what a
+    training's epoch and result lines show."""
+    return metric_key(task).removeprefix("metrics/")
+
+
 @dataclass(frozen=True)
 class Scoring:
     """What a run's validations are scored as: the source's task, and the one of its metrics the

@@ -31,7 +31,7 @@ from ultralytics.models.yolo.segment import SegmentationTrainer
 import edgeslim.ultra  # noqa: F401
 from edgeslim.baseline.train import print_epoch, trainer_args
 from edgeslim.config import BaselineParams, DistillParams, EvaluateParams, FinetuneParams
-from edgeslim.data.tasks import Task, metric_key
+from edgeslim.data.tasks import Task, metric_key, metric_name
 from edgeslim.errors import PruneError
 from edgeslim.models.checkpoint import load_checkpoint, model_task, save_checkpoint
 from edgeslim.prune.distill import HeadDistillationModel
@@ -48,12 +48,19 @@ class Teacher:
 @dataclass(frozen=True)
 class FinetuneResult:
     weights: Path
-    map50_95: float
+    map50_95: float  # the task's primary val mAP50-95, named by ``metric``
     map50: float
     epochs_run: int
+    metric: str  # ultralytics' name of it: mAP50-95(B), mAP50-95(M), mAP50-95(P)
 
     def as_dict(self) -> dict:
-        return {"weights": str(self.weights), "map50_95": self.map50_95, "map50": self.map50, "epochs_run": self.epochs_run}
+        return {
+            "weights": str(self.weights),
+            "map50_95": self.map50_95,
+            "map50": self.map50,
+            "epochs_run": self.epochs_run,
+            "metric": self.metric,
+        }
 
 
 TASK_TRAINERS: dict[Task, type[DetectionTrainer]] = {
@@ -168,6 +175,7 @@ def finetune(
         map50_95=float(metrics.get(metric_key(task), 0.0)),
         map50=float(metrics.get(metric_key(task, "mAP50"), 0.0)),
         epochs_run=int(trainer.epoch) + 1,
+        metric=metric_name(task),
     )
 
 

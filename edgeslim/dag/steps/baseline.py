@@ -17,7 +17,7 @@ from edgeslim.dag.steps.dataset import dataset_info
 def baseline(inp: StepInput, p: Params) -> Outcome:
     data = dataset_info(inp.outcome("dataset"))
     trained = train_baseline(p.baseline, p.evaluate, data.data_yaml, len(data.names), inp.dir())
-    print(f"baseline trained {trained.epochs_run} epochs: mAP50-95 {trained.map50_95:.4f} mAP50 {trained.map50:.4f}")
+    print(f"baseline trained {trained.epochs_run} epochs: {trained.metric} {trained.map50_95:.4f} mAP50 {trained.map50:.4f}")
     figures = {"map50_95": trained.map50_95, "map50": trained.map50, "epochs_run": float(trained.epochs_run)}
     return Outcome(
         inp.step, artifacts={SOURCE: trained.weights, "arch_yaml": trained.arch_yaml}, metrics=figures, details={"baseline": figures}

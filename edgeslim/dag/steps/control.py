@@ -33,7 +33,9 @@ def control(inp: StepInput, p: Params) -> Outcome:
     ft = p.prune.finetune
     data = dataset_info(inp.outcome("dataset"))
     result = train(model, ckpt, data.data_yaml, image_size(p), p.baseline, p.evaluate, ft, ft.epochs, 0.0, inp.dir())
-    print(f"control: the unpruned source finetuned {result.epochs_run} epochs with the same recipe: val mAP50-95 {result.map50_95:.4f}")
+    print(
+        f"control: the unpruned source finetuned {result.epochs_run} epochs with the same recipe: val {result.metric} {result.map50_95:.4f}"
+    )
     _, tuned = load_checkpoint(result.weights)
     fused, _ = fuse_model(tuned)
     weights = save_checkpoint(fused, ckpt, inp.layout.control())

@@ -27,7 +27,7 @@ def finetune(inp: StepInput, p: Params) -> Outcome:
         teacher = Teacher(inp.outcome("fuse").artifact("model"), p.prune.distill) if p.prune.distill.enabled else None
         result = train_pruned(model, ckpt, data.data_yaml, run_size(p), p.baseline, p.evaluate, ft, ft.epochs, 0.0, inp.dir(), teacher)
         taught = " (distilled from the unpruned model)" if teacher else ""
-        print(f"finetuned {result.epochs_run} epochs{taught}: val mAP50-95 {result.map50_95:.4f}")
+        print(f"finetuned {result.epochs_run} epochs{taught}: val {result.metric} {result.map50_95:.4f}")
         trained, section = result.weights, result.as_dict()
         ckpt, model = load_checkpoint(trained)
     else:

@@ -21,19 +21,13 @@ def quantize(inp: StepInput, p: Params) -> Outcome:
     target = p.gates.min_map_ratio * reference_map(list(scored.stages), p)[1]
     out = inp.layout.int8()
     quantizer = OrtQuantizer(fp32, images, run_size(p), p.quantize, inp.layout.quantize_work())
+    score = scorer(inp, p)
     report = quantize_with_fallback(
-        quantizer,
-        out,
-        fp32.stat().st_size,
-        p.quantize.fallback,
-        scorer(inp, p).map50_95,
-        target,
-        stage_map(scored, ONNX_FP32, BASELINE),
-        inp.fan,
+        quantizer, out, fp32.stat().st_size, p.quantize.fallback, score.map50_95, target, stage_map(scored, ONNX_FP32, BASELINE), inp.fan
     )
     for i, s in enumerate(report.steps):
         print(
-            f"INT8 attempt {i}: float {s.float_layers or 'nothing more'} ({s.float_nodes} nodes), mAP50-95 {s.map50_95:.4f} (target {target:.4f})"
+            f"INT8 attempt {i}: float {s.float_layers or 'nothing more'} ({s.float_nodes} nodes), {score.scored.label} {s.map50_95:.4f} (target {target:.4f})"
         )
     print(
         f"INT8: {report.outcome}; {len(report.keep_float_nodes)} decode/head nodes float by quantize.keep_float; file {100 * report.size_ratio:.1f}% of FP32"
