@@ -21,6 +21,7 @@ import yaml
 from edgeslim.config import Params
 from edgeslim.data.splits import split_images
 from edgeslim.data.synthetic import DatasetInfo
+from edgeslim.data.tasks import POSE_YAML_KEYS
 from edgeslim.quantize.ort_int8 import quantize_int8
 from edgeslim.ultra import YOLO
 
@@ -39,9 +40,7 @@ def calibration_data_yaml(info: DatasetInfo, out: Path) -> Path:
     for key, split in (("train", "train"), ("val", CALIB_SPLIT)):  # .txt image lists: any split form the user's yaml has
         lists[key] = out.with_name(f"{out.stem}-{key}.txt")
         lists[key].write_text("".join(f"{image}\n" for image in split_images(info.data_yaml, split)))
-    task_keys = {
-        k: v for k, v in yaml.safe_load(info.data_yaml.read_text()).items() if k in ("kpt_shape", "flip_idx")
-    }  # pose: its keypoints
+    task_keys = {k: v for k, v in yaml.safe_load(info.data_yaml.read_text()).items() if k in POSE_YAML_KEYS}
     cfg = {"path": str(out.parent), **{k: str(v) for k, v in lists.items()}, "names": dict(enumerate(info.names)), **task_keys}
     out.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return out

@@ -33,6 +33,7 @@ METRIC_RESULTS = {"box": "box", "mask": "seg", "pose": "pose"}  # where the vali
 METRIC_MATCHES = {"box": "tp", "mask": "tp_m", "pose": "tp_p"}  # the per-prediction matches it counts
 KPT_SHAPE = (4, 3)  # pose: each part's corners (top-left, top-right, bottom-right, bottom-left), x y visibility
 FLIP_IDX = (1, 0, 3, 2)  # a horizontal flip swaps the left and right corners
+POSE_YAML_KEYS = ("kpt_shape", "flip_idx")  # what a pose set's data.yaml adds (data_yaml_extras), as ultralytics names it
 VISIBLE, HIDDEN = 2, 1  # ultralytics' keypoint visibility: labelled and visible, labelled but covered
 
 Point = tuple[float, float]
@@ -57,9 +58,14 @@ def a_model(task: str) -> str:
     return f"{'an' if task[0] in 'aeiou' else 'a'} {task} model"
 
 
+def ultralytics_key(metric: Metric, which: str = "mAP50-95") -> str:
+    """The key ultralytics' trainer, validator and results.csv write ``metric`` under: ``metrics/mAP50-95(M)``."""
+    return f"metrics/{which}({METRIC_SUFFIX[metric]})"
+
+
 def metric_key(task: Task, which: str = "mAP50-95") -> str:
     """The key ultralytics' trainer and validator report the task's primary metric under."""
-    return f"metrics/{which}({METRIC_SUFFIX[METRICS[task][0]]})"
+    return ultralytics_key(METRICS[task][0], which)
 
 
 def metric_name(task: Task) -> str:
@@ -85,7 +91,7 @@ class Scoring:
     @property
     def key(self) -> str:
         """ultralytics' own key for it (``metrics/mAP50-95(M)``), as its trainer and results.csv write it."""
-        return f"metrics/mAP50-95({METRIC_SUFFIX[self.metric]})"
+        return ultralytics_key(self.metric)
 
 
 def scoring(task: Task, metric: Metric | None) -> Scoring:
@@ -126,4 +132,5 @@ def data_yaml_extras(task: Task) -> str:
     """What a task adds to data.yaml besides the splits and names (pose: the keypoints' shape and flip order)."""
     if task != "pose":
         return ""
-    return f"kpt_shape: [{KPT_SHAPE[0]}, {KPT_SHAPE[1]}]\nflip_idx: [{', '.join(map(str, FLIP_IDX))}]\n"
+    shape, flip = POSE_YAML_KEYS
+    return f"{shape}: [{KPT_SHAPE[0]}, {KPT_SHAPE[1]}]\n{flip}: [{', '.join(map(str, FLIP_IDX))}]\n"
