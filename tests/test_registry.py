@@ -147,3 +147,40 @@ def test_publish_lock_excludes_then_breaks_when_stale(mlflow_server):
     with registry_lock(client, "lock-test", "holder-c", ttl_s=60, timeout_s=1, poll_s=0.1):
         held = client.get_registered_model(f"lock-test{LOCK_SUFFIX}")
         assert held.tags["edgeslim.lock_holder"] == "holder-c"
+
+
+# One waiter of test_publish_lock_holds_under_contention: takes and releases the lock ``rounds`` times;
+# inside it, a file only one process can create (an overlap) and a print of any error.
+_CONTENDER = """
+import os, sys, time
+from mlflow import MlflowClient
+from edgeslim.registry.lock import registry_lock
+uri, holder, marker, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+client = MlflowClient(uri, uri)
+for _ in range(rounds):
+    try:
+        with registry_lock(client, "contended", holder, ttl_s=60, timeout_s=120, poll_s=0.02):
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                print("overlap", flush=True)
+            time.sleep(0.01)
+            os.remove(marker) if os.path.exists(marker) else None
+    except Exception as exc:
+        print("error", type(exc).__name__, exc, flush=True)
+"""
+
+
+def test_publish_lock_holds_under_contention(mlflow_server, tmp_path: Path):
+    """Three processes taking and releasing one lock as fast as they can: never two inside at once, and
+    none fails. The server creates a registered model before it tags it, and its create can race a
+    release; a lock caught untagged is not stale, and a create that lost that race waits like any other."""
+    script = tmp_path / "contend.py"
+    script.write_text(_CONTENDER)
+    marker = tmp_path / "held"
+    procs = [
+        subprocess.Popen([sys.executable, str(script), mlflow_server, f"holder-{i}", str(marker), "25"], stdout=subprocess.PIPE, text=True)
+        for i in range(3)
+    ]
+    said = [line for p in procs for line in p.communicate(timeout=300)[0].splitlines()]
+    assert all(p.returncode == 0 for p in procs) and not said, said[:5]

@@ -23,11 +23,19 @@ SINCE_TAG = "edgeslim.lock_since"
 HOLDER_TAG = "edgeslim.lock_holder"
 
 
+# What creating the lock can answer while another run takes or releases it: the name exists, or the
+# server's own existence check raced a release and looked up a model that was deleted meanwhile.
+CONTENDED = frozenset({"RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"})
+
+
 def _stale(client: MlflowClient, lock: str, ttl_s: float) -> bool:
+    """Whether the lock is older than ``ttl_s``. The server creates a registered model before it sets
+    its tags, so a lock caught in between has no ``SINCE_TAG`` yet: its age is then its creation time's."""
     try:
-        since = float(client.get_registered_model(lock).tags.get(SINCE_TAG, "0"))
+        held = client.get_registered_model(lock)
     except MlflowException:
         return False  # released meanwhile
+    since = float(held.tags.get(SINCE_TAG, held.creation_timestamp / 1000))
     return time.time() - since > ttl_s
 
 
@@ -45,12 +53,15 @@ def registry_lock(client: MlflowClient, model: str, holder: str, ttl_s: float, t
             )
             break
         except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            if exc.error_code not in CONTENDED:
                 raise RegistryError(
                     f"could not take the publish lock {lock}: {exc.message}"
                 ) from exc  # the cause tells a transient failure (registry/transient.py)
         if _stale(client, lock, ttl_s):
-            client.delete_registered_model(lock)
+            try:
+                client.delete_registered_model(lock)
+            except MlflowException:
+                pass  # another waiter broke it first
             continue
         if time.monotonic() > deadline:
             raise RegistryError(f"publish lock {lock} still held after {timeout_s:.0f}s; another run is publishing {model}")
