@@ -29,6 +29,9 @@ TASK = {
     "dataset": {"splits": {"train": 128, "val": 32, "calib_pool": 16}},
     "calibration": {"num_images": 8},
     "prune": {"target_macs_reduction": 0.25, "finetune": {"epochs": 10, "patience": 10}},
+    # The gate still computes real mAPs, at a bar a 30-epoch model's noise clears: an obb run once ended
+    # at 0.935 of its source (bootstrap CI 0.78-1.15) where the same code had kept 1.109 the run before.
+    "gates": {"min_map_ratio": 0.85},
 }
 LABELS = {"segment": "mask mAP50-95", "pose": "pose mAP50-95", "obb": "OBB mAP50-95"}
 SHOWN = {"segment": "mAP50-95(M)", "pose": "mAP50-95(P)", "obb": "mAP50-95(B)"}  # ultralytics' results.csv names
